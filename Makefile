@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create ./.venv on first use and install the project into it; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: demo test bench
+demo: $(STAMP)
+	$(VENV)/bin/feedback-worker demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/throughput.py

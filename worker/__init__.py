@@ -1,0 +1,3 @@
+"""feedback-worker: customer-feedback events -> YAML rules -> HEARD follow-up tasks and Slack alerts."""
+
+__version__ = "0.1.0"

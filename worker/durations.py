@@ -1,0 +1,38 @@
+"""Human durations as ops write them: `30s`, `15m`, `4h`, `2d`, `1w`."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse `4h` into a timedelta; a timedelta passes through. Raises ValueError naming the problem."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match:
+            amount = float(match.group(1))
+            if amount > 0:
+                return timedelta(**{_UNITS[match.group(2)]: amount})
+    raise ValueError(f"bad duration {value!r}: use a positive number and a unit, like 30s, 15m, 4h, 2d or 1w")
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact form: 86400 s -> '1d', 5400 s -> '90m'."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+#: A pydantic field type: accepts `4h` (or a timedelta), serialises back to `4h`.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]

@@ -1,0 +1,227 @@
+"""Rules: what ops write in `rules/*.yaml`, loaded, checked and compiled once.
+
+One event opens at most one task and one alert: among the rules that match, the one with
+the highest severity owns it (ties: the first in file order), and the task and the alert
+list every rule that matched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .conditions import Predicate, compile_condition
+from .events import FeedbackEvent
+from .followup import SEVERITY_RANK, FollowupSpec, Severity
+from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
+
+DEFAULT_TEMPLATE = "alert.slack.j2"
+RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert")
+FILE_KEYS = ("rules",)
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class AlertSpec(BaseModel):
+    """A rule's `alert:` block. Both keys are optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str | None = Field(None, description="Slack channel; SLACK_DEFAULT_CHANNEL when absent.")
+    template: str = Field(DEFAULT_TEMPLATE, description="Jinja2 template file in TEMPLATES_PATH.")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str
+    severity: Severity
+    when: Predicate = field(repr=False)
+    followup: FollowupSpec
+    alert: AlertSpec
+    location: Location
+    order: int  # position across all files: ties in severity go to the lower number
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        return (SEVERITY_RANK[self.severity], -self.order)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The outcome for one event: the owning rule and every rule that matched."""
+
+    owner: Rule
+    rules: tuple[Rule, ...]
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [rule.id for rule in self.rules]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    files: tuple[str, ...] = ()
+
+    def evaluate(self, event: FeedbackEvent) -> Match | None:
+        """The hot path: run every precompiled predicate once."""
+        matched = [rule for rule in self.rules if rule.when(event)]
+        if not matched:
+            return None
+        owner = matched[0] if len(matched) == 1 else max(matched, key=lambda rule: rule.rank)
+        return Match(owner=owner, rules=tuple(matched))
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+
+class RulesError(Exception):
+    """Every problem found in a set of rules files, each as `file:line: message`."""
+
+    def __init__(self, errors: list[SourceError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def rule_files(path: Path | str) -> list[Path]:
+    """A file, or every `*.yaml`/`*.yml` in a directory (sorted, so file order is stable)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if path.is_file():
+        return [path]
+    raise RulesError([SourceError(Location(str(path), 0), "no such rules file or directory")])
+
+
+def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet:
+    """Load, validate and compile every rule under `path`.
+
+    `templates`: when given, each rule's template must exist there. All problems are
+    collected and raised together as RulesError, so one run shows every mistake.
+    """
+    files = rule_files(path)
+    available = _templates_in(templates) if templates is not None else None
+    errors: list[SourceError] = []
+    rules: list[Rule] = []
+    seen: dict[str, Location] = {}
+    for file in files:
+        try:
+            document = load_yaml(file)
+        except SourceError as err:
+            errors.append(err)
+            continue
+        for node, where in _rule_nodes(document, file, errors):
+            try:
+                rule = _build_rule(node, where, len(rules), available)
+            except SourceError as err:
+                errors.append(err)
+                continue
+            if rule.id in seen:
+                errors.append(SourceError(node.where("id"), f"duplicate rule id {rule.id!r} (first defined at {seen[rule.id]})"))
+                continue
+            seen[rule.id] = rule.location
+            rules.append(rule)
+    if errors:
+        raise RulesError(errors)
+    if not rules:
+        raise RulesError([SourceError(Location(str(path), 0), "no rules found")])
+    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files))
+
+
+def _rule_nodes(document: Any, file: Path, errors: list[SourceError]) -> Iterable[tuple[LineDict, Location]]:
+    top = Location(str(file), 1)
+    if document is None:
+        return
+    if not isinstance(document, LineDict):
+        errors.append(SourceError(top, "expected a mapping with a `rules:` list at the top of the file"))
+        return
+    for key in document:
+        if key not in FILE_KEYS:
+            errors.append(SourceError(document.where(key), f"unknown top-level key {key!r} (expected: rules)"))
+    items = document.get("rules")
+    if items is None:
+        return
+    if not isinstance(items, LineList):
+        errors.append(SourceError(document.where("rules"), "`rules:` must be a list of rules"))
+        return
+    for index, node in enumerate(items):
+        if not isinstance(node, LineDict):
+            errors.append(SourceError(items.where(index), f"rules[{index}]: expected a mapping with id, when, ..."))
+            continue
+        yield node, items.where(index)
+
+
+def _build_rule(node: LineDict, where: Location, order: int, templates: set[str] | None) -> Rule:
+    rule_id = node.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise SourceError(node.where("id"), f"rule id must be text of letters, digits, '.', '_' or '-', got {rule_id!r}")
+    name = f"rule {rule_id!r}"
+    for key in node:
+        if key not in RULE_KEYS:
+            raise SourceError(node.where(key), f"{name}: unknown key {key!r} (expected: {', '.join(RULE_KEYS)})")
+    if "when" not in node:
+        raise SourceError(where, f"{name}: missing `when:`")
+    when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
+
+    severity = node.get("severity", "medium")
+    if severity not in SEVERITY_RANK:
+        raise SourceError(
+            node.where("severity"), f"{name}: severity must be one of {', '.join(SEVERITY_RANK)}, got {severity!r}"
+        )
+    description = node.get("description", rule_id)
+    if not isinstance(description, str):
+        raise SourceError(node.where("description"), f"{name}: description must be text")
+
+    followup = _validate(FollowupSpec, node, "followup", name)
+    alert = _validate(AlertSpec, node, "alert", name)
+    if templates is not None and alert.template not in templates:
+        at = node["alert"].where("template") if isinstance(node.get("alert"), LineDict) else where
+        raise SourceError(at, f"{name}: template {alert.template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
+    return Rule(
+        id=rule_id,
+        description=description,
+        severity=severity,
+        when=when,
+        followup=followup,
+        alert=alert,
+        location=where,
+        order=order,
+    )
+
+
+def _validate(model: type[BaseModel], node: LineDict, key: str, name: str) -> Any:
+    value = node.get(key) or {}
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        at = _locate(value, err["loc"]) if isinstance(value, LineDict) else node.where(key)
+        path = ".".join([key, *(str(p) for p in err["loc"])])
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key (expected: {', '.join(model.model_fields)})"
+        elif err["type"] == "value_error":
+            message = str(err.get("ctx", {}).get("error", message))
+        raise SourceError(at, f"{name}: {path}: {message}") from None
+
+
+def _locate(node: Any, loc: tuple[Any, ...]) -> Location:
+    where = node.location
+    for part in loc:
+        if isinstance(node, LineDict) and part in node:
+            where, node = node.where(part), node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
+            where, node = node.where(part), node[part]
+        else:
+            break
+    return where
+
+
+def _templates_in(templates: Path | str) -> set[str]:
+    path = Path(templates)
+    return {p.name for p in path.iterdir() if p.is_file()} if path.is_dir() else set()

@@ -1,0 +1,104 @@
+"""YAML that remembers where things came from, so errors can say `file:line`.
+
+Ops edit rules by hand; an error that names the file, the line and the key is the
+difference between a quick fix and a guessing game.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class SourceError(Exception):
+    """An error in a user-written file, located by file and line."""
+
+    def __init__(self, location: Location, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location = location
+        self.message = message
+
+
+class LineDict(dict):
+    """A mapping that knows its own line and the line of each key."""
+
+    location: Location
+    key_locations: dict[Any, Location]
+
+    def where(self, key: Any) -> Location:
+        return self.key_locations.get(key, self.location)
+
+
+class LineList(list):
+    location: Location
+    item_locations: list[Location]
+
+    def where(self, index: int) -> Location:
+        return self.item_locations[index] if index < len(self.item_locations) else self.location
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader (no arbitrary objects) that records line numbers on mappings and sequences."""
+
+
+def _make_loader(file: str) -> type[_Loader]:
+    class Loader(_Loader):
+        pass
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
+        loader.flatten_mapping(node)
+        result = LineDict()
+        result.location = Location(file, node.start_mark.line + 1)
+        result.key_locations = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise SourceError(Location(file, key_node.start_mark.line + 1), "a mapping key must be a plain value") from None
+            if key in result:
+                raise SourceError(Location(file, key_node.start_mark.line + 1), f"duplicate key {key!r}")
+            result[key] = loader.construct_object(value_node, deep=True)
+            result.key_locations[key] = Location(file, key_node.start_mark.line + 1)
+        return result
+
+    def construct_sequence(loader: yaml.SafeLoader, node: yaml.SequenceNode) -> LineList:
+        result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+        result.location = Location(file, node.start_mark.line + 1)
+        result.item_locations = [Location(file, child.start_mark.line + 1) for child in node.value]
+        return result
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
+    return Loader
+
+
+def load_yaml(path: Path | str, text: str | None = None) -> Any:
+    """Parse one YAML document; raise SourceError with file:line on any syntax problem."""
+    file = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise SourceError(Location(file, 1), f"file is not UTF-8 text ({err.reason})") from None
+    try:
+        return yaml.load(text, Loader=_make_loader(file))  # noqa: S506 - SafeLoader subclass
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = " ".join(p for p in (err.context, err.problem) if p)
+        raise SourceError(Location(file, line), f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as err:
+        raise SourceError(Location(file, 1), f"invalid YAML: {err}") from None
