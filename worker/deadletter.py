@@ -50,7 +50,7 @@ def _original(value: bytes | None) -> tuple[str, Literal["utf-8", "base64"]]:
 def describe_validation_error(exc: ValidationError, value: bytes | None) -> tuple[str, list[ErrorDetail]]:
     """Turn a pydantic error into a one-line reason that names the field, plus the full list."""
     details = [
-        ErrorDetail(field=".".join(str(p) for p in err["loc"]), message=err["msg"], type=err["type"])
+        ErrorDetail(field=".".join(str(p) for p in err["loc"]), message=err["msg"].removeprefix("Value error, "), type=err["type"])
         for err in exc.errors(include_url=False)
     ]
     if value is None:

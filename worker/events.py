@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 Survey = Literal["nps", "csat", "ces"]
 
@@ -46,12 +46,15 @@ class FeedbackEvent(BaseModel):
     touchpoint: str | None = Field(None, description="What the answer is about: support, delivery, billing...")
     attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form extra fields for rules.")
 
-    @model_validator(mode="after")
-    def _score_in_range(self) -> FeedbackEvent:
-        low, high = SCORE_RANGES[self.survey]
-        if not low <= self.score <= high:
-            raise ValueError(f"score {self.score} is outside {self.survey} range {low}-{high}")
-        return self
+    @field_validator("score")
+    @classmethod
+    def _score_in_range(cls, score: int, info: ValidationInfo) -> int:
+        survey = info.data.get("survey")  # absent when the survey itself was invalid
+        if survey is not None:
+            low, high = SCORE_RANGES[survey]
+            if not low <= score <= high:
+                raise ValueError(f"{score} is outside the {survey} range {low}-{high}")
+        return score
 
 
 def nps_category(score: int) -> str:

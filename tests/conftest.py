@@ -1,0 +1,211 @@
+"""Shared fixtures: one Kafka broker for the session, a fake Slack per test, worker processes.
+
+The broker comes from one fixture: the embedded Tansu by default, or testcontainers' Kafka
+with KAFKA_TEST_BACKEND=testcontainers (where a Docker engine runs). Each test gets its own
+topics and consumer group, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from tests.fake_slack import FakeSlack
+from worker.broker import EmbeddedBroker
+from worker.config import load_settings
+from worker.kafka_io import ensure_topics
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST_GROUP = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition", interval: float = 0.05) -> Any:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    backend = os.environ.get("KAFKA_TEST_BACKEND", "tansu")
+    if backend == "testcontainers":
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    if backend != "tansu":
+        raise pytest.UsageError(f"KAFKA_TEST_BACKEND must be tansu or testcontainers, not {backend!r}")
+    broker = EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log")
+    broker.start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str) -> dict[str, str]:
+    """Fresh topic names and consumer group for one test; the input topic has 3 partitions."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {
+        "FEEDBACK_TOPIC": f"feedback-{suffix}",
+        "FOLLOWUP_TOPIC": f"followups-{suffix}",
+        "METRICS_TOPIC": f"metrics-{suffix}",
+        "DLQ_TOPIC": f"dlq-{suffix}",
+        "CONSUMER_GROUP": f"group-{suffix}",
+    }
+    settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
+    ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)
+    ensure_topics(settings, [names["FOLLOWUP_TOPIC"], names["METRICS_TOPIC"], names["DLQ_TOPIC"]])
+    return names
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token="xoxb-secret-" + uuid.uuid4().hex) as slack:
+        yield slack
+
+
+@pytest.fixture
+def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack) -> dict[str, str]:
+    """Environment for `feedback-worker run` against this test's topics and fake Slack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+    return env | topics | FAST_GROUP | {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "RULES_PATH": str(ROOT / "rules"),
+        "TEMPLATES_PATH": str(ROOT / "templates"),
+        "SLACK_BOT_TOKEN": fake_slack.token,
+        "SLACK_API_URL": fake_slack.url,
+        "COMMIT_INTERVAL_SECONDS": "0.2",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class WorkerProcess:
+    """`python -m worker run` as a real process, so tests can SIGTERM or kill -9 it."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "worker") -> None:
+        self.env = env
+        self.stdout_path = log_dir / f"{name}.stdout"
+        self.stderr_path = log_dir / f"{name}.stderr"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=self.env, cwd=ROOT, stdout=out, stderr=err)
+        return self
+
+    def output(self) -> str:
+        return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
+
+    def wait_assigned(self, timeout: float = 40.0) -> None:
+        wait_for(lambda: "assigned partitions: " in self.output() and "none" not in self.output().rsplit("assigned partitions: ", 1)[1][:5],
+                 timeout, "the worker to join its group and get partitions")
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        assert self.process is not None
+        self.process.wait(timeout=10)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(name: str = "worker", **env: str) -> WorkerProcess:
+        process = WorkerProcess(worker_env | env, tmp_path, name).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> dict[int, int]:
+    """Produce (key, value) pairs; return partition -> one past the last offset written."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="lz4")
+    futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+    producer.flush()
+    producer.close()
+    end: dict[int, int] = {}
+    for future in futures:
+        meta = future.get(timeout=10)
+        end[meta.partition] = max(end.get(meta.partition, 0), meta.offset + 1)
+    return end
+
+
+def event_bytes(**fields: Any) -> bytes:
+    """A valid feedback event as JSON bytes; keyword arguments override the defaults."""
+    event = {
+        "event_id": f"e-{uuid.uuid4().hex[:10]}",
+        "occurred_at": "2026-11-24T10:00:00+00:00",
+        "survey": "nps",
+        "score": 10,
+        "customer": {"id": "c-1", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},
+    }
+    return json.dumps(event | fields).encode()
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0, settle: float = 0.0) -> list[dict[str, Any]]:
+    """Read a topic from the beginning until `expect` records arrived (or timeout), as JSON.
+
+    With `settle`, keep reading that much longer to catch records beyond `expect`.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in wait_for(lambda: consumer.partitions_for_topic(topic), 10, f"topic {topic}")]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    settle_until = None
+    try:
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=100).values():
+                records.extend({"key": r.key, "partition": r.partition, **json.loads(r.value)} for r in batch)
+            if len(records) >= expect:
+                settle_until = settle_until or time.monotonic() + settle
+                if time.monotonic() >= settle_until:
+                    break
+        return records
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 3) -> dict[int, int]:
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: probe.committed(TopicPartition(topic, p)) or 0 for p in range(partitions)}
+    finally:
+        probe.close()

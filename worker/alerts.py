@@ -1,0 +1,156 @@
+"""Render Slack alerts from Jinja2 templates, safely.
+
+A template in `TEMPLATES_PATH` renders a JSON object `{"text": ..., "blocks": [...]}`:
+Block Kit blocks plus the plain-text fallback Slack shows in notifications.
+
+Customer text is untrusted, so safety does not depend on template authors remembering a
+filter: every `{{ ... }}` output passes through `finalize`, which escapes `&`, `<` and `>`
+for Slack (so `<!channel>` or `<@U123>` in a comment can never ping anyone or forge a link)
+and JSON-escapes it (so a quote or newline cannot break out of the string it sits in).
+Templates run in Jinja2's sandbox, and the comment is passed as data: `{{ 7*7 }}` in a
+comment stays those seven characters.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from .events import FeedbackEvent, score_in_words
+from .followup import FollowUpTask
+from .rules import Match
+
+SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
+_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def slack_escape(text: str) -> str:
+    """Escape the three characters Slack treats as control characters in message text."""
+    return text.translate(_SLACK_ESCAPES)
+
+
+class _Rendered(str):
+    """Output the template already produced (and so already escaped), e.g. `self.headline()`."""
+
+
+def _finalize(value: Any) -> str:
+    """Applied to every `{{ }}` output: Slack-escape, then escape for a JSON string body."""
+    if value is None:
+        return ""
+    if isinstance(value, _Rendered):
+        return value
+    return json.dumps(slack_escape(str(value)), ensure_ascii=False)[1:-1]
+
+
+class _Environment(SandboxedEnvironment):
+    # Blocks, macros and `{% set %}` blocks are joined with this: marking their output lets
+    # `{{ self.block() }}` reuse it without escaping it twice.
+    concat = staticmethod(lambda parts: _Rendered("".join(parts)))  # type: ignore[assignment]
+
+
+@dataclass
+class Alert:
+    """A rendered alert, ready for `chat.postMessage` (or stdout when Slack is not configured)."""
+
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    event_id: str
+    task_id: str
+    rule_id: str
+    severity: str
+    template: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TemplateRenderError(Exception):
+    """A template failed to render or produced invalid JSON; names the template and why."""
+
+
+class AlertRenderer:
+    def __init__(self, templates_path: Path | str) -> None:
+        self.path = Path(templates_path)
+        self.env = _Environment(
+            loader=FileSystemLoader(str(self.path)),
+            autoescape=False,
+            finalize=_finalize,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters["slack_date"] = _slack_date
+        self.env.filters["money"] = _money
+
+    def render(self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask) -> Alert:
+        rule = match.owner
+        context = {
+            "event": event,
+            "customer": event.customer,
+            "comment": event.comment,
+            "score_words": score_in_words(event),
+            "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
+            "severity": rule.severity,
+            "severity_emoji": SEVERITY_EMOJI[rule.severity],
+            "matched_rules": [{"id": r.id, "description": r.description, "severity": r.severity} for r in match.rules],
+            "task": task,
+            "owner": task.owner,
+            "due_at": task.due_at,
+            "steps": task.steps,
+        }
+        text, blocks = self.render_json(template, context)
+        return Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={
+                "event_type": "feedback_alert",
+                "event_payload": {"event_id": event.event_id, "task_id": task.task_id, "rule_id": rule.id, "severity": rule.severity},
+            },
+            event_id=event.event_id,
+            task_id=task.task_id,
+            rule_id=rule.id,
+            severity=rule.severity,
+            template=template,
+        )
+
+    def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        try:
+            output = self.env.get_template(template).render(context)
+        except TemplateError as err:
+            line = getattr(err, "lineno", None)
+            where = f"{template}:{line}" if line else template
+            raise TemplateRenderError(f"{where}: {type(err).__name__}: {err}") from None
+        try:
+            rendered = json.loads(output)
+        except json.JSONDecodeError as err:
+            raise TemplateRenderError(
+                f"{template}: rendered output is not valid JSON at output line {err.lineno} column {err.colno}: {err.msg}"
+            ) from None
+        if not isinstance(rendered, dict) or not isinstance(rendered.get("text"), str) or not isinstance(rendered.get("blocks", []), list):
+            raise TemplateRenderError(f'{template}: must render an object {{"text": "...", "blocks": [...]}}')
+        return rendered["text"], rendered.get("blocks", [])
+
+
+def _slack_date(value: Any) -> str:
+    """`2026-11-24 10:00 UTC` for a datetime; Slack shows it as written."""
+    try:
+        return value.strftime("%Y-%m-%d %H:%M %Z").strip()
+    except AttributeError:
+        return str(value)
+
+
+def _money(value: Any) -> str:
+    """`$1,234.50`, or `—` when unknown."""
+    if value is None:
+        return "—"
+    return f"${value:,.2f}"

@@ -1,0 +1,252 @@
+"""The worker loop. The whole flow is here: consume → validate → evaluate → act → commit.
+
+One thread owns the consumer, the producer and the checkpoint. Slack posts run on the
+sink's threads; their outcomes come back through a queue and are applied here, so no
+Kafka client is ever touched from two threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from pydantic import ValidationError
+
+from . import deadletter
+from .alerts import Alert, AlertRenderer, TemplateRenderError
+from .checkpoint import Checkpoint
+from .config import Settings
+from .events import FeedbackEvent
+from .followup import open_task
+from .rules import Match, RuleSet
+from .sinks import Outcome, Sink
+
+log = logging.getLogger("worker")
+
+
+@dataclass
+class Stats:
+    """What the worker has done since it started; logged periodically and at exit."""
+
+    consumed: int = 0
+    invalid: int = 0
+    matched: int = 0
+    tasks: int = 0
+    alerts_sent: int = 0
+    alerts_dead: int = 0
+    by_rule: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (
+            f"{self.consumed} events ({self.consumed / elapsed:.0f}/s), {self.matched} matched, "
+            f"{self.tasks} tasks, {self.alerts_sent} alerts sent, {self.alerts_dead} alerts dead-lettered, "
+            f"{self.invalid} invalid → DLQ"
+        )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An alert on its way to Slack, and what to do when it gets there."""
+
+    tp: TopicPartition
+    record: ConsumerRecord
+    alert: Alert
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: RuleSet,
+        renderer: AlertRenderer,
+        sink: Sink,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.renderer = renderer
+        self.sink = sink
+        self.consumer = consumer
+        self.producer = producer
+        self.clock = clock
+        self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
+        self.stats = Stats()
+        self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
+        self._paused = False
+        self._assigned = threading.Event()  # set once the group has given us partitions
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> Stats:
+        """Process until `stop` is set, then finish what is in hand, commit and return."""
+        self.consumer.subscribe([self.settings.feedback_topic], listener=_Rebalance(self))
+        next_stats = time.monotonic() + self.settings.stats_interval_seconds
+        try:
+            while not stop.is_set():
+                self._apply_outcomes()
+                self._backpressure()
+                batch = self.consumer.poll(timeout_ms=100)
+                for tp, records in batch.items():
+                    for record in records:
+                        self.handle(tp, record)
+                self._apply_outcomes()
+                if self.checkpoint.due():
+                    self.checkpoint.commit()
+                if time.monotonic() >= next_stats:
+                    log.info("progress: %s", self.stats.line())
+                    next_stats = time.monotonic() + self.settings.stats_interval_seconds
+            self._finish()
+        finally:
+            self.checkpoint.abandon_all()
+        return self.stats
+
+    def handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        """One event: validate → evaluate → act. Never raises for bad input."""
+        self.stats.consumed += 1
+        state = self.checkpoint.seen(tp, record.offset)
+        try:
+            event = FeedbackEvent.model_validate_json(record.value if record.value is not None else b"")
+        except ValidationError as exc:
+            self.stats.invalid += 1
+            letter = deadletter.invalid_event(exc, record.value, _source(record))
+            log.warning("invalid event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
+            self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+            return
+        match = self.rules.evaluate(event)
+        if match is None:
+            return
+        self.act(tp, record, event, match, state)
+
+    def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: Any) -> None:
+        """Open the HEARD task and send the alert; the offset waits until the alert is settled."""
+        rule = match.owner
+        self.stats.matched += 1
+        self.stats.by_rule[rule.id] += 1
+        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock())
+        channel = rule.alert.channel or self.settings.slack_default_channel or "(default channel)"
+        try:
+            alert = self.renderer.render(rule.alert.template, channel, event, match, task)
+        except TemplateRenderError as err:
+            # The task still opens; the alert cannot be rendered, so its reason goes to the DLQ.
+            log.error("cannot render alert for event %s: %s", event.event_id, err)
+            self._open(task)
+            self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": rule.alert.template})
+            return
+        self._open(task)
+        self.checkpoint.wait_for(state, record.offset)
+        pending = _Pending(tp, record, alert)
+        future = self.sink.submit(alert, state.abandon)
+        future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+
+    # -- acting ----------------------------------------------------------------------------
+
+    def _open(self, task: Any) -> None:
+        self.stats.tasks += 1
+        self._publish(self.settings.followup_topic, task.task_id.encode(), task.model_dump_json().encode())
+
+    def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.producer.send(topic, key=key, value=value).add_errback(self.checkpoint.on_send_error)
+
+    def _dead_alert(self, record: ConsumerRecord, reason: str, alert: dict[str, Any]) -> None:
+        self.stats.alerts_dead += 1
+        letter = deadletter.undeliverable_alert(reason, record.value, _source(record), alert)
+        self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+
+    def _apply_outcomes(self, wait_s: float = 0.0) -> None:
+        """Apply the Slack outcomes that have arrived; optionally wait a little for the first."""
+        try:
+            item = self._outcomes.get(timeout=wait_s) if wait_s else self._outcomes.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._apply(*item)
+            try:
+                item = self._outcomes.get_nowait()
+            except queue.Empty:
+                return
+
+    def _apply(self, pending: _Pending, outcome: Outcome) -> None:
+        if outcome.status == "abandoned":
+            return  # stays uncommitted: redelivered after a restart or rebalance
+        if outcome.status == "sent":
+            self.stats.alerts_sent += 1
+        else:
+            log.error(
+                "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
+                pending.alert.event_id, pending.alert.rule_id, pending.alert.channel, outcome.reason, self.settings.dlq_topic,
+            )
+            self._dead_alert(pending.record, outcome.reason, pending.alert.to_dict())
+        self.checkpoint.done(pending.tp, pending.record.offset)
+
+    def _backpressure(self) -> None:
+        """Stop fetching while too many alerts wait for Slack; polling keeps the group membership."""
+        waiting = self.checkpoint.waiting
+        limit = self.settings.max_in_flight_alerts
+        if not self._paused and waiting >= limit:
+            self.consumer.pause(*self.consumer.assignment())
+            self._paused = True
+            log.warning("%d alerts waiting for Slack: pausing consumption", waiting)
+        elif self._paused and waiting <= limit // 2:
+            self.consumer.resume(*self.consumer.paused())
+            self._paused = False
+            log.info("Slack caught up: resuming consumption")
+
+    def _finish(self) -> None:
+        """Stop fetching; give alerts in hand a few seconds; commit what is done."""
+        deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
+        while self.checkpoint.waiting and time.monotonic() < deadline:
+            self._apply_outcomes(wait_s=0.05)
+        if self.checkpoint.waiting:
+            log.warning("stopping with %d alerts not yet delivered: they will be redelivered on restart", self.checkpoint.waiting)
+        self.checkpoint.abandon_all()
+        self.checkpoint.commit()
+        log.info("stopped: %s", self.stats.line())
+
+    def revoked(self, partitions: list[TopicPartition]) -> None:
+        """Before partitions move to another worker: settle what we can, commit, let go."""
+        deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 5.0)
+        owned = [tp for tp in partitions if tp in self.checkpoint.partitions]
+        while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
+            self._apply_outcomes(wait_s=0.05)
+        self.checkpoint.commit(owned)
+        self.checkpoint.forget(owned)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.worker.revoked(list(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
+        self.worker._assigned.set()
+        if self.worker._paused:
+            self.worker.consumer.pause(*assigned)
+
+
+def _source(record: ConsumerRecord) -> deadletter.Source:
+    return deadletter.Source(topic=record.topic, partition=record.partition, offset=record.offset, timestamp=record.timestamp)
+
+
+def _outcome_of(future: Any) -> Outcome:
+    if future.cancelled():
+        return Outcome("abandoned", reason="cancelled")
+    error = future.exception()
+    if error is not None:  # a bug, not Slack being down: dead-letter rather than block the partition
+        return Outcome("undeliverable", reason=f"internal error while posting: {error!r}")
+    return future.result()

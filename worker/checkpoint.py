@@ -1,0 +1,113 @@
+"""The commit sequence, in one place: what may be committed, and when.
+
+At-least-once means an offset is committed only after everything the event caused is
+done: its task and any dead letter acknowledged by the broker, its alert accepted by Slack
+(or dead-lettered). Most events finish synchronously; alerts finish later on Slack threads,
+possibly out of order. Per partition we keep the offsets still waiting; the committable
+position is the oldest waiting offset, or one past the last event seen.
+
+Commits happen per interval, not per message:
+  1. flush the producer (tasks, dead letters) and fail if any send failed;
+  2. commit, per partition, the position below which everything is done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(Exception):
+    """A record the worker produced was not acknowledged; offsets must not move past it."""
+
+
+@dataclass
+class PartitionState:
+    next_offset: int = -1  # one past the last offset seen; -1: nothing seen yet
+    waiting: dict[int, None] = field(default_factory=dict)  # insertion order == offset order
+    committed: int = -1
+    abandon: threading.Event = field(default_factory=threading.Event)  # set when revoked or stopping
+
+    @property
+    def committable(self) -> int:
+        return next(iter(self.waiting)) if self.waiting else self.next_offset
+
+
+class Checkpoint:
+    def __init__(self, consumer: KafkaConsumer, producer: KafkaProducer, interval_s: float) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.interval_s = interval_s
+        self.partitions: dict[TopicPartition, PartitionState] = {}
+        self._last_commit = time.monotonic()
+        self._send_error: Exception | None = None
+
+    # -- bookkeeping (hot path) ------------------------------------------------------------
+
+    def seen(self, tp: TopicPartition, offset: int) -> PartitionState:
+        state = self.partitions.get(tp)
+        if state is None:
+            state = self.partitions[tp] = PartitionState()
+        state.next_offset = offset + 1
+        return state
+
+    def wait_for(self, state: PartitionState, offset: int) -> None:
+        """The event at `offset` is not done until `done()` is called for it."""
+        state.waiting[offset] = None
+
+    def done(self, tp: TopicPartition, offset: int) -> None:
+        state = self.partitions.get(tp)
+        if state is not None:  # None: revoked meanwhile; the new owner redoes it
+            state.waiting.pop(offset, None)
+
+    def on_send_error(self, error: Exception) -> None:
+        """Errback for producer futures: remember the failure so the next commit refuses."""
+        self._send_error = error
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(s.waiting) for s in self.partitions.values())
+
+    # -- the commit sequence ---------------------------------------------------------------
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last_commit >= self.interval_s
+
+    def commit(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """Flush the producer, then commit what is done. Returns the committed positions."""
+        self._last_commit = time.monotonic()
+        self.producer.flush()
+        if self._send_error is not None:
+            raise PublishError(f"a produced record was not acknowledged: {self._send_error}")
+        offsets = {}
+        for tp in partitions if partitions is not None else list(self.partitions):
+            state = self.partitions.get(tp)
+            if state is None or state.next_offset < 0:
+                continue
+            position = state.committable
+            if position > state.committed:
+                offsets[tp] = OffsetAndMetadata(position, "", -1)
+        if offsets:
+            self.consumer.commit(offsets)
+            for tp, meta in offsets.items():
+                self.partitions[tp].committed = meta.offset
+            log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
+        return {tp: m.offset for tp, m in offsets.items()}
+
+    def forget(self, partitions: list[TopicPartition]) -> None:
+        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them)."""
+        for tp in partitions:
+            state = self.partitions.pop(tp, None)
+            if state is not None:
+                state.abandon.set()
+
+    def abandon_all(self) -> None:
+        for state in self.partitions.values():
+            state.abandon.set()

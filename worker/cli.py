@@ -1,0 +1,102 @@
+"""`feedback-worker`: run the worker, check rules, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load_settings
+from .logs import setup_logging
+from .rules import RulesError
+from .yamlsource import SourceError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="feedback-worker", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="consume feedback events and act on them (configured by environment)")
+    run.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
+    run.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser("demo", help="the whole flow on an embedded broker, with generated feedback")
+    demo.add_argument("--events", type=int, default=300, help="how many feedback events to produce (default 300)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed for the generated feedback")
+    demo.set_defaults(func=cmd_demo)
+
+    rules = commands.add_parser("rules", help="work with rules files")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate rules; exit non-zero with file:line on problems")
+    check.add_argument("path", type=Path, help="a rules file or a directory of *.yaml")
+    check.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
+    check.set_defaults(func=cmd_rules_check)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, SourceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except RulesError as err:
+        _print_rules_error(err)
+        return EXIT_USAGE
+
+
+def _print_rules_error(err: RulesError) -> None:
+    print(f"error: {len(err.errors)} problem(s) in rules:", file=sys.stderr)
+    for problem in err.errors:
+        print(f"  {problem}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .service import serve
+
+    settings = load_settings(args.config)
+    setup_logging(settings.log_level, settings.secrets())
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    serve(settings, stop)
+    return EXIT_OK
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from .service import load_checked
+
+    overrides = {"rules_path": args.path, "templates_path": args.templates}
+    settings = load_settings(None, **overrides)
+    rules, _ = load_checked(settings)
+    by_severity: dict[str, int] = {}
+    for rule in rules.rules:
+        by_severity[rule.severity] = by_severity.get(rule.severity, 0) + 1
+    summary = ", ".join(f"{n} {severity}" for severity, n in by_severity.items())
+    print(f"ok: {len(rules)} rules in {len(rules.files)} file(s) ({summary}); templates render")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(events=args.events, seed=args.seed)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: finish what is in hand, commit, exit 0. A second SIGINT: exit now."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

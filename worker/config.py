@@ -1,0 +1,107 @@
+"""Settings: environment variables (a public contract), optionally a YAML file; environment wins.
+
+Each field's environment variable is its name in upper case (`kafka_bootstrap_servers` ->
+`KAFKA_BOOTSTRAP_SERVERS`). A config file may use either spelling. Secrets are SecretStr,
+so they never show in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .yamlsource import LineDict, SourceError, load_yaml
+
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shipped(name: str) -> Path:
+    """`rules/` or `templates/` in the working directory, else the copy beside the package."""
+    local = Path(name)
+    return local if local.exists() or not (_PACKAGE_ROOT / name).exists() else _PACKAGE_ROOT / name
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", description="Comma-separated host:port list.")
+    feedback_topic: str = "feedback.events"
+    followup_topic: str = "feedback.followups"
+    metrics_topic: str = "feedback.metrics"
+    dlq_topic: str = "feedback.dlq"
+    consumer_group: str = "feedback-worker"
+    rules_path: Path = Field(default_factory=lambda: _shipped("rules"), description="A rules file or a directory of *.yaml.")
+    templates_path: Path = Field(default_factory=lambda: _shipped("templates"))
+
+    slack_bot_token: SecretStr | None = Field(None, description="Unset: alerts are printed to stdout instead of posted.")
+    slack_api_url: str = "https://slack.com/api/"
+    slack_default_channel: str | None = Field(None, description="Used when a rule names no channel.")
+    slack_concurrency: int = Field(4, ge=1, le=64, description="Alerts posted in parallel.")
+
+    kafka_session_timeout_ms: int | None = Field(None, description="Unset: kafka-python's default.")
+    kafka_heartbeat_interval_ms: int | None = None
+    kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a new consumer group starts: earliest never skips feedback."
+    )
+    kafka_compression_type: Literal["lz4", "gzip", "snappy", "zstd", "none"] = "lz4"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = Field(None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    create_topics: bool = Field(True, description="Create missing output topics at start-up.")
+
+    commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
+    max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
+    shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
+    stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def secrets(self) -> list[str]:
+        """Secret values, for the log redaction filter."""
+        return [s.get_secret_value() for s in (self.slack_bot_token, self.kafka_sasl_password) if s and s.get_secret_value()]
+
+
+ENV_NAMES = {name.upper(): name for name in Settings.model_fields}
+
+
+class ConfigError(Exception):
+    """A bad setting: names the variable (or file:line) and what is wrong, never a secret's value."""
+
+
+def load_settings(config_file: Path | str | None = None, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if config_file is not None:
+        document = load_yaml(config_file)
+        if document is not None and not isinstance(document, LineDict):
+            raise ConfigError(f"{config_file}:1: expected a mapping of settings")
+        for key, value in (document or {}).items():
+            name = str(key).lower()
+            if name not in Settings.model_fields:
+                raise ConfigError(f"{document.where(key)}: unknown setting {key!r}")
+            values[name] = value
+            origin[name] = str(document.where(key))
+    for env_name, name in ENV_NAMES.items():
+        if environ.get(env_name, "") != "":
+            values[name] = environ[env_name]
+            origin[name] = f"environment variable {env_name}"
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            name = str(err["loc"][0]) if err["loc"] else ""
+            secret = name in ("slack_bot_token", "kafka_sasl_password")
+            shown = "" if secret or "input" not in err else f" (got {err['input']!r})"
+            problems.append(f"{origin.get(name, name.upper())}: {err['msg']}{shown}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+__all__ = ["ConfigError", "Settings", "SourceError", "load_settings"]

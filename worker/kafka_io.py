@@ -1,0 +1,83 @@
+"""kafka-python clients built from Settings, and topic set-up."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def common_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "client_id": "feedback-worker",
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        config["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            config["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_ssl_cafile:
+        config["ssl_cafile"] = settings.kafka_ssl_cafile
+    return config
+
+
+def make_consumer(settings: Settings, **extra: Any) -> KafkaConsumer:
+    """A group member that never commits on its own: the checkpoint decides when."""
+    config = common_config(settings) | {
+        "group_id": settings.consumer_group,
+        "enable_auto_commit": False,
+        "auto_offset_reset": settings.kafka_auto_offset_reset,
+        "max_poll_records": 500,
+    }
+    if settings.kafka_session_timeout_ms is not None:
+        config["session_timeout_ms"] = settings.kafka_session_timeout_ms
+    if settings.kafka_heartbeat_interval_ms is not None:
+        config["heartbeat_interval_ms"] = settings.kafka_heartbeat_interval_ms
+    return KafkaConsumer(**(config | extra))
+
+
+def make_producer(settings: Settings, **extra: Any) -> KafkaProducer:
+    """acks=all: a task or dead letter counts as published only once the broker has it."""
+    config = common_config(settings) | {
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 64 * 1024,
+        "compression_type": None if settings.kafka_compression_type == "none" else settings.kafka_compression_type,
+    }
+    return KafkaProducer(**(config | extra))
+
+
+def ensure_topics(settings: Settings, topics: list[str], partitions: int = 1, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created."""
+    deadline = time.monotonic() + timeout_s
+    admin = None
+    while admin is None:
+        try:
+            admin = KafkaAdminClient(**common_config(settings))
+        except Exception as err:  # NoBrokersAvailable and friends: the broker may still be starting
+            if time.monotonic() > deadline:
+                raise
+            log.debug("waiting for Kafka at %s: %s", settings.kafka_bootstrap_servers, err)
+            time.sleep(0.2)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            try:
+                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+            except TopicAlreadyExistsError:
+                pass  # another replica created it first
+            log.info("created topics: %s", ", ".join(missing))
+        return missing
+    finally:
+        admin.close()

@@ -1,0 +1,93 @@
+"""Wiring: from Settings to a running Worker, and the start-up checks that refuse bad set-ups.
+
+Everything that can be wrong before the first event (rules, templates, channels) is found
+here, with a clear message, instead of at 3 a.m. on the first detractor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+from .alerts import AlertRenderer, TemplateRenderError
+from .app import Stats, Worker
+from .config import ConfigError, Settings
+from .events import FeedbackEvent
+from .followup import open_task
+from .kafka_io import ensure_topics, make_consumer, make_producer
+from .rules import Match, RuleSet, load_rules
+from .sinks import Sink, SlackSink, StdoutSink
+
+log = logging.getLogger("worker")
+
+SAMPLE_EVENT = FeedbackEvent.model_validate(
+    {
+        "event_id": "sample-1",
+        "occurred_at": "2026-11-24T10:00:00+00:00",
+        "survey": "nps",
+        "score": 3,
+        "comment": 'Sample comment with <!channel>, {{ 7*7 }} and "quotes"',
+        "customer": {"id": "c-0", "name": "Sample Co", "segment": "smb", "monthly_value": 100.0},
+        "channel": "email",
+        "touchpoint": "support",
+    }
+)
+
+
+def check_templates(rules: RuleSet, renderer: AlertRenderer) -> list[str]:
+    """Render every template in use once with a sample event; return the problems."""
+    problems = []
+    now = datetime.now(UTC)
+    for template in sorted({rule.alert.template for rule in rules.rules}):
+        rule = next(r for r in rules.rules if r.alert.template == template)
+        task = open_task(SAMPLE_EVENT, rule.id, [rule.id], rule.severity, rule.followup, now)
+        try:
+            renderer.render(template, "#sample", SAMPLE_EVENT, Match(owner=rule, rules=(rule,)), task)
+        except TemplateRenderError as err:
+            problems.append(str(err))
+    return problems
+
+
+def load_checked(settings: Settings) -> tuple[RuleSet, AlertRenderer]:
+    """Rules and templates, validated; raises RulesError or ConfigError."""
+    rules = load_rules(settings.rules_path, settings.templates_path)
+    renderer = AlertRenderer(settings.templates_path)
+    problems = check_templates(rules, renderer)
+    if settings.slack_bot_token is not None and not settings.slack_default_channel:
+        problems += [
+            f"{rule.location}: rule {rule.id!r} names no alert channel and SLACK_DEFAULT_CHANNEL is not set"
+            for rule in rules.rules
+            if not rule.alert.channel
+        ]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return rules, renderer
+
+
+def make_sink(settings: Settings) -> Sink:
+    if settings.slack_bot_token is None:
+        log.info("SLACK_BOT_TOKEN is not set: alerts are printed to stdout")
+        return StdoutSink()
+    log.info("posting alerts to Slack at %s", settings.slack_api_url)
+    return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency)
+
+
+def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, ready: threading.Event | None = None) -> Stats:
+    """Run the worker until `stop` is set. Raises on bad rules/config before connecting."""
+    rules, renderer = load_checked(settings)
+    log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
+    if settings.create_topics:
+        ensure_topics(settings, [settings.followup_topic, settings.dlq_topic, settings.metrics_topic])
+    sink = sink or make_sink(settings)
+    consumer = make_consumer(settings)
+    producer = make_producer(settings)
+    worker = Worker(settings, rules, renderer, sink, consumer, producer)
+    if ready is not None:
+        ready.set()
+    try:
+        return worker.run(stop)
+    finally:
+        sink.close()
+        consumer.close(autocommit=False)
+        producer.close(timeout=timedelta(seconds=5).total_seconds())
