@@ -33,6 +33,7 @@ class FakeSlack:
     token: str = "xoxb-test-token"
     channels: set[str] | None = None  # None: every channel exists
     record_requests: bool = True
+    delay_s: float = 0.0  # answer latency, to keep alerts in flight (kill -9 tests)
     messages: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     _script: deque[Scripted] = field(default_factory=deque)
@@ -47,6 +48,10 @@ class FakeSlack:
     def fail_next(self, *answers: Scripted) -> None:
         with self._lock:
             self._script.extend(answers)
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._script.clear()
 
     def start(self) -> FakeSlack:
         fake = self
@@ -89,6 +94,8 @@ class FakeSlack:
     # -- Slack's behaviour -----------------------------------------------------------------
 
     def _answer(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        if self.delay_s:
+            time.sleep(self.delay_s)  # simulated network latency, not synchronisation
         with self._lock:
             self.attempts += 1
             scripted = self._script.popleft() if self._script else None

@@ -86,6 +86,7 @@ class Worker:
         self.stats = Stats()
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
         self._paused = False
+        self._stopping = False
         self._assigned = threading.Event()  # set once the group has given us partitions
 
     # -- the loop --------------------------------------------------------------------------
@@ -206,6 +207,7 @@ class Worker:
 
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
+        self._stopping = True
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         while self.checkpoint.waiting and time.monotonic() < deadline:
             self._apply_outcomes(wait_s=0.05)
@@ -217,8 +219,12 @@ class Worker:
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
         """Before partitions move to another worker: settle what we can, commit, let go."""
-        deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 5.0)
         owned = [tp for tp in partitions if tp in self.checkpoint.partitions]
+        if self._stopping:  # leaving the group after _finish(): already settled and committed
+            self.checkpoint.forget(owned)
+            return
+        # Short: kafka-python runs this listener on its event loop, so heartbeats wait too.
+        deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
         while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
             self._apply_outcomes(wait_s=0.05)
         self.checkpoint.commit(owned)

@@ -34,3 +34,5 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None) -> None
     root.setLevel(level)
     # kafka-python is chatty at INFO (every connection, every rebalance step).
     logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))
+    # slack-sdk logs every retry at INFO; the worker logs one line per failed attempt itself.
+    logging.getLogger("slack_sdk").setLevel(max(logging.WARNING, root.level))

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sys
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal, Protocol, TextIO
 
@@ -89,7 +90,14 @@ class SlackSink:
         self._timeout_s = timeout_s
         self._max_backoff_s = max_backoff_s
         self._local = threading.local()
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="slack")
+        # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
+        # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
+        self._queue: queue.SimpleQueue[tuple[Alert, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def __repr__(self) -> str:
         return f"SlackSink(base_url={self._base_url!r}, token=SecretStr('**********'))"
@@ -111,7 +119,17 @@ class SlackSink:
         return client
 
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
-        return self._pool.submit(self._deliver, alert, abandon)
+        future: Future[Outcome] = Future()
+        self._queue.put((alert, abandon, future))
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            alert, abandon, future = item
+            try:
+                future.set_result(self._deliver(alert, abandon))
+            except Exception as err:  # a bug, surfaced to the worker loop as an undeliverable alert
+                future.set_exception(err)
 
     def _deliver(self, alert: Alert, abandon: threading.Event) -> Outcome:
         delay = 1.0
@@ -145,4 +163,5 @@ class SlackSink:
             delay = min(delay * 2, self._max_backoff_s)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._queue.put(None)
