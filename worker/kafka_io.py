@@ -57,8 +57,14 @@ def make_producer(settings: Settings, **extra: Any) -> KafkaProducer:
     return KafkaProducer(**(config | extra))
 
 
-def ensure_topics(settings: Settings, topics: list[str], partitions: int = 1, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; return the ones created."""
+def ensure_topics(
+    settings: Settings, topics: list[str], partitions: int = 1, timeout_s: float = 30.0, expect: list[str] = ()
+) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created.
+
+    `expect`: topics we only read; a missing one is worth a warning, not a creation
+    (its partition count is the producers' decision).
+    """
     deadline = time.monotonic() + timeout_s
     admin = None
     while admin is None:
@@ -71,6 +77,9 @@ def ensure_topics(settings: Settings, topics: list[str], partitions: int = 1, ti
             time.sleep(0.2)
     try:
         existing = set(admin.list_topics())
+        for topic in expect:
+            if topic not in existing:
+                log.warning("topic %s does not exist yet: waiting for producers to create it", topic)
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
             try:

@@ -78,7 +78,9 @@ def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, r
     rules, renderer = load_checked(settings)
     log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
     if settings.create_topics:
-        ensure_topics(settings, [settings.followup_topic, settings.dlq_topic, settings.metrics_topic])
+        ensure_topics(
+            settings, [settings.followup_topic, settings.dlq_topic, settings.metrics_topic], expect=[settings.feedback_topic]
+        )
     sink = sink or make_sink(settings)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
