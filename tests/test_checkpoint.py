@@ -1,0 +1,83 @@
+"""The commit sequence: only what is done is committed, and only after the producer flushed."""
+
+from __future__ import annotations
+
+import pytest
+from kafka import TopicPartition
+
+from worker.checkpoint import Checkpoint, PublishError
+
+TP = TopicPartition("feedback", 0)
+OTHER = TopicPartition("feedback", 1)
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def commit(self, offsets):
+        self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
+
+
+class FakeProducer:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def flush(self):
+        self.log.append("flush")
+
+
+@pytest.fixture
+def checkpoint() -> Checkpoint:
+    return Checkpoint(FakeConsumer(), FakeProducer([]), interval_s=1.0)
+
+
+def test_commits_one_past_the_last_event_when_nothing_waits(checkpoint):
+    for offset in range(5):
+        checkpoint.seen(TP, offset)
+    assert checkpoint.commit() == {TP: 5}
+
+
+def test_an_alert_still_waiting_holds_the_position_even_if_later_ones_are_done(checkpoint):
+    for offset in range(5):
+        state = checkpoint.seen(TP, offset)
+        if offset in (1, 3):
+            checkpoint.wait_for(state, offset)
+    assert checkpoint.commit() == {TP: 1}
+    checkpoint.done(TP, 3)  # out of order: 3 before 1
+    assert checkpoint.commit() == {}  # still held at 1: nothing new to commit
+    checkpoint.done(TP, 1)
+    assert checkpoint.commit() == {TP: 5}
+
+
+def test_the_producer_is_flushed_before_offsets_are_committed():
+    log: list[str] = []
+
+    class RecordingConsumer(FakeConsumer):
+        def commit(self, offsets):
+            log.append("commit")
+
+    checkpoint = Checkpoint(RecordingConsumer(), FakeProducer(log), interval_s=1.0)
+    checkpoint.seen(TP, 0)
+    checkpoint.commit()
+    assert log == ["flush", "commit"]
+
+
+def test_a_failed_send_refuses_the_commit(checkpoint):
+    checkpoint.seen(TP, 0)
+    checkpoint.on_send_error(RuntimeError("broker said no"))
+    with pytest.raises(PublishError, match="broker said no"):
+        checkpoint.commit()
+    assert checkpoint.consumer.commits == []
+
+
+def test_partitions_are_independent_and_revoked_ones_are_abandoned(checkpoint):
+    state = checkpoint.seen(TP, 0)
+    checkpoint.wait_for(state, 0)
+    checkpoint.seen(OTHER, 7)
+    assert checkpoint.commit() == {TP: 0, OTHER: 8}
+    checkpoint.forget([TP])
+    assert state.abandon.is_set()
+    checkpoint.done(TP, 0)  # an outcome arriving after the revoke is ignored
+    assert checkpoint.commit() == {}
+    assert checkpoint.waiting == 0

@@ -1,0 +1,82 @@
+"""The command line as an operator meets it: the demo, refusals to start, settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=ROOT, env=base | (env or {}),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_ends_with_a_summary_and_exit_0():
+    result = _run("demo", "--events", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "[alert → #" in out  # alerts are shown as they happen
+    assert "Summary" in out
+    assert "events produced            120   (117 valid, 3 malformed)" in out
+    assert "dead-letter queue            3   (3 invalid events, 0 undeliverable alerts)" in out
+    assert "nps-detractor" in out
+
+
+def test_run_refuses_invalid_rules_with_file_and_line(tmp_path: Path):
+    rules = tmp_path / "bad.yaml"
+    rules.write_text("rules:\n  - id: x\n    when:\n      score: {lesser: 3}\n")
+    # Nothing listens on this port: the worker must refuse before it ever tries Kafka.
+    result = _run("run", env={"RULES_PATH": str(rules), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, timeout=30)
+    assert result.returncode == 2
+    assert f"{rules}:4: rule 'x': when.score: unknown operator 'lesser'" in result.stderr
+
+
+def test_run_refuses_a_rule_without_channel_when_slack_has_no_default(tmp_path: Path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - id: quiet\n    when: {survey: nps}\n")
+    result = _run("run", env={"RULES_PATH": str(rules), "SLACK_BOT_TOKEN": "xoxb-shh-123456", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, timeout=30)
+    assert result.returncode == 2
+    assert "rule 'quiet' names no alert channel and SLACK_DEFAULT_CHANNEL is not set" in result.stderr
+    assert "xoxb-shh-123456" not in result.stderr + result.stdout
+
+
+def test_a_bad_setting_names_the_variable_and_exits_2():
+    result = _run("run", env={"KAFKA_AUTO_OFFSET_RESET": "sometimes"}, timeout=30)
+    assert result.returncode == 2
+    assert "KAFKA_AUTO_OFFSET_RESET" in result.stderr and "sometimes" in result.stderr
+
+
+def test_environment_wins_over_the_config_file(tmp_path: Path):
+    config = tmp_path / "worker.yaml"
+    config.write_text("FEEDBACK_TOPIC: from-file\ndlq_topic: dlq-from-file\nslack_default_channel: '#file'\n")
+    settings = load_settings(config, environ={"FEEDBACK_TOPIC": "from-env"})
+    assert settings.feedback_topic == "from-env"
+    assert settings.dlq_topic == "dlq-from-file"
+    assert settings.slack_default_channel == "#file"
+
+
+def test_an_unknown_key_in_the_config_file_is_named_with_its_line(tmp_path: Path):
+    config = tmp_path / "worker.yaml"
+    config.write_text("feedback_topic: x\nfeedbak_topic: y\n")
+    with pytest.raises(ConfigError, match=r"worker.yaml:2: unknown setting 'feedbak_topic'"):
+        load_settings(config, environ={})
+
+
+def test_defaults_match_the_documented_contract():
+    settings = load_settings(None, environ={})
+    assert settings.kafka_bootstrap_servers == "localhost:9092"
+    assert (settings.feedback_topic, settings.followup_topic, settings.metrics_topic, settings.dlq_topic) == (
+        "feedback.events", "feedback.followups", "feedback.metrics", "feedback.dlq")
+    assert settings.consumer_group == "feedback-worker"
+    assert settings.slack_bot_token is None and settings.slack_api_url == "https://slack.com/api/"
+    assert settings.kafka_session_timeout_ms is None and settings.kafka_heartbeat_interval_ms is None
+    assert settings.rules_path.name == "rules" and settings.templates_path.name == "templates"

@@ -1,0 +1,88 @@
+"""Event validation and the dead-letter reasons an operator reads."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from worker import deadletter
+from worker.events import FeedbackEvent, score_in_words
+from tests.conftest import event_bytes
+
+SOURCE = deadletter.Source(topic="t", partition=1, offset=42, timestamp=1)
+
+
+def _letter(value: bytes | None) -> deadletter.DeadLetter:
+    with pytest.raises(ValidationError) as info:
+        FeedbackEvent.model_validate_json(value if value is not None else b"")
+    return deadletter.invalid_event(info.value, value, SOURCE)
+
+
+def test_the_documented_example_is_valid():
+    example = (b'{"event_id": "f-123", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps", "score": 3,'
+               b' "comment": "Printer ink arrived late again", "customer": {"id": "c-42", "name": "Purrfect Prints",'
+               b' "email": "ops@purrfect.example", "segment": "smb", "monthly_value": 100.0}, "channel": "email",'
+               b' "touchpoint": "support", "attributes": {"product": "ink", "region": "eu"}}')
+    event = FeedbackEvent.model_validate_json(example)
+    assert event.customer.segment == "smb" and event.attributes["product"] == "ink"
+    assert score_in_words(event) == "NPS 3/10 · detractor"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{oops", "not valid JSON"),
+        (b"\xff\xfe{}", "message is not UTF-8 text"),
+        (event_bytes(score=11), "score: 11 is outside the nps range 0-10"),
+        (event_bytes(survey="csat", score=0), "score: 0 is outside the csat range 1-5"),
+        (event_bytes(survey="ces", score=6), "score: 6 is outside the ces range 1-5"),
+        (event_bytes(score=3.5), "score: Input should be a valid integer"),
+        (event_bytes(score="3"), "score: Input should be a valid integer"),
+        (event_bytes(score=True), "score: Input should be a valid integer"),
+        (event_bytes(survey="sentiment"), "survey: Input should be 'nps', 'csat' or 'ces'"),
+        (event_bytes(occurred_at="2026-11-24T10:00:00"), "occurred_at: Input should have timezone info"),
+        (event_bytes(occurred_at="yesterday"), "occurred_at:"),
+        (event_bytes(customer={"id": "c", "monthly_value": -1}), "customer.monthly_value: Input should be greater than or equal to 0"),
+        (event_bytes(customer={"name": "no id"}), "customer.id: Field required"),
+        (event_bytes(event_id=""), "event_id:"),
+        (b"[1, 2]", "event: Input should be an object"),
+    ],
+)
+def test_each_bad_event_gets_a_one_line_reason_naming_the_field(value: bytes, reason: str):
+    letter = _letter(value)
+    assert letter.error.startswith(reason), letter.error
+    assert "\n" not in letter.error
+    assert letter.source.offset == 42 and letter.errors
+
+
+def test_several_problems_are_counted_and_all_listed():
+    letter = _letter(json.dumps({"survey": "nps"}).encode())
+    assert "(and 3 more)" in letter.error
+    assert {e.field for e in letter.errors} == {"event_id", "occurred_at", "score", "customer"}
+
+
+def test_non_utf8_originals_are_kept_as_base64():
+    raw = b"\xff\xfe\x00binary"
+    letter = _letter(raw)
+    assert letter.original_encoding == "base64"
+    assert base64.b64decode(letter.original) == raw
+
+
+def test_utf8_originals_are_kept_as_text():
+    raw = '{"comment": "Väga hea, aitäh"'.encode()
+    letter = _letter(raw)
+    assert letter.original_encoding == "utf-8" and letter.original == raw.decode()
+
+
+@pytest.mark.parametrize(
+    ("survey", "score", "words"),
+    [("nps", 9, "NPS 9/10 · promoter"), ("nps", 7, "NPS 7/10 · passive"), ("nps", 6, "NPS 6/10 · detractor"),
+     ("csat", 4, "CSAT 4/5 · satisfied"), ("csat", 3, "CSAT 3/5 · neutral"), ("csat", 2, "CSAT 2/5 · dissatisfied"),
+     ("ces", 4, "CES 4/5 · high effort"), ("ces", 2, "CES 2/5 · low effort")],
+)
+def test_scores_in_words(survey: str, score: int, words: str):
+    event = FeedbackEvent.model_validate_json(event_bytes(survey=survey, score=score))
+    assert score_in_words(event) == words
