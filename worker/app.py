@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from . import deadletter
 from .alerts import Alert, AlertRenderer, TemplateRenderError
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .events import FeedbackEvent
 from .followup import open_task
@@ -87,7 +87,6 @@ class Worker:
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
         self._paused = False
         self._stopping = False
-        self._assigned = threading.Event()  # set once the group has given us partitions
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -131,7 +130,7 @@ class Worker:
             return
         self.act(tp, record, event, match, state)
 
-    def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: Any) -> None:
+    def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
         """Open the HEARD task and send the alert; the offset waits until the alert is settled."""
         rule = match.owner
         self.stats.matched += 1
@@ -240,7 +239,6 @@ class _Rebalance(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
-        self.worker._assigned.set()
         if self.worker._paused:
             self.worker.consumer.pause(*assigned)
 

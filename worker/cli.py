@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -62,7 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(settings.log_level, settings.secrets())
     stop = threading.Event()
     _stop_on_signals(stop)
-    serve(settings, stop)
+    try:
+        serve(settings, stop)
+    except (ConfigError, RulesError, SourceError):
+        raise
+    except Exception:
+        # Uncommitted work is redelivered on restart; say so instead of only dumping a trace.
+        logging.getLogger("worker").exception("worker failed; uncommitted events will be processed again on restart")
+        return EXIT_FAILED
     return EXIT_OK
 
 
