@@ -130,6 +130,8 @@ class AlertRenderer:
             line = getattr(err, "lineno", None)
             where = f"{template}:{line}" if line else template
             raise TemplateRenderError(f"{where}: {type(err).__name__}: {err}") from None
+        except Exception as err:  # raised by the data, e.g. None * 12 or the sandbox's range limit
+            raise TemplateRenderError(f"{template}: {type(err).__name__}: {err}") from None
         try:
             rendered = json.loads(output)
         except json.JSONDecodeError as err:

@@ -132,7 +132,7 @@ class SlackSink:
                 future.set_exception(err)
 
     def _deliver(self, alert: Alert, abandon: threading.Event) -> Outcome:
-        delay = 1.0
+        delay = min(1.0, self._max_backoff_s)
         while True:
             if abandon.is_set():  # the partition moved to another worker while this alert was queued
                 return Outcome("abandoned", reason="partition revoked or worker stopping")
