@@ -53,6 +53,14 @@ class FakeSlack:
         with self._lock:
             self._script.clear()
 
+    def reset(self) -> None:
+        """As new: every channel exists, nothing posted, nothing scripted."""
+        with self._lock:
+            self._script.clear()
+            self.messages.clear()
+            self.attempts = 0
+            self.channels = None
+
     def start(self) -> FakeSlack:
         fake = self
 
@@ -77,7 +85,7 @@ class FakeSlack:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-slack", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -101,7 +109,8 @@ class FakeSlack:
             scripted = self._script.popleft() if self._script else None
         if scripted is not None and scripted.status != 200:
             extra = {"Retry-After": str(scripted.retry_after)} if scripted.retry_after is not None else {}
-            return scripted.status, extra, {"ok": False, "error": scripted.error or "internal_error"}
+            default = "ratelimited" if scripted.status == 429 else "internal_error"  # as Slack answers
+            return scripted.status, extra, {"ok": False, "error": scripted.error or default}
         if scripted is not None and scripted.error:
             return 200, {}, {"ok": False, "error": scripted.error}
         if not path.endswith("/chat.postMessage"):

@@ -279,3 +279,13 @@ def test_template_errors_are_render_errors_naming_the_template(tmp_path, rules, 
 def test_missing_template_is_a_render_error(renderer, rules):
     with pytest.raises(TemplateRenderError, match="nope.slack.j2"):
         render_alert(renderer, rules, "nope.slack.j2", make_event())
+
+
+@pytest.mark.parametrize("template", ["alert.slack.j2", "detractor.slack.j2"])
+def test_a_long_hostile_comment_still_fits_slacks_block_limit(renderer, rules, template):
+    # `&` grows to five characters once escaped: cutting before escaping is not enough.
+    event = make_event(comment="&<>" * 2000)
+    alert = render_alert(renderer, rules, template, event)
+    text = comment_block(alert)
+    assert len(text) <= 3000  # Slack's limit for a section's text
+    assert text.endswith("…”") and "&amp;&lt;&gt;" in text

@@ -28,7 +28,6 @@ RULES = load_rules(ROOT / "rules", ROOT / "templates")
 
 @pytest.fixture(scope="module")
 def _fake_slack() -> Iterator[FakeSlack]:
-    # One server for the module: stopping one takes up to 0.5 s (serve_forever's poll interval).
     with FakeSlack(token="xoxb-sink-" + uuid.uuid4().hex) as fake:
         yield fake
 
@@ -36,11 +35,7 @@ def _fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def slack(_fake_slack: FakeSlack) -> FakeSlack:
     """The fake Slack, as new: every channel exists, nothing posted, nothing scripted."""
-    _fake_slack.clear_failures()
-    with _fake_slack._lock:
-        _fake_slack.messages.clear()
-        _fake_slack.attempts = 0
-    _fake_slack.channels = None
+    _fake_slack.reset()
     return _fake_slack
 
 
@@ -214,3 +209,22 @@ def test_alerts_are_posted_in_parallel_and_each_settles(slack, make_sink):
     assert [o.status for o in outcomes] == ["sent"] * 12
     assert {m["metadata"]["event_payload"]["event_id"] for m in slack.messages} == {a.event_id for a in alerts}
     assert len({o.ts for o in outcomes}) == 12
+
+
+def test_a_bug_while_posting_is_not_mistaken_for_an_outage(slack, sink, monkeypatch):
+    # Only network failures are retried; a programming error surfaces so the alert is dead-lettered.
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("blocks")
+
+    monkeypatch.setattr(sink, "_client", lambda: type("C", (), {"chat_postMessage": staticmethod(broken)})())
+    future = sink.submit(an_alert(), threading.Event())
+    with pytest.raises(KeyError):
+        future.result(timeout=5)
+
+
+def test_retry_after_is_honoured_after_slack_sdk_gives_up(slack, make_sink, sink_warnings):
+    # slack-sdk retries a 429 three times itself; the fourth 429 reaches the sink with Retry-After 1.
+    slack.fail_next(*[Scripted(status=429, retry_after=0)] * 3, Scripted(status=429, retry_after=1))
+    sink = make_sink(slack.url, slack.token, max_backoff_s=0.05)
+    assert deliver(sink, an_alert(), timeout=30).status == "sent"
+    assert any("HTTP 429 ratelimited" in line and "retried in 1.0s" in line for line in sink_warnings), sink_warnings

@@ -90,6 +90,7 @@ class AlertRenderer:
         )
         self.env.filters["slack_date"] = _slack_date
         self.env.filters["money"] = _money
+        self.env.filters["fit"] = fit
 
     def render(self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask) -> Alert:
         rule = match.owner
@@ -149,6 +150,23 @@ def _slack_date(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M %Z").strip()
     except AttributeError:
         return str(value)
+
+
+def fit(value: Any, limit: int) -> str:
+    """Shorten text so that, once escaped for Slack, it is at most `limit` characters.
+
+    `truncate` counts characters before escaping; `&` becomes five, so a hostile comment
+    cut by `truncate` can still break Slack's per-block limit and get the alert refused.
+    """
+    text = "" if value is None else str(value)
+    if len(text) * 5 <= limit:  # cannot exceed the limit even if every character grows
+        return text
+    size = 0
+    for index, char in enumerate(text):
+        size += len(slack_escape(char))
+        if size > limit - 1:
+            return text[:index] + "…"
+    return text
 
 
 def _money(value: Any) -> str:

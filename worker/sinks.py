@@ -18,8 +18,9 @@ import queue
 import sys
 import threading
 from concurrent.futures import Future
+from http.client import HTTPException
 from dataclasses import dataclass
-from typing import Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 from pydantic import SecretStr
 from slack_sdk import WebClient
@@ -149,19 +150,33 @@ class SlackSink:
             except SlackApiError as err:
                 status = err.response.status_code
                 error = err.response.get("error") if isinstance(err.response.data, dict) else None
-                if status == 429 or status >= 500 or error in TRANSIENT_ERRORS:
-                    reason = f"HTTP {status}" + (f" {error}" if error else "")
-                else:
+                if not (status == 429 or status >= 500 or error in TRANSIENT_ERRORS):
                     return Outcome("undeliverable", reason=f"Slack refused the alert: {error or f'HTTP {status}'}")
-            except Exception as err:  # connection refused, timeout, DNS, TLS: all worth retrying
+                reason = f"HTTP {status}" + (f" {error}" if error else "")
+                wait = max(delay, _retry_after(err.response.headers))
+            except (OSError, HTTPException) as err:  # refused, reset, timeout, DNS, TLS (URLError is an OSError)
                 reason = f"{type(err).__name__}: {err}"
+                wait = delay
+            # Anything else is a bug, not an outage: it propagates and the alert is dead-lettered.
             log.warning(
-                "Slack unavailable (%s); alert for event %s (rule %s) retried in %.0fs",
-                reason, alert.event_id, alert.rule_id, delay,
+                "Slack unavailable (%s); alert for event %s (rule %s) retried in %.1fs",
+                reason, alert.event_id, alert.rule_id, wait,
             )
-            abandon.wait(delay)
+            abandon.wait(wait)
             delay = min(delay * 2, self._max_backoff_s)
 
     def close(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
+
+
+def _retry_after(headers: Any) -> float:
+    """Slack's Retry-After (seconds) when it sent one, else 0."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return min(float(value), 600.0)
+            except (TypeError, ValueError):
+                return 0.0
+    return 0.0
