@@ -41,8 +41,9 @@ def fold(text: str, ignore_accents: bool = False) -> str:
         return text.lower()
     text = text.casefold()
     if ignore_accents:
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return text
+        return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    # casefold does not compose: "tühista" typed as u + U+0308 (macOS, some phones) must still match.
+    return unicodedata.normalize("NFC", text)
 
 
 def _getter(path: str) -> Callable[[FeedbackEvent], Any]:
@@ -173,6 +174,8 @@ class _Compiler:
         """Check one literal against the field's type; return it in comparable form."""
         if isinstance(value, (dict, list)):
             raise self.fail(where, f"{context}: expected a single value, got {_show(value)}")
+        if value is None:  # `eq: null` would never match and `ne: null` always: say what works
+            raise self.fail(where, f"{context}: null is not a value to compare; use `exists: false` for a missing field")
         if path in NUMERIC_FIELDS and not _is_number(value):
             raise self.fail(where, f"{context}: {path} is a number, got {_show(value)}")
         if path in ENUM_FIELDS and value not in ENUM_FIELDS[path]:

@@ -116,15 +116,18 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
             errors.append(err)
             continue
         for node, where in _rule_nodes(document, file, errors):
+            # The id first: a duplicate is a mistake of its own, whether or not either rule compiles.
+            rule_id = node.get("id")
+            if isinstance(rule_id, str):
+                if rule_id in seen:
+                    errors.append(SourceError(node.where("id"), f"duplicate rule id {rule_id!r} (first defined at {seen[rule_id]})"))
+                    continue
+                seen[rule_id] = where
             try:
                 rule = _build_rule(node, where, len(rules), available)
             except SourceError as err:
                 errors.append(err)
                 continue
-            if rule.id in seen:
-                errors.append(SourceError(node.where("id"), f"duplicate rule id {rule.id!r} (first defined at {seen[rule.id]})"))
-                continue
-            seen[rule.id] = rule.location
             rules.append(rule)
     if errors:
         raise RulesError(errors)
@@ -169,7 +172,7 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
     when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
 
     severity = node.get("severity", "medium")
-    if severity not in SEVERITY_RANK:
+    if not isinstance(severity, str) or severity not in SEVERITY_RANK:  # a list or mapping is unhashable
         raise SourceError(
             node.where("severity"), f"{name}: severity must be one of {', '.join(SEVERITY_RANK)}, got {severity!r}"
         )
