@@ -132,10 +132,10 @@ class _Compiler:
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 raise bad("a non-empty list")
-            items = frozenset(self.value(path, item, value.where(i), f"{context}[{i}]") for i, item in enumerate(value))
+            items = frozenset(_exact(self.value(path, item, value.where(i), f"{context}[{i}]")) for i, item in enumerate(value))
             if op == "in":
-                return lambda v: v is not None and _hashable(v) in items
-            return lambda v: v is None or _hashable(v) not in items
+                return lambda v: v is not None and _exact(v) in items
+            return lambda v: v is None or _exact(v) not in items
 
         if op in ("contains", "contains_any", "matches"):
             if path in NUMERIC_FIELDS | TIME_FIELDS:
@@ -160,9 +160,10 @@ class _Compiler:
         # eq, ne, lt, lte, gt, gte
         expected = self.value(path, value, where, context)
         if op in ("eq", "ne"):
+            key = _exact(expected)
             if op == "eq":
-                return lambda v: v is not None and v == expected
-            return lambda v: v is None or v != expected
+                return lambda v: v is not None and _exact(v) == key
+            return lambda v: v is None or _exact(v) != key
         if not (_is_number(expected) or isinstance(expected, datetime)):
             raise bad(f"a number for {op}" if path not in TIME_FIELDS else "an RFC 3339 time")
         compare = getattr(operator, op.replace("lte", "le").replace("gte", "ge"))
@@ -209,12 +210,13 @@ def _any(preds: list[Predicate]) -> Predicate:
     return lambda event: any(p(event) for p in preds)
 
 
-def _hashable(value: Any) -> Any:
+def _exact(value: Any) -> tuple[bool, Any]:
+    """A comparable, hashable form in which true is not 1 (Python's `True == 1` is not what ops mean)."""
     try:
         hash(value)
-        return value
     except TypeError:
-        return repr(value)
+        value = repr(value)
+    return (isinstance(value, bool), value)
 
 
 def _parse_time(value: Any) -> datetime | None:

@@ -198,7 +198,9 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
 
 
 def _validate(model: type[BaseModel], node: LineDict, key: str, name: str) -> Any:
-    value = node.get(key) or {}
+    value = node.get(key)
+    if value is None:  # absent or empty: the defaults. `alert: false` is a mistake to report, not a default
+        value = {}
     try:
         return model.model_validate(value)
     except ValidationError as exc:
