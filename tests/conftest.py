@@ -71,6 +71,7 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
         "METRICS_TOPIC": f"metrics-{suffix}",
         "DLQ_TOPIC": f"dlq-{suffix}",
         "CONSUMER_GROUP": f"group-{suffix}",
+        "METRICS_STATE_TOPIC": f"metrics-state-{suffix}",
     }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
     ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)
@@ -102,15 +103,16 @@ def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSla
 class WorkerProcess:
     """`python -m worker run` as a real process, so tests can SIGTERM or kill -9 it."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "worker") -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "worker", args: tuple[str, ...] = ()) -> None:
         self.env = env
+        self.args = args
         self.stdout_path = log_dir / f"{name}.stdout"
         self.stderr_path = log_dir / f"{name}.stderr"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "worker", "run"], env=self.env, cwd=ROOT, stdout=out, stderr=err)
+            self.process = subprocess.Popen([sys.executable, "-m", "worker", "run", *self.args], env=self.env, cwd=ROOT, stdout=out, stderr=err)
         return self
 
     def output(self) -> str:
@@ -143,8 +145,8 @@ class WorkerProcess:
 def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(name: str = "worker", **env: str) -> WorkerProcess:
-        process = WorkerProcess(worker_env | env, tmp_path, name).start()
+    def start(name: str = "worker", args: tuple[str, ...] = (), **env: str) -> WorkerProcess:
+        process = WorkerProcess(worker_env | env, tmp_path, name, args).start()
         started.append(process)
         return process
 

@@ -27,10 +27,14 @@ from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .events import FeedbackEvent
 from .followup import open_task
+from .metering import Metering
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
 
 log = logging.getLogger("worker")
+
+#: Events dated further ahead than this are refused (DLQ): a wrong clock would skew every metric window.
+FUTURE_LIMIT_S = 300
 
 
 @dataclass
@@ -43,6 +47,7 @@ class Stats:
     tasks: int = 0
     alerts_sent: int = 0
     alerts_dead: int = 0
+    late: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -51,7 +56,7 @@ class Stats:
         return (
             f"{self.consumed} events ({self.consumed / elapsed:.0f}/s), {self.matched} matched, "
             f"{self.tasks} tasks, {self.alerts_sent} alerts sent, {self.alerts_dead} alerts dead-lettered, "
-            f"{self.invalid} invalid → DLQ"
+            f"{self.invalid} invalid → DLQ, {self.late} too late for metrics"
         )
 
 
@@ -74,6 +79,7 @@ class Worker:
         consumer: KafkaConsumer,
         producer: KafkaProducer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metering: Metering | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -83,6 +89,10 @@ class Worker:
         self.producer = producer
         self.clock = clock
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
+        self.metering = metering
+        if metering is not None:
+            self.checkpoint.before_flush.append(self._checkpoint_metrics)
+        self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
         self._paused = False
@@ -94,17 +104,24 @@ class Worker:
         """Process until `stop` is set, then finish what is in hand, commit and return."""
         self.consumer.subscribe([self.settings.feedback_topic], listener=_Rebalance(self))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
+        next_tick = 0.0
+        if self.metering is not None:
+            self.metering.start()
         try:
             while not stop.is_set():
                 self._apply_outcomes()
                 self._backpressure()
                 batch = self.consumer.poll(timeout_ms=100)
+                self.now = self._wall_clock()
                 for tp, records in batch.items():
                     for record in records:
                         self.handle(tp, record)
                 self._apply_outcomes()
                 if self.checkpoint.due():
                     self.checkpoint.commit()
+                if self.metering is not None and time.monotonic() >= next_tick:
+                    self.metering.tick(self.now)
+                    next_tick = time.monotonic() + 1.0
                 if time.monotonic() >= next_stats:
                     log.info("progress: %s", self.stats.line())
                     next_stats = time.monotonic() + self.settings.stats_interval_seconds
@@ -125,6 +142,13 @@ class Worker:
             log.warning("invalid event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
             self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
             return
+        ts = int(event.occurred_at.timestamp())
+        if ts > self.now + FUTURE_LIMIT_S:
+            self._reject(record, "occurred_at", f"{event.occurred_at.isoformat()} is more than 5 minutes in the future")
+            return
+        if self.metering is not None and not self.metering.count(tp.partition, event, ts, record.offset, self.now):
+            self.stats.late += 1
+            log.debug("event %s (occurred_at %s) is too late for every metric window", event.event_id, event.occurred_at)
         match = self.rules.evaluate(event)
         if match is None:
             return
@@ -159,6 +183,20 @@ class Worker:
 
     def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         self.producer.send(topic, key=key, value=value).add_errback(self.checkpoint.on_send_error)
+
+    def _reject(self, record: ConsumerRecord, field: str, reason: str) -> None:
+        self.stats.invalid += 1
+        letter = deadletter.rejected_event(field, reason, record.value, _source(record))
+        log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
+        self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+
+    def _checkpoint_metrics(self, partitions: list[TopicPartition] | None) -> None:
+        only = None if partitions is None else [tp.partition for tp in partitions]
+        assert self.metering is not None
+        self.metering.checkpoint(self.checkpoint.next_offsets(), self._wall_clock(), only)
+
+    def _wall_clock(self) -> int:
+        return int(self.clock().timestamp())
 
     def _dead_alert(self, record: ConsumerRecord, reason: str, alert: dict[str, Any]) -> None:
         self.stats.alerts_dead += 1
@@ -221,6 +259,8 @@ class Worker:
         owned = [tp for tp in partitions if tp in self.checkpoint.partitions]
         if self._stopping:  # leaving the group after _finish(): already settled and committed
             self.checkpoint.forget(owned)
+            if self.metering is not None:
+                self.metering.revoked(partitions)
             return
         # Short: kafka-python runs this listener on its event loop, so heartbeats wait too.
         deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
@@ -228,6 +268,8 @@ class Worker:
             self._apply_outcomes(wait_s=0.05)
         self.checkpoint.commit(owned)
         self.checkpoint.forget(owned)
+        if self.metering is not None:  # after the commit above has published their partials
+            self.metering.revoked(partitions)
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -238,6 +280,8 @@ class _Rebalance(ConsumerRebalanceListener):
         self.worker.revoked(list(revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        if self.worker.metering is not None:
+            self.worker.metering.assigned(list(assigned))
         log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
         if self.worker._paused:
             self.worker.consumer.pause(*assigned)

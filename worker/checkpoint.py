@@ -7,8 +7,9 @@ possibly out of order. Per partition we keep the offsets still waiting; the comm
 position is the oldest waiting offset, or one past the last event seen.
 
 Commits happen per interval, not per message:
-  1. flush the producer (tasks, dead letters) and fail if any send failed;
-  2. commit, per partition, the position below which everything is done.
+  1. produce state changes (the metric partials, see metricstate.py) through `before_flush`;
+  2. flush the producer (tasks, dead letters, state) and fail if any send failed;
+  3. commit, per partition, the position below which everything is done.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -48,6 +50,8 @@ class Checkpoint:
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self._last_commit = time.monotonic()
         self._send_error: Exception | None = None
+        #: Called with the partitions being committed (None: all) just before the flush.
+        self.before_flush: list[Callable[[list[TopicPartition] | None], None]] = []
 
     # -- bookkeeping (hot path) ------------------------------------------------------------
 
@@ -71,6 +75,10 @@ class Checkpoint:
         """Errback for producer futures: remember the failure so the next commit refuses."""
         self._send_error = error
 
+    def next_offsets(self) -> dict[int, int]:
+        """Input partition -> one past the last offset seen, for partitions seen so far."""
+        return {tp.partition: s.next_offset for tp, s in self.partitions.items() if s.next_offset >= 0}
+
     @property
     def waiting(self) -> int:
         return sum(len(s.waiting) for s in self.partitions.values())
@@ -83,6 +91,8 @@ class Checkpoint:
     def commit(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Flush the producer, then commit what is done. Returns the committed positions."""
         self._last_commit = time.monotonic()
+        for produce_state in self.before_flush:
+            produce_state(partitions)
         self.producer.flush()
         if self._send_error is not None:
             raise PublishError(f"a produced record was not acknowledged: {self._send_error}")

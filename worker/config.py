@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from .windows import MetricsConfig
 from .yamlsource import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +55,10 @@ class Settings(BaseModel):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     create_topics: bool = Field(True, description="Create missing output topics at start-up.")
+    metrics_state_topic: str = Field(
+        "feedback.metrics.state", description="Internal compacted topic of per-partition metric partials."
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Windows and dimensions (config file only).")
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
@@ -66,7 +71,8 @@ class Settings(BaseModel):
         return [s.get_secret_value() for s in (self.slack_bot_token, self.kafka_sasl_password) if s and s.get_secret_value()]
 
 
-ENV_NAMES = {name.upper(): name for name in Settings.model_fields}
+#: Nested settings (`metrics:`) come from the config file only.
+ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name != "metrics"}
 
 
 class ConfigError(Exception):
@@ -99,8 +105,9 @@ def load_settings(config_file: Path | str | None = None, environ: Mapping[str, s
         for err in exc.errors(include_url=False):
             name = str(err["loc"][0]) if err["loc"] else ""
             secret = name in ("slack_bot_token", "kafka_sasl_password")
-            shown = "" if secret or "input" not in err else f" (got {err['input']!r})"
-            problems.append(f"{origin.get(name, name.upper())}: {err['msg']}{shown}")
+            shown = "" if secret or "input" not in err or isinstance(err["input"], dict) else f" (got {err['input']!r})"
+            inner = ".".join(str(part) for part in err["loc"][1:])
+            problems.append(f"{origin.get(name, name.upper())}: {inner + ': ' if inner else ''}{err['msg']}{shown}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
 
 

@@ -79,6 +79,13 @@ def invalid_event(exc: ValidationError, value: bytes | None, source: Source) -> 
     return DeadLetter(error=reason, errors=details, original=original, original_encoding=encoding, source=source)
 
 
+def rejected_event(field: str, reason: str, value: bytes | None, source: Source) -> DeadLetter:
+    """A well-formed event the worker still cannot accept, e.g. one dated in the future."""
+    original, encoding = _original(value)
+    detail = ErrorDetail(field=field, message=reason, type="value_error")
+    return DeadLetter(error=f"{field}: {reason}", errors=[detail], original=original, original_encoding=encoding, source=source)
+
+
 def undeliverable_alert(reason: str, value: bytes | None, source: Source, alert: dict[str, Any]) -> DeadLetter:
     original, encoding = _original(value)
     return DeadLetter(

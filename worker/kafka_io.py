@@ -46,6 +46,12 @@ def make_consumer(settings: Settings, **extra: Any) -> KafkaConsumer:
     return KafkaConsumer(**(config | extra))
 
 
+def make_state_consumer(settings: Settings) -> KafkaConsumer:
+    """A plain reader of the metric state topic: no group, no commits (see metricstate.StateView)."""
+    config = common_config(settings) | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000}
+    return KafkaConsumer(**config)
+
+
 def make_producer(settings: Settings, **extra: Any) -> KafkaProducer:
     """acks=all: a task or dead letter counts as published only once the broker has it."""
     config = common_config(settings) | {
@@ -58,12 +64,17 @@ def make_producer(settings: Settings, **extra: Any) -> KafkaProducer:
 
 
 def ensure_topics(
-    settings: Settings, topics: list[str], partitions: int = 1, timeout_s: float = 30.0, expect: list[str] = ()
+    settings: Settings,
+    topics: list[str],
+    partitions: int = 1,
+    timeout_s: float = 30.0,
+    expect: list[str] = (),
+    compacted: list[str] = (),
 ) -> list[str]:
     """Create the topics that do not exist yet; return the ones created.
 
     `expect`: topics we only read; a missing one is worth a warning, not a creation
-    (its partition count is the producers' decision).
+    (its partition count is the producers' decision). `compacted`: keep the latest record per key.
     """
     deadline = time.monotonic() + timeout_s
     admin = None
@@ -83,7 +94,12 @@ def ensure_topics(
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if missing:
             try:
-                admin.create_topics([NewTopic(t, partitions, 1) for t in missing])
+                admin.create_topics(
+                    [
+                        NewTopic(t, partitions, 1, topic_configs={"cleanup.policy": "compact"} if t in compacted else {})
+                        for t in missing
+                    ]
+                )
             except TopicAlreadyExistsError:
                 pass  # another replica created it first
             log.info("created topics: %s", ", ".join(missing))

@@ -47,9 +47,10 @@ TOUCHPOINTS = ["support", "delivery", "billing", "onboarding", "product"]
 
 
 class FeedbackGenerator:
-    def __init__(self, seed: int = 7, customers: int = 60, start: datetime | None = None) -> None:
+    def __init__(self, seed: int = 7, customers: int = 60, start: datetime | None = None, spacing_s: float = 7.0) -> None:
         self.rng = random.Random(seed)
         self.start = start or datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        self.spacing_s = spacing_s  # seconds between answers; stream() narrows it so no answer is in the future
         self.customers = [self._customer(i) for i in range(customers)]
 
     def _customer(self, i: int) -> dict:
@@ -79,7 +80,7 @@ class FeedbackGenerator:
         comment = rng.choice(NEGATIVE if mood == "neg" else NEUTRAL if mood == "neutral" else POSITIVE)
         event = {
             "event_id": f"f-{n:07d}",
-            "occurred_at": (self.start + timedelta(seconds=n * 7)).isoformat(),
+            "occurred_at": (self.start + timedelta(seconds=n * self.spacing_s)).isoformat(),
             "survey": survey,
             "score": score,
             "customer": rng.choice(self.customers),
@@ -109,6 +110,9 @@ class FeedbackGenerator:
     def stream(self, count: int, malformed_every: int = 0) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs; every `malformed_every`-th message is malformed (0: none)."""
         bad = 0
+        available = (datetime.now(UTC) - self.start).total_seconds()
+        if count and available > 0 and count * self.spacing_s > available:
+            self.spacing_s = available / count
         for n in range(count):
             if malformed_every and n % malformed_every == malformed_every - 1:
                 bad += 1

@@ -15,7 +15,8 @@ from .app import Stats, Worker
 from .config import ConfigError, Settings
 from .events import FeedbackEvent
 from .followup import open_task
-from .kafka_io import ensure_topics, make_consumer, make_producer
+from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
+from .metering import Metering
 from .rules import Match, RuleSet, load_rules
 from .sinks import Sink, SlackSink, StdoutSink
 
@@ -77,14 +78,29 @@ def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, r
     """Run the worker until `stop` is set. Raises on bad rules/config before connecting."""
     rules, renderer = load_checked(settings)
     log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
+    metrics_on = settings.metrics.enabled
     if settings.create_topics:
-        ensure_topics(
-            settings, [settings.followup_topic, settings.dlq_topic, settings.metrics_topic], expect=[settings.feedback_topic]
-        )
+        outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic]
+        compacted = [settings.metrics_topic, settings.metrics_state_topic]
+        ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
+        if metrics_on:  # one partition: StateView.sync relies on a single ordered log
+            ensure_topics(settings, [settings.metrics_state_topic], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
-    worker = Worker(settings, rules, renderer, sink, consumer, producer)
+    state_consumer = make_state_consumer(settings) if metrics_on else None
+    metering = None
+    if state_consumer is not None:
+        metering = Metering(
+            settings.metrics,
+            settings.feedback_topic,
+            settings.metrics_state_topic,
+            settings.metrics_topic,
+            consumer,
+            state_consumer,
+            producer,
+        )
+    worker = Worker(settings, rules, renderer, sink, consumer, producer, metering=metering)
     if ready is not None:
         ready.set()
     try:
@@ -92,4 +108,6 @@ def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, r
     finally:
         sink.close()
         consumer.close(autocommit=False)
+        if state_consumer is not None:
+            state_consumer.close(autocommit=False)
         producer.close(timeout=timedelta(seconds=5).total_seconds())
