@@ -33,10 +33,12 @@ def test_the_shipped_rules_pass_with_a_summary_that_matches_the_files() -> None:
     assert result.stderr == ""
     rules = load_rules(ROOT / "rules")
     (line,) = result.stdout.splitlines()
-    assert line.startswith(f"ok: {len(rules)} rules in {len(rules.files)} file(s) (")
+    assert line.startswith(f"ok: {len(rules)} rules and {len(rules.metric_rules)} metric rule(s) in {len(rules.files)} file(s) (")
     assert line.endswith("; templates render")
     counts = dict((sev, int(n)) for n, sev in re.findall(r"(\d+) (critical|high|medium|low|info)", line))
-    assert counts == {sev: sum(r.severity == sev for r in rules.rules) for sev in {r.severity for r in rules.rules}}
+    every = [*rules.rules, *rules.metric_rules]
+    assert counts == {sev: sum(r.severity == sev for r in every) for sev in {r.severity for r in every}}
+    assert list(counts) == [s for s in ("critical", "high", "medium", "low", "info") if s in counts]  # most severe first
 
 
 def test_a_broken_file_exits_2_with_file_line_rule_and_key(tmp_path: Path) -> None:

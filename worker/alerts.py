@@ -23,6 +23,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .events import FeedbackEvent, score_in_words
 from .followup import FollowUpTask
+from .metricrules import MetricRule, metric_value, responses_for
+from .metrics import MetricSnapshot
 from .rules import Match
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
@@ -122,6 +124,40 @@ class AlertRenderer:
             rule_id=rule.id,
             severity=rule.severity,
             template=template,
+        )
+
+    def render_metric(self, rule: MetricRule, channel: str, snapshot: MetricSnapshot) -> Alert:
+        """An alert on a rolling figure: the figure, its margin of error, the responses, the window."""
+        condition = rule.condition
+        value = metric_value(snapshot, condition.metric)
+        dimension = ", ".join(f"{path} = {v}" for path, v in snapshot.dimension.items()) or "all customers"
+        context = {
+            "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
+            "severity": rule.severity,
+            "severity_emoji": SEVERITY_EMOJI[rule.severity],
+            "metric": condition.metric,
+            "value": value,
+            "condition": condition.describe(),
+            "responses": responses_for(snapshot, condition.metric),
+            "margin_of_error": snapshot.nps.margin_of_error if condition.metric.startswith("nps.") else None,
+            "snapshot": snapshot,
+            "window": snapshot.window,
+            "dimension": dimension,
+            "owner": rule.owner,
+        }
+        text, blocks = self.render_json(rule.template, context)
+        payload = {"rule_id": rule.id, "severity": rule.severity, "metric": condition.metric, "value": value,
+                   "window": snapshot.window.model_dump(), "dimension": snapshot.dimension}
+        return Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={"event_type": "feedback_metric_alert", "event_payload": payload},
+            event_id="",
+            task_id="",
+            rule_id=rule.id,
+            severity=rule.severity,
+            template=rule.template,
         )
 
     def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

@@ -28,6 +28,8 @@ from .config import Settings
 from .events import FeedbackEvent
 from .followup import open_task
 from .metering import Metering
+from .metricrules import MetricRule, MetricWatch
+from .metrics import MetricSnapshot
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
 
@@ -48,6 +50,7 @@ class Stats:
     alerts_sent: int = 0
     alerts_dead: int = 0
     late: int = 0
+    metric_alerts: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -62,10 +65,10 @@ class Stats:
 
 @dataclass(frozen=True)
 class _Pending:
-    """An alert on its way to Slack, and what to do when it gets there."""
+    """An alert on its way to Slack, and what to do when it gets there. No tp/record: a metric alert."""
 
-    tp: TopicPartition
-    record: ConsumerRecord
+    tp: TopicPartition | None
+    record: ConsumerRecord | None
     alert: Alert
 
 
@@ -90,8 +93,12 @@ class Worker:
         self.clock = clock
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
         self.metering = metering
+        self._metric_abandon = threading.Event()
         if metering is not None:
             self.checkpoint.before_flush.append(self._checkpoint_metrics)
+            if rules.metric_rules:
+                watch = MetricWatch(rules.metric_rules, metering.view, metering.emitter.current_start, self.metric_alert)
+                metering.emitter.watchers.append(watch)
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
@@ -175,6 +182,21 @@ class Worker:
         future = self.sink.submit(alert, state.abandon)
         future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
 
+    def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
+        """A metric rule fired: post its alert; if it cannot be delivered, dead-letter it."""
+        self.stats.metric_alerts += 1
+        channel = rule.channel or self.settings.slack_default_channel or "(default channel)"
+        log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
+        try:
+            alert = self.renderer.render_metric(rule, channel, snapshot)
+        except TemplateRenderError as err:
+            log.error("cannot render metric alert for rule %s: %s", rule.id, err)
+            self._dead_alert(None, f"template error: {err}", {"channel": channel, "template": rule.template})
+            return
+        pending = _Pending(None, None, alert)
+        future = self.sink.submit(alert, self._metric_abandon)
+        future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+
     # -- acting ----------------------------------------------------------------------------
 
     def _open(self, task: Any) -> None:
@@ -198,8 +220,13 @@ class Worker:
     def _wall_clock(self) -> int:
         return int(self.clock().timestamp())
 
-    def _dead_alert(self, record: ConsumerRecord, reason: str, alert: dict[str, Any]) -> None:
+    def _dead_alert(self, record: ConsumerRecord | None, reason: str, alert: dict[str, Any]) -> None:
         self.stats.alerts_dead += 1
+        if record is None:  # a metric alert: no input record; offset -1 says so
+            source = deadletter.Source(topic=self.settings.metrics_topic, partition=0, offset=-1)
+            letter = deadletter.undeliverable_alert(reason, None, source, alert)
+            self._publish(self.settings.dlq_topic, None, letter.model_dump_json().encode())
+            return
         letter = deadletter.undeliverable_alert(reason, record.value, _source(record), alert)
         self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
 
@@ -227,7 +254,8 @@ class Worker:
                 pending.alert.event_id, pending.alert.rule_id, pending.alert.channel, outcome.reason, self.settings.dlq_topic,
             )
             self._dead_alert(pending.record, outcome.reason, pending.alert.to_dict())
-        self.checkpoint.done(pending.tp, pending.record.offset)
+        if pending.tp is not None and pending.record is not None:
+            self.checkpoint.done(pending.tp, pending.record.offset)
 
     def _backpressure(self) -> None:
         """Stop fetching while too many alerts wait for Slack; polling keeps the group membership."""
@@ -251,6 +279,7 @@ class Worker:
         if self.checkpoint.waiting:
             log.warning("stopping with %d alerts not yet delivered: they will be redelivered on restart", self.checkpoint.waiting)
         self.checkpoint.abandon_all()
+        self._metric_abandon.set()
         self.checkpoint.commit()
         log.info("stopped: %s", self.stats.line())
 

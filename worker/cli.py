@@ -80,11 +80,12 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     overrides = {"rules_path": args.path, "templates_path": args.templates}
     settings = load_settings(None, **overrides)
     rules, _ = load_checked(settings)
-    by_severity: dict[str, int] = {}
-    for rule in rules.rules:
-        by_severity[rule.severity] = by_severity.get(rule.severity, 0) + 1
-    summary = ", ".join(f"{n} {severity}" for severity, n in by_severity.items())
-    print(f"ok: {len(rules)} rules in {len(rules.files)} file(s) ({summary}); templates render")
+    from .followup import SEVERITY_RANK
+
+    severities = [rule.severity for rule in (*rules.rules, *rules.metric_rules)]
+    summary = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITY_RANK if s in severities)
+    metric = f" and {len(rules.metric_rules)} metric rule(s)" if rules.metric_rules else ""
+    print(f"ok: {len(rules)} rules{metric} in {len(rules.files)} file(s) ({summary}); templates render")
     return EXIT_OK
 
 

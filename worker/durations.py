@@ -32,10 +32,10 @@ def parse_duration(value: object) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact form: 86400 s -> '1d', 5400 s -> '90m'."""
+    """A short exact form, as people write it: 5400 s -> '90m', 86400 s -> '24h', 7 days -> '7d'."""
     seconds = int(value.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0 and (unit != "d" or seconds >= 2 * 86400):
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 

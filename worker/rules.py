@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .conditions import Predicate, compile_condition
 from .events import FeedbackEvent
 from .followup import SEVERITY_RANK, FollowupSpec, Severity
+from .metricrules import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
@@ -67,6 +68,7 @@ class Match:
 class RuleSet:
     rules: tuple[Rule, ...]
     files: tuple[str, ...] = ()
+    metric_rules: tuple[MetricRule, ...] = ()  # `when: {metric: ...}`: checked on snapshots, not events
 
     def evaluate(self, event: FeedbackEvent) -> Match | None:
         """The hot path: run every precompiled predicate once."""
@@ -108,6 +110,7 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
     available = _templates_in(templates) if templates is not None else None
     errors: list[SourceError] = []
     rules: list[Rule] = []
+    metric_rules: list[MetricRule] = []
     seen: dict[str, Location] = {}
     for file in files:
         try:
@@ -128,12 +131,12 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
             except SourceError as err:
                 errors.append(err)
                 continue
-            rules.append(rule)
+            (metric_rules if isinstance(rule, MetricRule) else rules).append(rule)
     if errors:
         raise RulesError(errors)
-    if not rules:
+    if not rules and not metric_rules:
         raise RulesError([SourceError(Location(str(path), 0), "no rules found")])
-    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files))
+    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules))
 
 
 def _rule_nodes(document: Any, file: Path, errors: list[SourceError]) -> Iterable[tuple[LineDict, Location]]:
@@ -159,7 +162,7 @@ def _rule_nodes(document: Any, file: Path, errors: list[SourceError]) -> Iterabl
         yield node, items.where(index)
 
 
-def _build_rule(node: LineDict, where: Location, order: int, templates: set[str] | None) -> Rule:
+def _build_rule(node: LineDict, where: Location, order: int, templates: set[str] | None) -> Rule | MetricRule:
     rule_id = node.get("id")
     if not isinstance(rule_id, str) or not _ID.match(rule_id):
         raise SourceError(node.where("id"), f"rule id must be text of letters, digits, '.', '_' or '-', got {rule_id!r}")
@@ -169,8 +172,6 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
             raise SourceError(node.where(key), f"{name}: unknown key {key!r} (expected: {', '.join(RULE_KEYS)})")
     if "when" not in node:
         raise SourceError(where, f"{name}: missing `when:`")
-    when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
-
     severity = node.get("severity", "medium")
     if not isinstance(severity, str) or severity not in SEVERITY_RANK:  # a list or mapping is unhashable
         raise SourceError(
@@ -182,9 +183,25 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
 
     followup = _validate(FollowupSpec, node, "followup", name)
     alert = _validate(AlertSpec, node, "alert", name)
+    is_metric = isinstance(node["when"], dict) and "metric" in node["when"]
+    if is_metric and not (isinstance(node.get("alert"), dict) and "template" in node["alert"]):
+        alert = alert.model_copy(update={"template": DEFAULT_METRIC_TEMPLATE})
     if templates is not None and alert.template not in templates:
         at = node["alert"].where("template") if isinstance(node.get("alert"), LineDict) else where
         raise SourceError(at, f"{name}: template {alert.template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
+    if is_metric:
+        condition = _validate(MetricCondition, node, "when", name)
+        return MetricRule(
+            id=rule_id,
+            description=description,
+            severity=severity,
+            condition=condition,
+            owner=followup.owner,
+            channel=alert.channel,
+            template=alert.template,
+            location=where,
+        )
+    when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
     return Rule(
         id=rule_id,
         description=description,

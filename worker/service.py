@@ -13,7 +13,10 @@ from datetime import UTC, datetime, timedelta
 from .alerts import AlertRenderer, TemplateRenderError
 from .app import Stats, Worker
 from .config import ConfigError, Settings
+from .durations import format_duration
 from .events import FeedbackEvent
+from .metrics import MetricSnapshot, Tally, WindowRef, figures
+from .windows import MetricsConfig
 from .followup import open_task
 from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
 from .metering import Metering
@@ -36,6 +39,15 @@ SAMPLE_EVENT = FeedbackEvent.model_validate(
 )
 
 
+SAMPLE_SNAPSHOT = MetricSnapshot(
+    window=WindowRef(size="24h", start="2026-11-23T11:00:00+00:00", end="2026-11-24T11:00:00+00:00"),
+    dimension={"customer.segment": "enterprise"},
+    final=False,
+    emitted_at="2026-11-24T10:00:00+00:00",
+    **figures(Tally(responses=40, promoters=10, passives=10, detractors=20, unhappy={"c-0": (0, 100.0)}), 0.95),
+)
+
+
 def check_templates(rules: RuleSet, renderer: AlertRenderer) -> list[str]:
     """Render every template in use once with a sample event; return the problems."""
     problems = []
@@ -47,6 +59,33 @@ def check_templates(rules: RuleSet, renderer: AlertRenderer) -> list[str]:
             renderer.render(template, "#sample", SAMPLE_EVENT, Match(owner=rule, rules=(rule,)), task)
         except TemplateRenderError as err:
             problems.append(str(err))
+    for rule in rules.metric_rules:
+        try:
+            renderer.render_metric(rule, "#sample", SAMPLE_SNAPSHOT)
+        except TemplateRenderError as err:
+            problems.append(f"{rule.location}: rule {rule.id!r}: {err}")
+    return problems
+
+
+def check_metric_rules(rules: RuleSet, metrics: MetricsConfig) -> list[str]:
+    """A metric rule must name a window size and a dimension the worker computes."""
+    problems = []
+    sizes = {w.size_s: w.label for w in metrics.windows}
+    for rule in rules.metric_rules:
+        condition = rule.condition
+        if not metrics.enabled:
+            problems.append(f"{rule.location}: rule {rule.id!r} needs metrics, but metrics.enabled is false")
+        if int(condition.window.total_seconds()) not in sizes:
+            problems.append(
+                f"{rule.location}: rule {rule.id!r}: window {format_duration(condition.window)} is not a configured "
+                f"metrics window (configured: {', '.join(sizes.values())})"
+            )
+        for path in condition.dimension:
+            if path not in metrics.dimensions:
+                problems.append(
+                    f"{rule.location}: rule {rule.id!r}: dimension {path} is not configured "
+                    f"(metrics.dimensions: {', '.join(metrics.dimensions) or 'none'})"
+                )
     return problems
 
 
@@ -54,12 +93,17 @@ def load_checked(settings: Settings) -> tuple[RuleSet, AlertRenderer]:
     """Rules and templates, validated; raises RulesError or ConfigError."""
     rules = load_rules(settings.rules_path, settings.templates_path)
     renderer = AlertRenderer(settings.templates_path)
-    problems = check_templates(rules, renderer)
+    problems = check_templates(rules, renderer) + check_metric_rules(rules, settings.metrics)
     if settings.slack_bot_token is not None and not settings.slack_default_channel:
         problems += [
             f"{rule.location}: rule {rule.id!r} names no alert channel and SLACK_DEFAULT_CHANNEL is not set"
             for rule in rules.rules
             if not rule.alert.channel
+        ]
+        problems += [
+            f"{rule.location}: rule {rule.id!r} names no alert channel and SLACK_DEFAULT_CHANNEL is not set"
+            for rule in rules.metric_rules
+            if not rule.channel
         ]
     if problems:
         raise ConfigError("\n".join(problems))
