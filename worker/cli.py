@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
     check.set_defaults(func=cmd_rules_check)
 
+    schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
+    schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), task, snapshot, dlq")
+    schema.set_defaults(func=cmd_schema)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
@@ -86,6 +90,29 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITY_RANK if s in severities)
     metric = f" and {len(rules.metric_rules)} metric rule(s)" if rules.metric_rules else ""
     print(f"ok: {len(rules)} rules{metric} in {len(rules.files)} file(s) ({summary}); templates render")
+    return EXIT_OK
+
+
+SCHEMAS = {
+    "event": ("worker.events", "FeedbackEvent"),
+    "task": ("worker.followup", "FollowUpTask"),
+    "snapshot": ("worker.metrics", "MetricSnapshot"),
+    "dlq": ("worker.deadletter", "DeadLetter"),
+}
+
+
+def schema_of(record: str) -> dict:
+    """The JSON Schema of one record type, straight from its pydantic model."""
+    import importlib
+
+    module, name = SCHEMAS[record]
+    return getattr(importlib.import_module(module), name).model_json_schema()
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import json
+
+    print(json.dumps(schema_of(args.record), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
