@@ -15,12 +15,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from .broker import EmbeddedBroker
 from .config import load_settings
+from .windows import MetricsConfig, iso
 from .kafka_io import ensure_topics, make_producer
 from .logs import setup_logging
 from .samples import FeedbackGenerator
@@ -37,11 +39,11 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             kafka_session_timeout_ms=os.environ.get("KAFKA_SESSION_TIMEOUT_MS") or 6000,
             kafka_heartbeat_interval_ms=os.environ.get("KAFKA_HEARTBEAT_INTERVAL_MS") or 1000,
             commit_interval_seconds=0.5,
+            metrics=MetricsConfig(emit_every=timedelta(seconds=1)),
         )
         setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.secrets())
         say(f"▶ embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
         ensure_topics(settings, [settings.feedback_topic], partitions=PARTITIONS)
-        ensure_topics(settings, [settings.followup_topic, settings.dlq_topic, settings.metrics_topic])
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"
         say(f"▶ worker: rules from {settings.rules_path}, templates from {settings.templates_path}; alerts {where}")
 
@@ -74,6 +76,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         say(f"▶ produced {sent} feedback events ({malformed} deliberately malformed) to {settings.feedback_topic}\n")
 
         caught_up = wait_until_committed(settings, end, stop, timeout_s)
+        snapshots = wait_for_snapshots(settings, sent - malformed, stop) if caught_up else {}
         stop.set()
         worker.join(timeout=30)
         if failed:
@@ -82,6 +85,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         tasks = read_all(settings, settings.followup_topic)
         dead = read_all(settings, settings.dlq_topic)
         print_summary(sent, malformed, tasks, dead)
+        print_metrics(snapshots)
         if not caught_up:
             say(f"✖ the worker did not commit all {sent} events within {timeout_s:.0f}s")
             return 1
@@ -107,6 +111,47 @@ def wait_until_committed(settings: Any, end: dict[int, int], stop: threading.Eve
         return False
     finally:
         probe.close()
+
+
+def wait_for_snapshots(settings: Any, valid: int, stop: threading.Event, timeout_s: float = 20.0) -> dict[str, dict[str, Any]]:
+    """The latest snapshots of the current 24h window, once its overall figure covers every valid answer."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
+    tp = TopicPartition(settings.metrics_topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    now = int(time.time())
+    current = iso(now - now % 3600 + 3600 - 86400)
+    latest: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not stop.is_set():
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    latest[record.key.decode()] = json.loads(record.value)
+            overall = latest.get(f"24h|{current}|*")
+            if overall and overall["responses"] >= valid:
+                break
+        return {k: v for k, v in latest.items() if k.startswith(f"24h|{current}|")}
+    finally:
+        consumer.close()
+
+
+def print_metrics(snapshots: dict[str, dict[str, Any]]) -> None:
+    if not snapshots:
+        say("metrics: no snapshot yet")
+        return
+    lines = ["Metrics, last 24h (from the snapshots on the metrics topic)",
+             f"  {'':<20}{'answers':>8}{'NPS':>14}{'CSAT':>8}{'CES':>6}{'unhappy':>9}{'revenue at risk':>17}"]
+    for key, snap in sorted(snapshots.items(), key=lambda kv: (kv[0].endswith("|*") is False, kv[0])):
+        who = "all customers" if not snap["dimension"] else ", ".join(snap["dimension"].values())
+        nps, csat, ces = snap["nps"], snap["csat"], snap["ces"]
+        nps_text = "—" if nps["score"] is None else f"{nps['score']:+.0f} ±{nps['margin_of_error']:.0f}"
+        csat_text = "—" if csat["score"] is None else f"{csat['score']:.0f}%"
+        ces_text = "—" if ces["mean"] is None else f"{ces['mean']:.1f}"
+        lines.append(f"  {who:<20}{snap['responses']:>8}{nps_text:>14}{csat_text:>8}{ces_text:>6}"
+                     f"{snap['unhappy_customers']:>9}{'$' + format(snap['revenue_at_risk'], ',.2f'):>17}")
+    lines.append("═" * 64)
+    say("\n".join(lines))
 
 
 def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, Any]]:
