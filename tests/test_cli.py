@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import os
 import subprocess
 import sys
@@ -29,6 +31,10 @@ def test_demo_ends_with_a_summary_and_exit_0():
     assert "events produced            120   (117 valid, 3 malformed)" in out
     assert "dead-letter queue            3   (3 invalid events, 0 undeliverable alerts)" in out
     assert "nps-detractor" in out
+    # The last-24h metrics, read back from the snapshot topic, cover every valid answer.
+    assert "Metrics, last 24h" in out
+    overall = re.search(r"^  all customers\s+(\d+)\s+([+-]\d+) ±(\d+)\s+(\d+)%", out, re.M)
+    assert overall and overall[1] == "117", out
 
 
 def test_run_refuses_invalid_rules_with_file_and_line(tmp_path: Path):
