@@ -161,3 +161,34 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
     finally:
         reader.close()
 
+
+
+def test_future_answers_go_to_the_dlq_and_late_ones_are_counted_as_late(kafka_bootstrap, topics, start_worker, tmp_path):
+    from tests.conftest import event_bytes, read_topic
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    future = event_bytes(event_id="from-the-future", occurred_at=(now + timedelta(hours=2)).isoformat())
+    ancient = event_bytes(event_id="ancient", occurred_at=(now - timedelta(days=30)).isoformat(), score=3)
+    fresh = event_bytes(event_id="fresh", occurred_at=now.isoformat(), score=10)
+    produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(b"a", future), (b"a", ancient), (b"a", fresh)])
+    config = tmp_path / "worker.yaml"
+    config.write_text("metrics:\n  emit_every: 1s\n")
+    worker = start_worker("worker", args=("--config", str(config)))
+
+    (dead,) = read_topic(kafka_bootstrap, topics["DLQ_TOPIC"], expect=1, timeout=60, settle=1.0)
+    assert dead["error"].startswith("occurred_at: ") and dead["error"].endswith("is more than 5 minutes in the future")
+    assert json.loads(dead["original"])["event_id"] == "from-the-future"
+
+    reader = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
+    try:
+        def current_overall() -> dict[str, Any] | None:
+            # The 7d window (every 1d) holding both the fresh answer and the arrival of the late one.
+            day = 86400
+            start = int(now.timestamp()) // day * day + day - 7 * day
+            return reader.read().get(f"7d|{datetime.fromtimestamp(start, UTC).isoformat()}|*")
+
+        snapshot = wait_for(lambda: (s := current_overall()) and s["late_events"] == 1 and s, 60, "a snapshot with the late answer")
+    finally:
+        reader.close()
+    assert snapshot["responses"] == 1  # only the fresh answer is in the figures; the ancient one is late, the future one refused
+    assert "too late for every metric window" in worker.output()

@@ -37,6 +37,7 @@ log = logging.getLogger("worker")
 
 #: Events dated further ahead than this are refused (DLQ): a wrong clock would skew every metric window.
 FUTURE_LIMIT_S = 300
+_LOUD_COUNTS = frozenset(10**n for n in range(10))
 
 
 @dataclass
@@ -155,7 +156,11 @@ class Worker:
             return
         if self.metering is not None and not self.metering.count(tp.partition, event, ts, record.offset, self.now):
             self.stats.late += 1
-            log.debug("event %s (occurred_at %s) is too late for every metric window", event.event_id, event.occurred_at)
+            if self.stats.late in _LOUD_COUNTS:  # loud, but not once per event in a backfill
+                log.warning(
+                    "event %s (occurred_at %s) is too late for every metric window: counted in late_events, not in the "
+                    "figures (%d such events so far; see metrics.lateness)", event.event_id, event.occurred_at.isoformat(), self.stats.late,
+                )
         match = self.rules.evaluate(event)
         if match is None:
             return
