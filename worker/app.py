@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from . import deadletter
@@ -105,6 +106,10 @@ class Worker:
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
         self._paused = False
         self._stopping = False
+        # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
+        # works: the lock makes a rebalance happen between batches, never inside one.
+        self.lock = threading.Lock()
+        self.owned: set[TopicPartition] = set()
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -117,23 +122,28 @@ class Worker:
             self.metering.start()
         try:
             while not stop.is_set():
-                self._apply_outcomes()
-                self._backpressure()
-                batch = self.consumer.poll(timeout_ms=100)
-                self.now = self._wall_clock()
-                for tp, records in batch.items():
-                    for record in records:
-                        self.handle(tp, record)
-                self._apply_outcomes()
-                if self.checkpoint.due():
-                    self.checkpoint.commit()
-                if self.metering is not None and time.monotonic() >= next_tick:
-                    self.metering.tick(self.now)
-                    next_tick = time.monotonic() + 1.0
+                with self.lock:
+                    self._apply_outcomes()
+                    self._backpressure()
+                batch = self.consumer.poll(timeout_ms=100)  # rebalances happen around here, without the lock
+                with self.lock:
+                    self.now = self._wall_clock()
+                    for tp, records in batch.items():
+                        if tp not in self.owned:  # revoked since the fetch: the new owner handles these
+                            continue
+                        for record in records:
+                            self.handle(tp, record)
+                    self._apply_outcomes()
+                    if self.checkpoint.due():
+                        self.checkpoint.commit()
+                    if self.metering is not None and time.monotonic() >= next_tick:
+                        self.metering.tick(self.now)
+                        next_tick = time.monotonic() + 1.0
                 if time.monotonic() >= next_stats:
                     log.info("progress: %s", self.stats.line())
                     next_stats = time.monotonic() + self.settings.stats_interval_seconds
-            self._finish()
+            with self.lock:
+                self._finish()
         finally:
             self.checkpoint.abandon_all()
         return self.stats
@@ -288,37 +298,77 @@ class Worker:
         self.checkpoint.commit()
         log.info("stopped: %s", self.stats.line())
 
-    def revoked(self, partitions: list[TopicPartition]) -> None:
-        """Before partitions move to another worker: settle what we can, commit, let go."""
+    def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Before partitions move to another worker: settle what we can, publish, let go.
+
+        Returns the offsets to commit; the listener commits them (it runs on kafka-python's IO
+        thread, where only the async commit may be awaited).
+        """
         owned = [tp for tp in partitions if tp in self.checkpoint.partitions]
-        if self._stopping:  # leaving the group after _finish(): already settled and committed
-            self.checkpoint.forget(owned)
-            if self.metering is not None:
-                self.metering.revoked(partitions)
-            return
-        # Short: kafka-python runs this listener on its event loop, so heartbeats wait too.
-        deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
-        while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
-            self._apply_outcomes(wait_s=0.05)
-        self.checkpoint.commit(owned)
-        self.checkpoint.forget(owned)
-        if self.metering is not None:  # after the commit above has published their partials
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        try:
+            if not self._stopping:  # after _finish() everything is already settled and committed
+                # Short: heartbeats wait while this runs.
+                deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
+                while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
+                    self._apply_outcomes(wait_s=0.05)
+                offsets = self.checkpoint.prepare(owned)  # publishes their metric partials, flushes
+        finally:
+            self.lost(partitions)
+        return offsets
+
+    def lost(self, partitions: list[TopicPartition]) -> None:
+        """Drop all state of these partitions: their next owner restores it from Kafka."""
+        self.owned.difference_update(partitions)
+        self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
+        if self.metering is not None:
             self.metering.revoked(partitions)
 
 
-class _Rebalance(ConsumerRebalanceListener):
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.worker.revoked(list(revoked))
+    async def _locked(self) -> None:
+        """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
+        while not self.worker.lock.acquire(blocking=False):
+            await self.worker.consumer._net.sleep(0.01)
 
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        if self.worker.metering is not None:
-            self.worker.metering.assigned(list(assigned))
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._locked()
+        try:
+            offsets = self.worker.revoked(list(revoked))
+        finally:
+            self.worker.lock.release()
+        if offsets:
+            try:
+                # The blocking commit() may not run on the IO thread; this is the coroutine it wraps.
+                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)
+                self.worker.checkpoint.committed(offsets)
+            except Exception as err:  # at-least-once still holds: the next owner redoes uncommitted events
+                log.warning("could not commit before giving up partitions (%s): their uncommitted events will be redone", err)
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        log.warning("partitions lost (evicted from the group): %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(lost)))
+        await self._locked()
+        try:
+            self.worker.lost(list(lost))
+        finally:
+            self.worker.lock.release()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._locked()
+        try:
+            if self.worker.metering is not None:
+                self.worker.metering.assigned(list(assigned))
+            self.worker.owned.update(assigned)
+            if self.worker._paused:
+                self.worker.consumer.pause(*assigned)
+        finally:
+            self.worker.lock.release()
         log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
-        if self.worker._paused:
-            self.worker.consumer.pause(*assigned)
 
 
 def _source(record: ConsumerRecord) -> deadletter.Source:

@@ -90,6 +90,14 @@ class Checkpoint:
 
     def commit(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
         """Flush the producer, then commit what is done. Returns the committed positions."""
+        offsets = self.prepare(partitions)
+        if offsets:
+            self.consumer.commit(offsets)
+            self.committed(offsets)
+        return {tp: m.offset for tp, m in offsets.items()}
+
+    def prepare(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Steps 1 and 2: produce state, flush, and work out what may be committed (without committing)."""
         self._last_commit = time.monotonic()
         for produce_state in self.before_flush:
             produce_state(partitions)
@@ -104,12 +112,14 @@ class Checkpoint:
             position = state.committable
             if position > state.committed:
                 offsets[tp] = OffsetAndMetadata(position, "", -1)
-        if offsets:
-            self.consumer.commit(offsets)
-            for tp, meta in offsets.items():
+        return offsets
+
+    def committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Step 3 done (by `commit`, or by the rebalance listener's async commit)."""
+        for tp, meta in offsets.items():
+            if tp in self.partitions:
                 self.partitions[tp].committed = meta.offset
-            log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
-        return {tp: m.offset for tp, m in offsets.items()}
+        log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
 
     def forget(self, partitions: list[TopicPartition]) -> None:
         """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them)."""

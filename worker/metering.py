@@ -59,7 +59,7 @@ class Metering:
         """Restore the partials of newly owned partitions before any of their events is counted."""
         self.view.sync()
         for tp in tps:
-            if tp.topic == self.input_topic and tp.partition not in self.partitions:
+            if tp.topic == self.input_topic:  # always from the state topic: memory may hold unpublished counts
                 panes = self.view.restore(tp.partition)
                 self.partitions[tp.partition] = PartitionMetrics(self.input_topic, tp.partition, self.config, panes)
         self._partition_count = 0
