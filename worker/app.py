@@ -53,6 +53,7 @@ class Stats:
     alerts_dead: int = 0
     late: int = 0
     metric_alerts: int = 0
+    pauses: int = 0  # times fetching paused for Slack to catch up
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -105,6 +106,7 @@ class Worker:
         self.stats = Stats()
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
         self._paused = False
+        self._next_pause_warning = 0.0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
         # works: the lock makes a rebalance happen between batches, never inside one.
@@ -279,11 +281,17 @@ class Worker:
         if not self._paused and waiting >= limit:
             self.consumer.pause(*self.consumer.assignment())
             self._paused = True
-            log.warning("%d alerts waiting for Slack: pausing consumption", waiting)
+            self.stats.pauses += 1
+            if time.monotonic() >= self._next_pause_warning:  # once a minute, not on every pause of a long burst
+                self._next_pause_warning = time.monotonic() + 60
+                log.warning(
+                    "%d alerts waiting for Slack (MAX_IN_FLIGHT_ALERTS): pausing consumption until it catches up "
+                    "(%d pauses so far; Slack is the bottleneck, nothing is lost)", waiting, self.stats.pauses,
+                )
         elif self._paused and waiting <= limit // 2:
             self.consumer.resume(*self.consumer.paused())
             self._paused = False
-            log.info("Slack caught up: resuming consumption")
+            log.debug("Slack caught up: resuming consumption")
 
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
