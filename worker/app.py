@@ -23,7 +23,7 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from . import deadletter
-from .alerts import Alert, AlertRenderer, TemplateRenderError
+from .alerts import Alert, AlertRenderer, TemplateRenderError, fit, slack_escape
 from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .events import FeedbackEvent
@@ -31,6 +31,7 @@ from .followup import open_task
 from .metering import Metering
 from .metricrules import MetricRule, MetricWatch
 from .metrics import MetricSnapshot
+from .reload import Reloader
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
 
@@ -54,6 +55,7 @@ class Stats:
     late: int = 0
     metric_alerts: int = 0
     pauses: int = 0  # times fetching paused for Slack to catch up
+    reloads: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -86,6 +88,7 @@ class Worker:
         producer: KafkaProducer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metering: Metering | None = None,
+        reloader: Reloader | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -96,12 +99,12 @@ class Worker:
         self.clock = clock
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
         self.metering = metering
+        self.reloader = reloader
         self._metric_abandon = threading.Event()
         if metering is not None:
             self.checkpoint.before_flush.append(self._checkpoint_metrics)
-            if rules.metric_rules:
-                watch = MetricWatch(rules.metric_rules, metering.view, metering.emitter.current_start, self.metric_alert)
-                metering.emitter.watchers.append(watch)
+            self._watch = MetricWatch(rules.metric_rules, metering.view, metering.emitter.current_start, self.metric_alert)
+            metering.emitter.watchers.append(self._watch)
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
@@ -141,6 +144,8 @@ class Worker:
                     if self.metering is not None and time.monotonic() >= next_tick:
                         self.metering.tick(self.now)
                         next_tick = time.monotonic() + 1.0
+                    if self.reloader is not None:
+                        self._reload()
                 if time.monotonic() >= next_stats:
                     log.info("progress: %s", self.stats.line())
                     next_stats = time.monotonic() + self.settings.stats_interval_seconds
@@ -213,6 +218,39 @@ class Worker:
         pending = _Pending(None, None, alert)
         future = self.sink.submit(alert, self._metric_abandon)
         future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+
+    def _reload(self) -> None:
+        """Between batches: swap in a new valid rule set, or say loudly why the edit was refused."""
+        assert self.reloader is not None
+        outcome = self.reloader.poll()
+        if outcome is None:
+            return
+        if isinstance(outcome, str):
+            log.error(
+                "RULES RELOAD REJECTED: keeping the %d rules in use. Fix these and save again:\n  %s",
+                len(self.rules) + len(self.rules.metric_rules), outcome.replace("\n", "\n  "),
+            )
+            self._notice(":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
+            return
+        self.rules, self.renderer = outcome
+        if self.metering is not None:
+            self._watch.rules = self.rules.metric_rules
+        self.stats.reloads += 1
+        log.warning("rules reloaded: %d rules and %d metric rules from %s", len(self.rules), len(self.rules.metric_rules),
+                    ", ".join(self.rules.files))
+
+    def _notice(self, headline: str, detail: str) -> None:
+        """An operational message to SLACK_DEFAULT_CHANNEL (if Slack is configured); never blocks the loop."""
+        channel = self.settings.slack_default_channel
+        if self.settings.slack_bot_token is None or not channel:
+            return
+        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(headline)}},
+                  {"type": "section", "text": {"type": "plain_text", "text": fit(detail, 2900), "emoji": False}}]
+        alert = Alert(channel=channel, text=slack_escape(headline), blocks=blocks,
+                      metadata={"event_type": "feedback_worker_notice", "event_payload": {"kind": "rules_reload_rejected"}},
+                      event_id="", task_id="", rule_id="", severity="info")
+        future = self.sink.submit(alert, self._metric_abandon)
+        future.add_done_callback(lambda f, p=_Pending(None, None, alert): self._outcomes.put((p, _outcome_of(f))))
 
     # -- acting ----------------------------------------------------------------------------
 

@@ -65,10 +65,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     setup_logging(settings.log_level, settings.secrets())
-    stop = threading.Event()
+    stop, reload = threading.Event(), threading.Event()
     _stop_on_signals(stop)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())  # reload rules and templates now
     try:
-        serve(settings, stop)
+        serve(settings, stop, reload=reload)
     except (ConfigError, RulesError, SourceError):
         raise
     except Exception:

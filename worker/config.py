@@ -64,6 +64,9 @@ class Settings(BaseModel):
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
     shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
     stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
+    reload_interval_seconds: float = Field(
+        2.0, ge=0, description="How often rules and templates are checked for edits; 0: only on SIGHUP."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def secrets(self) -> list[str]:

@@ -20,6 +20,7 @@ from .windows import MetricsConfig
 from .followup import open_task
 from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
 from .metering import Metering
+from .reload import Reloader
 from .rules import Match, RuleSet, load_rules
 from .sinks import Sink, SlackSink, StdoutSink
 
@@ -118,8 +119,16 @@ def make_sink(settings: Settings) -> Sink:
     return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency)
 
 
-def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, ready: threading.Event | None = None) -> Stats:
-    """Run the worker until `stop` is set. Raises on bad rules/config before connecting."""
+def serve(
+    settings: Settings,
+    stop: threading.Event,
+    sink: Sink | None = None,
+    ready: threading.Event | None = None,
+    reload: threading.Event | None = None,
+) -> Stats:
+    """Run the worker until `stop` is set; `reload` (SIGHUP) reloads rules and templates now.
+
+    Raises on bad rules/config before connecting."""
     rules, renderer = load_checked(settings)
     log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
     metrics_on = settings.metrics.enabled
@@ -144,7 +153,10 @@ def serve(settings: Settings, stop: threading.Event, sink: Sink | None = None, r
             state_consumer,
             producer,
         )
-    worker = Worker(settings, rules, renderer, sink, consumer, producer, metering=metering)
+    reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
+    if reload is not None:
+        reloader.requested = reload
+    worker = Worker(settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader)
     if ready is not None:
         ready.set()
     try:
