@@ -51,7 +51,7 @@ def test_run_refuses_a_rule_without_channel_when_slack_has_no_default(tmp_path: 
     rules.write_text("rules:\n  - id: quiet\n    when: {survey: nps}\n")
     result = _run("run", env={"RULES_PATH": str(rules), "SLACK_BOT_TOKEN": "xoxb-shh-123456", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, timeout=30)
     assert result.returncode == 2
-    assert "rule 'quiet' names no alert channel and SLACK_DEFAULT_CHANNEL is not set" in result.stderr
+    assert "rule 'quiet' names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set" in result.stderr
     assert "xoxb-shh-123456" not in result.stderr + result.stdout
 
 

@@ -32,6 +32,7 @@ from .metering import Metering
 from .metricrules import MetricRule, MetricWatch
 from .metrics import MetricSnapshot
 from .reload import Reloader
+from .routing import Router
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
 
@@ -89,6 +90,7 @@ class Worker:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metering: Metering | None = None,
         reloader: Reloader | None = None,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -100,6 +102,7 @@ class Worker:
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
         self.metering = metering
         self.reloader = reloader
+        self.router = router or Router(default_channel=settings.slack_default_channel)
         self._metric_abandon = threading.Event()
         if metering is not None:
             self.checkpoint.before_flush.append(self._checkpoint_metrics)
@@ -188,8 +191,9 @@ class Worker:
         rule = match.owner
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
-        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock())
-        channel = rule.alert.channel or self.settings.slack_default_channel or "(default channel)"
+        destination = self.router.destination(event, rule)
+        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock(), destination.owner)
+        channel = destination.channel
         try:
             alert = self.renderer.render(rule.alert.template, channel, event, match, task)
         except TemplateRenderError as err:
@@ -233,6 +237,7 @@ class Worker:
             self._notice(":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
             return
         self.rules, self.renderer = outcome
+        self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
         if self.metering is not None:
             self._watch.rules = self.rules.metric_rules
         self.stats.reloads += 1

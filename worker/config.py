@@ -59,6 +59,9 @@ class Settings(BaseModel):
         "feedback.metrics.state", description="Internal compacted topic of per-partition metric partials."
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Windows and dimensions (config file only).")
+    routes: list[Any] = Field(
+        default_factory=list, description="Channel and owner by event field, first match wins (config file only; see routing.py)."
+    )
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
@@ -75,7 +78,7 @@ class Settings(BaseModel):
 
 
 #: Nested settings (`metrics:`) come from the config file only.
-ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name != "metrics"}
+ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name not in ("metrics", "routes")}
 
 
 class ConfigError(Exception):

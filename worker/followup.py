@@ -11,7 +11,7 @@ import hashlib
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .durations import Duration
 from .events import Customer, FeedbackEvent, Survey
@@ -52,14 +52,31 @@ Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITY_RANK: dict[str, int] = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1}
 
 
+def check_name_template(value: str | None) -> str | None:
+    """A channel or owner that is a template (`#cx-{{ customer.segment }}`) must at least parse."""
+    if value is not None and "{{" in value:
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import SandboxedEnvironment
+
+        try:
+            SandboxedEnvironment().parse(value)
+        except TemplateSyntaxError as err:
+            raise ValueError(f"invalid template {value!r}: {err.message}") from None
+    return value
+
+
 class FollowupSpec(BaseModel):
     """A rule's `followup:` block."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    owner: str = Field("cx-team", min_length=1, description="Team or person who owns the task.")
+    owner: str = Field(
+        "cx-team", min_length=1, description="Team or person who owns the task; may be a template; else routes, cx-team."
+    )
     due_in: Duration = Field(timedelta(hours=24), description="Time to resolve, e.g. 4h or 2d.")
     guidance: dict[Step, str] = Field(default_factory=dict, description="Override the guidance text of any HEARD step.")
+
+    _owner_template = field_validator("owner")(lambda cls, value: check_name_template(value))
 
 
 class TaskStep(BaseModel):
@@ -110,14 +127,16 @@ def open_task(
     severity: Severity,
     spec: FollowupSpec,
     now: datetime,
+    owner: str | None = None,
 ) -> FollowUpTask:
+    """`owner`: the routed owner (see routing.py); the rule's own when not given."""
     return FollowUpTask(
         task_id=task_id_for(event.event_id),
         event_id=event.event_id,
         rule_id=rule_id,
         matched_rules=matched_rules,
         severity=severity,
-        owner=spec.owner,
+        owner=owner or spec.owner,
         opened_at=now,
         due_at=now + spec.due_in,
         customer=event.customer,

@@ -13,17 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .conditions import Predicate, compile_condition
 from .events import FeedbackEvent
-from .followup import SEVERITY_RANK, FollowupSpec, Severity
+from .followup import SEVERITY_RANK, FollowupSpec, Severity, check_name_template
 from .metricrules import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert")
-FILE_KEYS = ("rules",)
+FILE_KEYS = ("rules", "tests")  # tests: run by `rules check` (worker/ruletests.py); the worker ignores them
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -32,8 +32,12 @@ class AlertSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    channel: str | None = Field(None, description="Slack channel; SLACK_DEFAULT_CHANNEL when absent.")
+    channel: str | None = Field(
+        None, description='Slack channel, may be a template ("#cx-{{ customer.segment }}"); else routes, SLACK_DEFAULT_CHANNEL.'
+    )
     template: str = Field(DEFAULT_TEMPLATE, description="Jinja2 template file in TEMPLATES_PATH.")
+
+    _channel_template = field_validator("channel")(lambda cls, value: check_name_template(value))
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ def _rule_nodes(document: Any, file: Path, errors: list[SourceError]) -> Iterabl
         return
     for key in document:
         if key not in FILE_KEYS:
-            errors.append(SourceError(document.where(key), f"unknown top-level key {key!r} (expected: rules)"))
+            errors.append(SourceError(document.where(key), f"unknown top-level key {key!r} (expected: {', '.join(FILE_KEYS)})"))
     items = document.get("rules")
     if items is None:
         return

@@ -21,6 +21,8 @@ from .followup import open_task
 from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
 from .metering import Metering
 from .reload import Reloader
+from .routing import Router, compile_routes
+from .yamlsource import SourceError
 from .rules import Match, RuleSet, load_rules
 from .sinks import Sink, SlackSink, StdoutSink
 
@@ -90,19 +92,27 @@ def check_metric_rules(rules: RuleSet, metrics: MetricsConfig) -> list[str]:
     return problems
 
 
+def make_router(settings: Settings) -> Router:
+    """The routes table from the config file, compiled; raises ConfigError with file:line."""
+    try:
+        return Router(compile_routes(settings.routes), settings.slack_default_channel)
+    except SourceError as err:
+        raise ConfigError(str(err)) from None
+
+
 def load_checked(settings: Settings) -> tuple[RuleSet, AlertRenderer]:
     """Rules and templates, validated; raises RulesError or ConfigError."""
     rules = load_rules(settings.rules_path, settings.templates_path)
     renderer = AlertRenderer(settings.templates_path)
     problems = check_templates(rules, renderer) + check_metric_rules(rules, settings.metrics)
-    if settings.slack_bot_token is not None and not settings.slack_default_channel:
+    if settings.slack_bot_token is not None and not make_router(settings).has_default_channel():
         problems += [
-            f"{rule.location}: rule {rule.id!r} names no alert channel and SLACK_DEFAULT_CHANNEL is not set"
+            f"{rule.location}: rule {rule.id!r} names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set"
             for rule in rules.rules
             if not rule.alert.channel
         ]
         problems += [
-            f"{rule.location}: rule {rule.id!r} names no alert channel and SLACK_DEFAULT_CHANNEL is not set"
+            f"{rule.location}: rule {rule.id!r} names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set"
             for rule in rules.metric_rules
             if not rule.channel
         ]
@@ -156,7 +166,9 @@ def serve(
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
-    worker = Worker(settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader)
+    worker = Worker(
+        settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader, router=make_router(settings)
+    )
     if ready is not None:
         ready.set()
     try:
