@@ -14,7 +14,7 @@ comment stays those seven characters.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .metrics import MetricSnapshot
 from .rules import Match
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
+REPLY_TEMPLATE = "reply.slack.j2"
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
@@ -69,9 +70,11 @@ class Alert:
     severity: str
     template: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    thread_ts: str | None = None  # a reply in the thread of this Slack message
+    parent: Any = field(default=None, repr=False, compare=False)  # or of this alert still in flight (its Future)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in self.__dict__.items() if k != "parent"}
 
 
 class TemplateRenderError(Exception):
@@ -125,6 +128,23 @@ class AlertRenderer:
             rule_id=rule.id,
             severity=rule.severity,
             template=template,
+        )
+
+    def render_reply(self, channel: str, event: FeedbackEvent, match: Match, task_id: str, answers: int) -> Alert:
+        """A reply in the thread of an open task's first alert (see throttle.py)."""
+        rule = match.owner
+        context = {
+            "event": event, "customer": event.customer, "comment": event.comment, "score_words": score_in_words(event),
+            "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
+            "matched_rules": [{"id": r.id, "description": r.description, "severity": r.severity} for r in match.rules],
+            "task_id": task_id, "answers": answers,
+        }
+        text, blocks = self.render_json(REPLY_TEMPLATE, context)
+        return Alert(
+            channel=channel, text=text, blocks=blocks,
+            metadata={"event_type": "feedback_alert_reply",
+                      "event_payload": {"event_id": event.event_id, "task_id": task_id, "rule_id": rule.id, "severity": rule.severity}},
+            event_id=event.event_id, task_id=task_id, rule_id=rule.id, severity=rule.severity, template=REPLY_TEMPLATE,
         )
 
     def render_metric(self, rule: MetricRule, channel: str, snapshot: MetricSnapshot) -> Alert:

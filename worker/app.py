@@ -23,7 +23,7 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from . import deadletter
-from .alerts import Alert, AlertRenderer, TemplateRenderError, fit, slack_escape
+from .alerts import REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, fit, slack_escape
 from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .events import FeedbackEvent
@@ -31,8 +31,10 @@ from .followup import open_task
 from .metering import Metering
 from .metricrules import MetricRule, MetricWatch
 from .metrics import MetricSnapshot
+from .metricstate import StateView
 from .reload import Reloader
 from .routing import Router
+from .throttle import Episode, FollowUpUpdate, Throttle
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
 
@@ -57,6 +59,7 @@ class Stats:
     metric_alerts: int = 0
     pauses: int = 0  # times fetching paused for Slack to catch up
     reloads: int = 0
+    throttled: int = 0  # matches that joined an open task's thread instead of alerting anew
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -76,6 +79,7 @@ class _Pending:
     tp: TopicPartition | None
     record: ConsumerRecord | None
     alert: Alert
+    episode_key: str | None = None  # the first alert of a throttle episode: its ts is what replies thread under
 
 
 class Worker:
@@ -91,6 +95,8 @@ class Worker:
         metering: Metering | None = None,
         reloader: Reloader | None = None,
         router: Router | None = None,
+        throttle: Throttle | None = None,
+        view: StateView | None = None,
     ) -> None:
         self.settings = settings
         self.rules = rules
@@ -102,6 +108,8 @@ class Worker:
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
         self.metering = metering
         self.reloader = reloader
+        self.throttle = throttle
+        self.view = view  # the worker state topic (metric partials, throttle episodes), read continuously
         self.router = router or Router(default_channel=settings.slack_default_channel)
         self._metric_abandon = threading.Event()
         if metering is not None:
@@ -126,6 +134,8 @@ class Worker:
         self.consumer.subscribe([self.settings.feedback_topic], listener=_Rebalance(self))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
+        if self.view is not None:
+            self.view.sync()  # catch up with the state topic before the first event
         if self.metering is not None:
             self.metering.start()
         try:
@@ -144,9 +154,13 @@ class Worker:
                     self._apply_outcomes()
                     if self.checkpoint.due():
                         self.checkpoint.commit()
-                    if self.metering is not None and time.monotonic() >= next_tick:
-                        self.metering.tick(self.now)
+                    if self.view is not None and time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + 1.0
+                        self.view.poll()
+                        if self.metering is not None:
+                            self.metering.tick(self.now)
+                        if self.throttle is not None:
+                            self.throttle.expire(self.now)
                     if self.reloader is not None:
                         self._reload()
                 if time.monotonic() >= next_stats:
@@ -191,6 +205,13 @@ class Worker:
         rule = match.owner
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
+        episode_key = self.throttle.key(rule.id, rule.throttle, event) if rule.throttle and self.throttle else None
+        if episode_key is not None:
+            assert self.throttle is not None
+            episode = self.throttle.ongoing(episode_key, event, self.now)
+            if episode is not None:
+                self._join(tp, record, event, match, state, episode_key, episode)
+                return
         destination = self.router.destination(event, rule)
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock(), destination.owner)
         channel = destination.channel
@@ -204,9 +225,36 @@ class Worker:
             return
         self._open(task)
         self.checkpoint.wait_for(state, record.offset)
-        pending = _Pending(tp, record, alert)
+        pending = _Pending(tp, record, alert, episode_key)
         future = self.sink.submit(alert, state.abandon)
+        if episode_key is not None and rule.throttle is not None and self.throttle is not None:
+            self.throttle.start(episode_key, task.task_id, event, rule.throttle, self.now, future)
         future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+
+    def _join(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
+              state: PartitionState, key: str, episode: Episode) -> None:
+        """A throttled match: update the open task and reply in its Slack thread; no new task, no new alert."""
+        assert self.throttle is not None
+        rule = match.owner
+        self.throttle.joined(key, episode)
+        self.stats.throttled += 1
+        update = FollowUpUpdate(
+            task_id=episode.task_id, event_id=event.event_id, rule_id=rule.id, matched_rules=match.rule_ids,
+            updated_at=self.clock(), answers_in_episode=episode.answers, customer=event.customer,
+            survey=event.survey, score=event.score, comment=event.comment,
+        )
+        self._publish(self.settings.followup_topic, episode.task_id.encode(), update.model_dump_json().encode())
+        channel = episode.channel or self.router.destination(event, rule).channel
+        try:
+            reply = self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers)
+        except TemplateRenderError as err:
+            log.error("cannot render thread reply for event %s: %s", event.event_id, err)
+            self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": REPLY_TEMPLATE})
+            return
+        reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
+        self.checkpoint.wait_for(state, record.offset)
+        future = self.sink.submit(reply, state.abandon)
+        future.add_done_callback(lambda f, p=_Pending(tp, record, reply): self._outcomes.put((p, _outcome_of(f))))
 
     def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
         """A metric rule fired: post its alert; if it cannot be delivered, dead-letter it."""
@@ -308,6 +356,8 @@ class Worker:
             return  # stays uncommitted: redelivered after a restart or rebalance
         if outcome.status == "sent":
             self.stats.alerts_sent += 1
+            if pending.episode_key is not None and self.throttle is not None:
+                self.throttle.posted(pending.episode_key, outcome.channel, outcome.ts)
         else:
             log.error(
                 "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
@@ -412,6 +462,8 @@ class _Rebalance(AsyncConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self._locked()
         try:
+            if self.worker.view is not None:
+                self.worker.view.sync()  # everything the previous owners published before letting go
             if self.worker.metering is not None:
                 self.worker.metering.assigned(list(assigned))
             self.worker.owned.update(assigned)

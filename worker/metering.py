@@ -27,24 +27,22 @@ class Metering:
         self,
         config: MetricsConfig,
         input_topic: str,
-        state_topic: str,
+        view: StateView,
         metrics_topic: str,
         consumer: KafkaConsumer,
-        state_consumer: KafkaConsumer,
         producer: KafkaProducer,
     ) -> None:
         self.config = config
         self.input_topic = input_topic
         self.consumer = consumer
         self.partitions: dict[int, PartitionMetrics] = {}
-        self.view = StateView(state_topic, input_topic, state_consumer, producer)
+        self.view = view
         self.emitter = SnapshotEmitter(config, self.view, producer, metrics_topic, self.partitions.__contains__, self._count_partitions)
         self._synced = False
         self._partition_count = 0
 
     def start(self) -> None:
-        """Catch up with the state topic before the first event or snapshot."""
-        self.view.sync()
+        """After the worker caught up with the state topic (StateView.sync)."""
         self._synced = True
         log.info("metric state loaded: %d panes from %s", len(self.view.panes), self.view.topic)
 
@@ -56,8 +54,9 @@ class Metering:
         return metrics.add(event, ts, offset, now)
 
     def assigned(self, tps: list[TopicPartition]) -> None:
-        """Restore the partials of newly owned partitions before any of their events is counted."""
-        self.view.sync()
+        """Restore the partials of newly owned partitions before any of their events is counted.
+
+        The worker has just synced the view, so it holds everything the previous owner published."""
         for tp in tps:
             if tp.topic == self.input_topic:  # always from the state topic: memory may hold unpublished counts
                 panes = self.view.restore(tp.partition)
@@ -78,7 +77,6 @@ class Metering:
                 self.view.publish(metrics.changes(next_offsets.get(partition, 0), now))
 
     def tick(self, now: int) -> None:
-        self.view.poll()
         self.emitter.tick(now)
 
     @property

@@ -19,6 +19,7 @@ Record keys (the value is JSON; None is a tombstone):
     position|<input topic>|<partition>                               {"next_offset", "at"}
     final|<input topic>|<snapshot key>                               {"at"}  (a final was emitted)
     rule|<input topic>|<rule id>|<dimension>                         {"firing"}
+    throttle|<input topic>|<rule id>|<key value>                     an open throttle episode (throttle.py)
     sync|<input topic>|<token>                                       a marker, see StateView.sync
 """
 
@@ -150,6 +151,9 @@ class StateView:
         self.positions: dict[int, int] = {}  # partition -> wall clock of its owner's last checkpoint
         self.finals: dict[str, int] = {}  # snapshot key -> when its final was emitted
         self.firing: dict[str, bool] = {}  # "rule id|dimension" -> firing
+        self.episodes: dict[str, Any] = {}  # "rule id|key value" -> throttle.Episode (see throttle.py)
+        #: Episodes this worker changed since its last sync: their records coming back are echoes, older than memory.
+        self.own_episodes: set[str] = set()
         self.changed: set[PaneKey] = set()
         self._markers: set[str] = set()
         tp = TopicPartition(topic, 0)
@@ -170,6 +174,7 @@ class StateView:
         (The marker trick needs no end-offset query; the topic has one partition, so every
         record written before the marker is read before it.)
         """
+        self.own_episodes.clear()  # after this, the topic is at least as new as memory
         token = uuid.uuid4().hex
         key = f"sync|{self.input_topic}|{token}".encode()
         self.producer.send(self.topic, key=key, value=b"{}")
@@ -234,5 +239,14 @@ class StateView:
                 self.finals[rest] = data["at"]
         elif kind == "rule" and data is not None:
             self.firing[rest] = data["firing"]
+        elif kind == "throttle":
+            from .throttle import Episode  # the view stores episodes; throttle.py owns their meaning
+
+            if data is None:
+                self.episodes.pop(rest, None)
+            elif rest not in self.own_episodes:
+                known = self.episodes.get(rest)
+                parent = getattr(known, "parent", None) if known is not None and not data.get("thread_ts") else None
+                self.episodes[rest] = Episode(**data, parent=parent)
         elif kind == "sync" and data is not None:
             self._markers.add(rest)

@@ -19,10 +19,11 @@ from .conditions import Predicate, compile_condition
 from .events import FeedbackEvent
 from .followup import SEVERITY_RANK, FollowupSpec, Severity, check_name_template
 from .metricrules import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
+from .throttle import ThrottleSpec
 from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
-RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert")
+RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle")
 FILE_KEYS = ("rules", "tests")  # tests: run by `rules check` (worker/ruletests.py); the worker ignores them
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -50,6 +51,7 @@ class Rule:
     alert: AlertSpec
     location: Location
     order: int  # position across all files: ties in severity go to the lower number
+    throttle: ThrottleSpec | None = None  # one task and one Slack thread per key per window
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -206,7 +208,9 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
             location=where,
         )
     when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
+    throttle = _validate(ThrottleSpec, node, "throttle", name) if node.get("throttle") is not None else None
     return Rule(
+        throttle=throttle,
         id=rule_id,
         description=description,
         severity=severity,

@@ -20,7 +20,9 @@ from .windows import MetricsConfig
 from .followup import open_task
 from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
 from .metering import Metering
+from .metricstate import StateView
 from .reload import Reloader
+from .throttle import Throttle
 from .routing import Router, compile_routes
 from .yamlsource import SourceError
 from .rules import Match, RuleSet, load_rules
@@ -146,28 +148,22 @@ def serve(
         outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic]
         compacted = [settings.metrics_topic, settings.metrics_state_topic]
         ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
-        if metrics_on:  # one partition: StateView.sync relies on a single ordered log
-            ensure_topics(settings, [settings.metrics_state_topic], partitions=1, compacted=compacted)
+        # One partition: StateView.sync relies on a single ordered log. Metrics, throttles and more live there.
+        ensure_topics(settings, [settings.metrics_state_topic], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
-    state_consumer = make_state_consumer(settings) if metrics_on else None
+    state_consumer = make_state_consumer(settings)
+    view = StateView(settings.metrics_state_topic, settings.feedback_topic, state_consumer, producer)
     metering = None
-    if state_consumer is not None:
-        metering = Metering(
-            settings.metrics,
-            settings.feedback_topic,
-            settings.metrics_state_topic,
-            settings.metrics_topic,
-            consumer,
-            state_consumer,
-            producer,
-        )
+    if metrics_on:
+        metering = Metering(settings.metrics, settings.feedback_topic, view, settings.metrics_topic, consumer, producer)
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
     worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader, router=make_router(settings)
+        settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader, router=make_router(settings),
+        throttle=Throttle(view), view=view,
     )
     if ready is not None:
         ready.set()
@@ -176,6 +172,5 @@ def serve(
     finally:
         sink.close()
         consumer.close(autocommit=False)
-        if state_consumer is not None:
-            state_consumer.close(autocommit=False)
+        state_consumer.close(autocommit=False)
         producer.close(timeout=timedelta(seconds=5).total_seconds())

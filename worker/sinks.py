@@ -62,13 +62,14 @@ class StdoutSink:
         self._lock = threading.Lock()
 
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
-        lines = [f"[alert → {alert.channel}] {alert.text}"]
+        kind = "reply" if alert.thread_ts or alert.parent is not None else "alert"
+        lines = [f"[{kind} → {alert.channel}] {alert.text}"]
         if self.show_blocks:
             lines.append(json.dumps({"blocks": alert.blocks, "metadata": alert.metadata}, ensure_ascii=False))
         with self._lock:
             print("\n".join(lines), file=self.stream, flush=True)
         future: Future[Outcome] = Future()
-        future.set_result(Outcome("sent", channel=alert.channel))
+        future.set_result(Outcome("sent", channel=alert.channel, ts=f"stdout-{id(future)}"))
         return future
 
     def close(self) -> None:
@@ -134,15 +135,17 @@ class SlackSink:
 
     def _deliver(self, alert: Alert, abandon: threading.Event) -> Outcome:
         delay = min(1.0, self._max_backoff_s)
+        channel, thread_ts = thread_of(alert, abandon)
         while True:
             if abandon.is_set():  # the partition moved to another worker while this alert was queued
                 return Outcome("abandoned", reason="partition revoked or worker stopping")
             try:
                 response = self._client().chat_postMessage(
-                    channel=alert.channel,
+                    channel=channel,
                     text=alert.text,
                     blocks=alert.blocks,
                     metadata=alert.metadata,
+                    thread_ts=thread_ts,
                     unfurl_links=False,
                     unfurl_media=False,
                 )
@@ -168,6 +171,19 @@ class SlackSink:
     def close(self) -> None:
         for _ in self._threads:
             self._queue.put(None)
+
+
+def thread_of(alert: Alert, abandon: threading.Event) -> tuple[str, str | None]:
+    """Where a reply goes: under its parent once that is posted; top-level if the parent never made it."""
+    if alert.thread_ts is not None or alert.parent is None:
+        return alert.channel, alert.thread_ts
+    while not alert.parent.done() and not abandon.is_set():
+        abandon.wait(0.05)  # the parent was queued first, so it is being posted by now
+    if alert.parent.done() and not alert.parent.cancelled() and alert.parent.exception() is None:
+        outcome = alert.parent.result()
+        if outcome.status == "sent" and outcome.ts:
+            return outcome.channel or alert.channel, outcome.ts
+    return alert.channel, None
 
 
 def _retry_after(headers: Any) -> float:
