@@ -25,10 +25,12 @@ from .events import FeedbackEvent, score_in_words
 from .followup import FollowUpTask
 from .metricrules import MetricRule, metric_value, responses_for
 from .metrics import MetricSnapshot
+from .digest import Digest
 from .rules import Match
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
 REPLY_TEMPLATE = "reply.slack.j2"
+DIGEST_TEMPLATE = "digest.slack.j2"
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
@@ -129,6 +131,24 @@ class AlertRenderer:
             severity=rule.severity,
             template=template,
         )
+
+    def render_digest(self, digest: Digest) -> Alert:
+        """One message for many matches; its metadata lists every event and task it stands for."""
+        rule = digest.rule
+        shown = digest.items[: digest.max_items]
+        context = {
+            "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
+            "severity": rule.severity, "severity_emoji": SEVERITY_EMOJI[rule.severity], "reason": digest.reason,
+            "group": digest.group, "total": len(digest.items), "more": len(digest.items) - len(shown),
+            "items": [{"customer": i.event.customer, "score_words": score_in_words(i.event), "comment": i.event.comment,
+                       "task_id": i.task_id, "event_id": i.event.event_id} for i in shown],
+        }
+        text, blocks = self.render_json(DIGEST_TEMPLATE, context)
+        payload = {"rule_id": rule.id, "severity": rule.severity, "count": len(digest.items), "reason": digest.reason,
+                   "event_ids": [i.event.event_id for i in digest.items], "task_ids": [i.task_id for i in digest.items]}
+        return Alert(channel=digest.channel, text=text, blocks=blocks,
+                     metadata={"event_type": "feedback_alert_digest", "event_payload": payload},
+                     event_id="", task_id="", rule_id=rule.id, severity=rule.severity, template=DIGEST_TEMPLATE)
 
     def render_reply(self, channel: str, event: FeedbackEvent, match: Match, task_id: str, answers: int) -> Alert:
         """A reply in the thread of an open task's first alert (see throttle.py)."""

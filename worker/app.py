@@ -34,6 +34,8 @@ from .metrics import MetricSnapshot
 from .metricstate import StateView
 from .reload import Reloader
 from .routing import Router
+from .digest import Digests, Item
+from .silences import silenced_by
 from .throttle import Episode, FollowUpUpdate, Throttle
 from .rules import Match, RuleSet
 from .sinks import Outcome, Sink
@@ -59,6 +61,9 @@ class Stats:
     metric_alerts: int = 0
     pauses: int = 0  # times fetching paused for Slack to catch up
     reloads: int = 0
+    silenced: int = 0  # matches whose task opened but whose alert a silence held back
+    digests: int = 0  # digest messages posted (rule groups and rate-limit summaries)
+    rate_limited: int = 0  # alerts folded into a rate-limit summary
     throttled: int = 0  # matches that joined an open task's thread instead of alerting anew
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
@@ -80,6 +85,7 @@ class _Pending:
     record: ConsumerRecord | None
     alert: Alert
     episode_key: str | None = None  # the first alert of a throttle episode: its ts is what replies thread under
+    items: tuple[Item, ...] = ()  # a digest: the matches it stands for
 
 
 class Worker:
@@ -108,6 +114,7 @@ class Worker:
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
         self.metering = metering
         self.reloader = reloader
+        self.digests = Digests(settings.channel_rate_limit_per_minute)
         self.throttle = throttle
         self.view = view  # the worker state topic (metric partials, throttle episodes), read continuously
         self.router = router or Router(default_channel=settings.slack_default_channel)
@@ -152,6 +159,7 @@ class Worker:
                         for record in records:
                             self.handle(tp, record)
                     self._apply_outcomes()
+                    self._post_digests()
                     if self.checkpoint.due():
                         self.checkpoint.commit()
                     if self.view is not None and time.monotonic() >= next_tick:
@@ -224,12 +232,41 @@ class Worker:
             self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": rule.alert.template})
             return
         self._open(task)
+        silence = silenced_by(self.view.silences, event, rule.id, self.clock()) if self.view is not None else None
+        if silence is not None:  # the task is open; the alert stays quiet
+            self.stats.silenced += 1
+            log.info("alert for event %s (rule %s) silenced by %s: %s", event.event_id, rule.id, silence.id, silence.reason)
+            return
         self.checkpoint.wait_for(state, record.offset)
+        if rule.group is not None:  # one digest for many: posted when the group's wait is over
+            self.digests.group(rule, rule.group, channel, Item(tp, record, event, task.task_id))
+            return
+        if episode_key is None and self.digests.over_limit(channel):  # a thread starter always goes out itself
+            self.stats.rate_limited += 1
+            self.digests.rate_limited(rule, channel, Item(tp, record, event, task.task_id))
+            return
+        self.digests.posted(channel)
         pending = _Pending(tp, record, alert, episode_key)
         future = self.sink.submit(alert, state.abandon)
         if episode_key is not None and rule.throttle is not None and self.throttle is not None:
             self.throttle.start(episode_key, task.task_id, event, rule.throttle, self.now, future)
         future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+
+    def _post_digests(self, force: bool = False) -> None:
+        """Digests whose wait is over (all of them when stopping): one message, many offsets."""
+        for digest in self.digests.due(force):
+            try:
+                alert = self.renderer.render_digest(digest)
+            except TemplateRenderError as err:
+                log.error("cannot render digest for rule %s: %s", digest.rule.id, err)
+                for item in digest.items:
+                    self._dead_alert(item.record, f"template error: {err}", {"channel": digest.channel})
+                    self.checkpoint.done(item.tp, item.record.offset)
+                continue
+            self.stats.digests += 1
+            future = self.sink.submit(alert, self._metric_abandon)
+            pending = _Pending(None, None, alert, items=tuple(digest.items))
+            future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
 
     def _join(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
               state: PartitionState, key: str, episode: Episode) -> None:
@@ -252,6 +289,11 @@ class Worker:
             self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": REPLY_TEMPLATE})
             return
         reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
+        silence = silenced_by(self.view.silences, event, rule.id, self.clock()) if self.view is not None else None
+        if silence is not None:
+            self.stats.silenced += 1
+            log.info("thread reply for event %s silenced by %s: %s", event.event_id, silence.id, silence.reason)
+            return
         self.checkpoint.wait_for(state, record.offset)
         future = self.sink.submit(reply, state.abandon)
         future.add_done_callback(lambda f, p=_Pending(tp, record, reply): self._outcomes.put((p, _outcome_of(f))))
@@ -363,7 +405,10 @@ class Worker:
                 "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
                 pending.alert.event_id, pending.alert.rule_id, pending.alert.channel, outcome.reason, self.settings.dlq_topic,
             )
-            self._dead_alert(pending.record, outcome.reason, pending.alert.to_dict())
+            for record in [item.record for item in pending.items] or [pending.record]:  # a digest: one letter per answer
+                self._dead_alert(record, outcome.reason, pending.alert.to_dict())
+        for item in pending.items:
+            self.checkpoint.done(item.tp, item.record.offset)
         if pending.tp is not None and pending.record is not None:
             self.checkpoint.done(pending.tp, pending.record.offset)
 
@@ -389,6 +434,7 @@ class Worker:
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
         self._stopping = True
+        self._post_digests(force=True)  # what is in hand goes out now
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         while self.checkpoint.waiting and time.monotonic() < deadline:
             self._apply_outcomes(wait_s=0.05)
@@ -421,6 +467,7 @@ class Worker:
     def lost(self, partitions: list[TopicPartition]) -> None:
         """Drop all state of these partitions: their next owner restores it from Kafka."""
         self.owned.difference_update(partitions)
+        self.digests.forget(set(partitions))
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
         if self.metering is not None:
             self.metering.revoked(partitions)

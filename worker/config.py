@@ -67,6 +67,9 @@ class Settings(BaseModel):
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
     shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
     stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
+    channel_rate_limit_per_minute: int = Field(
+        20, ge=0, description="Top-level alerts per channel per minute; more are batched into one summary. 0: no limit."
+    )
     reload_interval_seconds: float = Field(
         2.0, ge=0, description="How often rules and templates are checked for edits; 0: only on SIGHUP."
     )

@@ -20,6 +20,7 @@ Record keys (the value is JSON; None is a tombstone):
     final|<input topic>|<snapshot key>                               {"at"}  (a final was emitted)
     rule|<input topic>|<rule id>|<dimension>                         {"firing"}
     throttle|<input topic>|<rule id>|<key value>                     an open throttle episode (throttle.py)
+    silence|<input topic>|<id>                                       a silence (silences.py)
     sync|<input topic>|<token>                                       a marker, see StateView.sync
 """
 
@@ -152,6 +153,7 @@ class StateView:
         self.finals: dict[str, int] = {}  # snapshot key -> when its final was emitted
         self.firing: dict[str, bool] = {}  # "rule id|dimension" -> firing
         self.episodes: dict[str, Any] = {}  # "rule id|key value" -> throttle.Episode (see throttle.py)
+        self.silences: dict[str, Any] = {}  # id -> silences.Silence
         #: Episodes this worker changed since its last sync: their records coming back are echoes, older than memory.
         self.own_episodes: set[str] = set()
         self.changed: set[PaneKey] = set()
@@ -248,5 +250,18 @@ class StateView:
                 known = self.episodes.get(rest)
                 parent = getattr(known, "parent", None) if known is not None and not data.get("thread_ts") else None
                 self.episodes[rest] = Episode(**data, parent=parent)
+        elif kind == "silence":
+            from .silences import from_record
+
+            if value is None:
+                if self.silences.pop(rest, None) is not None:
+                    log.info("silence %s ended", rest)
+            else:
+                try:
+                    self.silences[rest] = silence = from_record(value)
+                    log.info("silence %s: alerts held back for %s until %s (%s)", rest,
+                             ", ".join(f"{k}={v}" for k, v in silence.matchers.items()), silence.ends_at.isoformat(), silence.reason)
+                except ValueError as err:  # written by a newer or broken tool: ignore it, loudly
+                    log.warning("ignoring unreadable silence record %s: %s", rest, err)
         elif kind == "sync" and data is not None:
             self._markers.add(rest)

@@ -19,11 +19,12 @@ from .conditions import Predicate, compile_condition
 from .events import FeedbackEvent
 from .followup import SEVERITY_RANK, FollowupSpec, Severity, check_name_template
 from .metricrules import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
+from .digest import GroupSpec
 from .throttle import ThrottleSpec
 from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
-RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle")
+RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
 FILE_KEYS = ("rules", "tests")  # tests: run by `rules check` (worker/ruletests.py); the worker ignores them
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -52,6 +53,7 @@ class Rule:
     location: Location
     order: int  # position across all files: ties in severity go to the lower number
     throttle: ThrottleSpec | None = None  # one task and one Slack thread per key per window
+    group: GroupSpec | None = None  # batch this rule's alerts into digests
 
     @property
     def rank(self) -> tuple[int, int]:
@@ -209,8 +211,10 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
         )
     when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
     throttle = _validate(ThrottleSpec, node, "throttle", name) if node.get("throttle") is not None else None
+    group = _validate(GroupSpec, node, "group", name) if node.get("group") is not None else None
     return Rule(
         throttle=throttle,
+        group=group,
         id=rule_id,
         description=description,
         severity=severity,

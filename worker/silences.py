@@ -1,0 +1,115 @@
+"""Silences: "no Slack alerts for customer c-42 for two days, the account manager is on it".
+
+    feedback-worker silence add --match customer.id=c-42 --for 2d --reason "account manager on it"
+    feedback-worker silence list
+    feedback-worker silence expire ID
+
+A silenced match still opens its HEARD task (the loop stays closed) but posts no alert.
+Silences are records in the worker state topic (key `silence|<input topic>|<id>`), so every
+replica obeys them within a second, and they end by themselves at `ends_at`.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .events import FeedbackEvent, is_known_path
+from .metricstate import StateView
+
+
+class Silence(BaseModel):
+    id: str
+    matchers: dict[str, str] = Field(description="Field path (or `rule`) -> value; all must equal.")
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str = ""
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+def parse_matchers(items: list[str]) -> dict[str, str]:
+    """`customer.id=c-42` (repeatable, ANDed); `rule=nps-detractor` matches the owning rule."""
+    matchers: dict[str, str] = {}
+    for item in items:
+        path, sep, value = item.partition("=")
+        path, value = path.strip(), value.strip()
+        if not sep or not path or not value:
+            raise ValueError(f"--match {item!r}: expected path=value, e.g. customer.id=c-42")
+        if path != "rule" and not is_known_path(path):
+            raise ValueError(f"--match {item!r}: unknown field path {path!r} (e.g. customer.id, customer.segment, rule)")
+        matchers[path] = value
+    if not matchers:
+        raise ValueError("give at least one --match path=value")
+    return matchers
+
+
+def _getter(path: str) -> Callable[[FeedbackEvent], Any]:
+    if path.startswith("attributes."):
+        return lambda event, key=path.removeprefix("attributes."): event.attributes.get(key)
+    return operator.attrgetter(path)
+
+
+def silenced_by(silences: dict[str, Silence], event: FeedbackEvent, rule_id: str, now: datetime) -> Silence | None:
+    """The first active silence matching this event and owning rule, if any."""
+    for silence in silences.values():
+        if not silence.active(now):
+            continue
+        if all(
+            (rule_id if path == "rule" else _text(_getter(path)(event))) == value for path, value in silence.matchers.items()
+        ):
+            return silence
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- the commands (run against Kafka through a StateView) -------------------------------------
+
+
+def add(view: StateView, matchers: dict[str, str], duration: timedelta, reason: str, by: str = "") -> Silence:
+    now = datetime.now(UTC).replace(microsecond=0)
+    silence = Silence(id=uuid.uuid4().hex[:8], matchers=matchers, starts_at=now, ends_at=now + duration, reason=reason,
+                      created_by=by)
+    view.publish([(_key(view, silence.id), silence.model_dump_json().encode())])
+    view.producer.flush()
+    return silence
+
+
+def active(view: StateView) -> list[Silence]:
+    now = datetime.now(UTC)
+    return sorted((s for s in view.silences.values() if s.active(now)), key=lambda s: s.ends_at)
+
+
+def expire(view: StateView, silence_id: str) -> Silence | None:
+    """End a silence now (a tombstone: compaction removes it). None if there is no such silence."""
+    silence = view.silences.get(silence_id)
+    if silence is None:
+        return None
+    view.publish([(_key(view, silence_id), None)])
+    view.producer.flush()
+    return silence
+
+
+def describe(silence: Silence) -> str:
+    matchers = ", ".join(f"{path}={value}" for path, value in silence.matchers.items())
+    by = f" by {silence.created_by}" if silence.created_by else ""
+    return f"{silence.id}  {matchers}  until {silence.ends_at.isoformat()}{by}: {silence.reason}"
+
+
+def _key(view: StateView, silence_id: str) -> bytes:
+    return f"silence|{view.input_topic}|{silence_id}".encode()
+
+
+def from_record(data: bytes) -> Silence:
+    return Silence.model_validate(json.loads(data))
