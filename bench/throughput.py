@@ -307,6 +307,7 @@ def main() -> int:
             slack_bot_token=slack.token,
             slack_api_url=slack.url,
             metrics=MetricsConfig(enabled=args.metrics),
+            channel_rate_limit_per_minute=0,  # measure every alert's full cost, not the summaries that would replace them
         )
         setup_logging("WARNING", settings.secrets())
         logging.getLogger("worker").addFilter(lambda r: not r.getMessage().startswith("invalid event"))  # expected

@@ -96,6 +96,8 @@ def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSla
         "SLACK_BOT_TOKEN": fake_slack.token,
         "SLACK_API_URL": fake_slack.url,
         "COMMIT_INTERVAL_SECONDS": "0.2",
+        # Delivery tests count one Slack message per alert; tests of the rate limit turn it on themselves.
+        "CHANNEL_RATE_LIMIT_PER_MINUTE": "0",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -11,13 +11,12 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
@@ -26,55 +25,27 @@ from . import deadletter
 from .alerts import REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, fit, slack_escape
 from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
+from .digest import Digests, Item
 from .events import FeedbackEvent
 from .followup import open_task
 from .metering import Metering
 from .metricrules import MetricRule, MetricWatch
 from .metrics import MetricSnapshot
 from .metricstate import StateView
+from .rebalance import Rebalance
 from .reload import Reloader
 from .routing import Router
-from .digest import Digests, Item
-from .silences import silenced_by
-from .throttle import Episode, FollowUpUpdate, Throttle
 from .rules import Match, RuleSet
+from .silences import silenced_by
 from .sinks import Outcome, Sink
+from .stats import Stats
+from .throttle import Episode, FollowUpUpdate, Throttle
 
 log = logging.getLogger("worker")
 
 #: Events dated further ahead than this are refused (DLQ): a wrong clock would skew every metric window.
 FUTURE_LIMIT_S = 300
 _LOUD_COUNTS = frozenset(10**n for n in range(10))
-
-
-@dataclass
-class Stats:
-    """What the worker has done since it started; logged periodically and at exit."""
-
-    consumed: int = 0
-    invalid: int = 0
-    matched: int = 0
-    tasks: int = 0
-    alerts_sent: int = 0
-    alerts_dead: int = 0
-    late: int = 0
-    metric_alerts: int = 0
-    pauses: int = 0  # times fetching paused for Slack to catch up
-    reloads: int = 0
-    silenced: int = 0  # matches whose task opened but whose alert a silence held back
-    digests: int = 0  # digest messages posted (rule groups and rate-limit summaries)
-    rate_limited: int = 0  # alerts folded into a rate-limit summary
-    throttled: int = 0  # matches that joined an open task's thread instead of alerting anew
-    by_rule: Counter[str] = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic)
-
-    def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (
-            f"{self.consumed} events ({self.consumed / elapsed:.0f}/s), {self.matched} matched, "
-            f"{self.tasks} tasks, {self.alerts_sent} alerts sent, {self.alerts_dead} alerts dead-lettered, "
-            f"{self.invalid} invalid → DLQ, {self.late} too late for metrics"
-        )
 
 
 @dataclass(frozen=True)
@@ -138,7 +109,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> Stats:
         """Process until `stop` is set, then finish what is in hand, commit and return."""
-        self.consumer.subscribe([self.settings.feedback_topic], listener=_Rebalance(self))
+        self.consumer.subscribe([self.settings.feedback_topic], listener=Rebalance(self))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
         if self.view is not None:
@@ -471,54 +442,6 @@ class Worker:
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
         if self.metering is not None:
             self.metering.revoked(partitions)
-
-
-class _Rebalance(AsyncConsumerRebalanceListener):
-    """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
-
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-
-    async def _locked(self) -> None:
-        """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
-        while not self.worker.lock.acquire(blocking=False):
-            await self.worker.consumer._net.sleep(0.01)
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self._locked()
-        try:
-            offsets = self.worker.revoked(list(revoked))
-        finally:
-            self.worker.lock.release()
-        if offsets:
-            try:
-                # The blocking commit() may not run on the IO thread; this is the coroutine it wraps.
-                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)
-                self.worker.checkpoint.committed(offsets)
-            except Exception as err:  # at-least-once still holds: the next owner redoes uncommitted events
-                log.warning("could not commit before giving up partitions (%s): their uncommitted events will be redone", err)
-
-    async def on_partitions_lost(self, lost: Any) -> None:
-        log.warning("partitions lost (evicted from the group): %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(lost)))
-        await self._locked()
-        try:
-            self.worker.lost(list(lost))
-        finally:
-            self.worker.lock.release()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self._locked()
-        try:
-            if self.worker.view is not None:
-                self.worker.view.sync()  # everything the previous owners published before letting go
-            if self.worker.metering is not None:
-                self.worker.metering.assigned(list(assigned))
-            self.worker.owned.update(assigned)
-            if self.worker._paused:
-                self.worker.consumer.pause(*assigned)
-        finally:
-            self.worker.lock.release()
-        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
 
 
 def _source(record: ConsumerRecord) -> deadletter.Source:

@@ -11,7 +11,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from .alerts import AlertRenderer, TemplateRenderError
-from .app import Stats, Worker
+from .app import Worker
 from .config import ConfigError, Settings
 from .durations import format_duration
 from .events import FeedbackEvent
@@ -27,6 +27,7 @@ from .routing import Router, compile_routes
 from .yamlsource import SourceError
 from .rules import Match, RuleSet, load_rules
 from .sinks import Sink, SlackSink, StdoutSink
+from .stats import Stats
 
 log = logging.getLogger("worker")
 

@@ -1,0 +1,66 @@
+"""The rebalance listener: settle, publish and commit before partitions move; restore after.
+
+kafka-python 3 calls it on its IO thread, possibly while the worker thread is mid-batch, and
+a blocking commit() may not run there. So each callback takes the worker's lock between
+batches (yielding to the IO loop while it waits) and awaits the async commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kafka import AsyncConsumerRebalanceListener
+
+if TYPE_CHECKING:
+    from .app import Worker
+
+log = logging.getLogger("worker")
+
+
+class Rebalance(AsyncConsumerRebalanceListener):
+    """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def _locked(self) -> None:
+        """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
+        while not self.worker.lock.acquire(blocking=False):
+            await self.worker.consumer._net.sleep(0.01)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._locked()
+        try:
+            offsets = self.worker.revoked(list(revoked))
+        finally:
+            self.worker.lock.release()
+        if offsets:
+            try:
+                # The blocking commit() may not run on the IO thread; this is the coroutine it wraps.
+                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)
+                self.worker.checkpoint.committed(offsets)
+            except Exception as err:  # at-least-once still holds: the next owner redoes uncommitted events
+                log.warning("could not commit before giving up partitions (%s): their uncommitted events will be redone", err)
+
+    async def on_partitions_lost(self, lost: Any) -> None:
+        log.warning("partitions lost (evicted from the group): %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(lost)))
+        await self._locked()
+        try:
+            self.worker.lost(list(lost))
+        finally:
+            self.worker.lock.release()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self._locked()
+        try:
+            if self.worker.view is not None:
+                self.worker.view.sync()  # everything the previous owners published before letting go
+            if self.worker.metering is not None:
+                self.worker.metering.assigned(list(assigned))
+            self.worker.owned.update(assigned)
+            if self.worker._paused:
+                self.worker.consumer.pause(*assigned)
+        finally:
+            self.worker.lock.release()
+        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
