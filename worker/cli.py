@@ -37,7 +37,27 @@ def main(argv: list[str] | None = None) -> int:
     check = rules_commands.add_parser("check", help="validate rules; exit non-zero with file:line on problems")
     check.add_argument("path", type=Path, help="a rules file or a directory of *.yaml")
     check.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
+    check.add_argument("--config", type=Path, help="the worker's config file: its metrics windows and routes apply")
     check.set_defaults(func=cmd_rules_check)
+    from .backtest_cli import register as register_rules_test  # `rules test`: backtest on recorded feedback
+
+    register_rules_test(rules_commands)
+
+    template = commands.add_parser("template", help="work with Slack alert templates")
+    template_commands = template.add_subparsers(dest="template_command", required=True)
+    render = template_commands.add_parser("render", help="print an alert for an event file exactly as it would be posted")
+    render.add_argument("name", help="template file name, e.g. detractor.slack.j2")
+    render.add_argument("--event", type=Path, required=True, help="a feedback event as JSON, as on the topic")
+    render.add_argument("--rule", help="the rule that owns the alert (default: the rule the worker would pick)")
+    render.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
+    render.add_argument("--rules", type=Path, help="rules file or directory (default: RULES_PATH or rules/)")
+    render.add_argument("--config", type=Path, help="the worker's config file: its routes pick the channel and owner")
+    render.add_argument("--json", action="store_true", help="print only the chat.postMessage JSON")
+    render.set_defaults(func=cmd_template_render)
+
+    from .silence_cli import register as register_silence
+
+    register_silence(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
     schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), task, snapshot, dlq")
@@ -80,17 +100,40 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from .service import load_checked
+    from .service import load_checked, make_router
 
     overrides = {"rules_path": args.path, "templates_path": args.templates}
-    settings = load_settings(None, **overrides)
+    settings = load_settings(args.config, **overrides)
     rules, _ = load_checked(settings)
     from .followup import SEVERITY_RANK
+    from .ruletestrun import report, run_tests
+    from .ruletests import load_tests
+
+    tests = load_tests(settings.rules_path, rules)  # `tests:` in the rules files; a bad one is a RulesError (exit 2)
+    router = make_router(settings)  # tests see channels and owners as the worker routes them
 
     severities = [rule.severity for rule in (*rules.rules, *rules.metric_rules)]
     summary = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITY_RANK if s in severities)
     metric = f" and {len(rules.metric_rules)} metric rule(s)" if rules.metric_rules else ""
-    print(f"ok: {len(rules)} rules{metric} in {len(rules.files)} file(s) ({summary}); templates render")
+    print(f"ok: {len(rules)} rules{metric} in {len(rules.files)} file(s) ({summary}); templates render", flush=True)
+    passed = report(run_tests(tests, rules, router), sys.stdout, sys.stderr)
+    return EXIT_OK if passed else EXIT_FAILED
+
+
+def cmd_template_render(args: argparse.Namespace) -> int:
+    from .preview import PreviewError, render_preview
+    from .service import make_router
+
+    settings = load_settings(args.config, rules_path=args.rules, templates_path=args.templates)
+    try:
+        preview = render_preview(args.name, args.event, settings.rules_path, settings.templates_path,
+                                 args.rule, make_router(settings))
+    except PreviewError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    for note in preview.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(preview.format(as_json=args.json))
     return EXIT_OK
 
 
