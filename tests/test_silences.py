@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ROOT, committed, event_bytes, produce, read_topic, wait_for
 from worker.events import FeedbackEvent
-from worker.silences import Silence, parse_matchers, silenced_by
+from worker.silences import Silence, parse_matchers, silenced_by, silenced_metric
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +61,10 @@ def test_silences_match_fields_and_rule_and_end_by_themselves() -> None:
     assert silenced_by({"s1": silence}, event, "nps-detractor", now + timedelta(hours=1)) is silence
     assert silenced_by({"s1": silence}, event, "low-csat", now) is None  # another rule owns it
     assert silenced_by({"s1": silence}, event, "nps-detractor", now + timedelta(days=2)) is None  # ended by itself
+    metric = Silence(id="s2", matchers=parse_matchers(["rule=enterprise-nps-drop", "customer.segment=enterprise"]),
+                     starts_at=now, ends_at=now + timedelta(hours=4), reason="known outage")
+    assert silenced_metric({"s2": metric}, "enterprise-nps-drop", {"customer.segment": "enterprise"}, now) is metric
+    assert silenced_metric({"s2": metric}, "enterprise-nps-drop", {}, now) is None  # the overall figure is not silenced
     with pytest.raises(ValueError, match="unknown field path 'customer.idd'"):
         parse_matchers(["customer.idd=c-42"])
     with pytest.raises(ValueError, match="expected path=value"):

@@ -36,7 +36,7 @@ from .rebalance import Rebalance
 from .reload import Reloader
 from .routing import Router
 from .rules import Match, RuleSet
-from .silences import silenced_by
+from .silences import silenced_by, silenced_metric
 from .sinks import Outcome, Sink
 from .stats import Stats
 from .throttle import Episode, FollowUpUpdate, Throttle
@@ -273,6 +273,11 @@ class Worker:
         """A metric rule fired: post its alert; if it cannot be delivered, dead-letter it."""
         self.stats.metric_alerts += 1
         channel = rule.channel or self.settings.slack_default_channel or "(default channel)"
+        silence = silenced_metric(self.view.silences, rule.id, snapshot.dimension, self.clock()) if self.view else None
+        if silence is not None:
+            self.stats.silenced += 1
+            log.info("metric alert %s silenced by %s: %s", rule.id, silence.id, silence.reason)
+            return
         log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
         try:
             alert = self.renderer.render_metric(rule, channel, snapshot)

@@ -70,6 +70,16 @@ def silenced_by(silences: dict[str, Silence], event: FeedbackEvent, rule_id: str
     return None
 
 
+def silenced_metric(silences: dict[str, Silence], rule_id: str, dimension: dict[str, str], now: datetime) -> Silence | None:
+    """For a metric rule's alert: `rule=<id>` and the snapshot's dimension (customer.segment=enterprise) can match."""
+    for silence in silences.values():
+        if silence.active(now) and all(
+            (rule_id if path == "rule" else dimension.get(path)) == value for path, value in silence.matchers.items()
+        ):
+            return silence
+    return None
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
