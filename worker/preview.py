@@ -22,7 +22,7 @@ from .events import FeedbackEvent
 from .followup import open_task
 from .routing import Router
 from .rules import Match, Rule, RuleSet, load_rules
-from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
+from .yamlsource import Location, SourceError, load_yaml, locate
 
 FUTURE_LIMIT = timedelta(minutes=5)  # Worker refuses events dated further ahead (app.FUTURE_LIMIT_S)
 
@@ -139,12 +139,4 @@ def _line_of(path: Path, text: str, loc: tuple[Any, ...]) -> Location:
         node = load_yaml(path, text)
     except SourceError:
         return Location(str(path), 1)
-    where = getattr(node, "location", Location(str(path), 1))
-    for part in loc:
-        if isinstance(node, LineDict) and part in node:
-            where, node = node.where(part), node[part]
-        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
-            where, node = node.where(part), node[part]
-        else:
-            break
-    return where
+    return locate(node, loc, Location(str(path), 1))

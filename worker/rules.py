@@ -21,7 +21,7 @@ from .followup import SEVERITY_RANK, FollowupSpec, Severity, check_name_template
 from .metricrules import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from .digest import GroupSpec
 from .throttle import ThrottleSpec
-from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
+from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml, locate
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
@@ -234,7 +234,7 @@ def _validate(model: type[BaseModel], node: LineDict, key: str, name: str) -> An
         return model.model_validate(value)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        at = _locate(value, err["loc"]) if isinstance(value, LineDict) else node.where(key)
+        at = locate(value, err["loc"]) if isinstance(value, LineDict) else node.where(key)
         path = ".".join([key, *(str(p) for p in err["loc"])])
         message = err["msg"]
         if err["type"] == "extra_forbidden":
@@ -244,16 +244,6 @@ def _validate(model: type[BaseModel], node: LineDict, key: str, name: str) -> An
         raise SourceError(at, f"{name}: {path}: {message}") from None
 
 
-def _locate(node: Any, loc: tuple[Any, ...]) -> Location:
-    where = node.location
-    for part in loc:
-        if isinstance(node, LineDict) and part in node:
-            where, node = node.where(part), node[part]
-        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
-            where, node = node.where(part), node[part]
-        else:
-            break
-    return where
 
 
 def _templates_in(templates: Path | str) -> set[str]:

@@ -30,7 +30,7 @@ from .events import FeedbackEvent
 from .followup import SEVERITY_RANK
 from .metrics import MetricSnapshot, Tally, figures
 from .rules import RuleSet, RulesError, rule_files
-from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml
+from .yamlsource import LineDict, LineList, Location, SourceError, load_yaml, locate
 
 TEST_KEYS = ("name", "event", "snapshot", "expect")
 EXPECT_KEYS = ("rule", "severity", "channel", "owner", "template", "matched")
@@ -237,20 +237,9 @@ def _report(exc: ValidationError, given: LineDict, prefix: str, errors: list[Sou
     for err in exc.errors(include_url=False):
         path = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        errors.append(SourceError(_locate(given, err["loc"]), f"{prefix}.{path}: {message}"))
+        errors.append(SourceError(locate(given, err["loc"]), f"{prefix}.{path}: {message}"))
 
 
-def _locate(node: Any, loc: tuple[Any, ...]) -> Location:
-    """The line of the deepest part of `loc` the test wrote; a default-filled field points at its mapping."""
-    where: Location = node.location
-    for part in loc:
-        if isinstance(node, LineDict) and part in node:
-            where, node = node.where(part), node[part]
-        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
-            where, node = node.where(part), node[part]
-        else:
-            break
-    return where
 
 
 def window_size(snapshot: MetricSnapshot) -> timedelta:

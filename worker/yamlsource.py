@@ -102,3 +102,16 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
         raise SourceError(Location(file, line), f"invalid YAML: {problem}") from None
     except yaml.YAMLError as err:
         raise SourceError(Location(file, 1), f"invalid YAML: {err}") from None
+
+
+def locate(node: Any, loc: tuple[Any, ...] | list[Any], default: Location | None = None) -> Location:
+    """The line of the deepest part of a pydantic error `loc` present in the YAML (else its parent's)."""
+    where = getattr(node, "location", default)
+    for part in loc:
+        if isinstance(node, LineDict) and part in node:
+            where, node = node.where(part), node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
+            where, node = node.where(part), node[part]
+        else:
+            break
+    return where
