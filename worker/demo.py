@@ -27,6 +27,7 @@ from .kafka_io import ensure_topics, make_producer
 from .logs import setup_logging
 from .samples import FeedbackGenerator
 from .service import serve
+from .stats import Stats
 
 PARTITIONS = 3
 
@@ -47,11 +48,11 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"
         say(f"▶ worker: rules from {settings.rules_path}, templates from {settings.templates_path}; alerts {where}")
 
-        stop, failed = threading.Event(), []
+        stop, failed, stats = threading.Event(), [], []
 
         def work() -> None:
             try:
-                serve(settings, stop)
+                stats.append(serve(settings, stop))
             except BaseException as err:  # surface it in the summary instead of hanging the demo
                 failed.append(err)
                 stop.set()
@@ -84,7 +85,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             return 1
         tasks = read_all(settings, settings.followup_topic)
         dead = read_all(settings, settings.dlq_topic)
-        print_summary(sent, malformed, tasks, dead)
+        print_summary(sent, malformed, tasks, dead, stats[0] if stats else None)
         print_metrics(snapshots)
         if not caught_up:
             say(f"✖ the worker did not commit all {sent} events within {timeout_s:.0f}s")
@@ -166,7 +167,9 @@ def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, A
         consumer.close()
 
 
-def print_summary(sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]]) -> None:
+def print_summary(
+    sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]], stats: Stats | None = None
+) -> None:
     by_rule = Counter(task["rule_id"] for task in tasks)
     by_owner = Counter(task["owner"] for task in tasks)
     invalid = [d for d in dead if d["type"] == "feedback.invalid"]
@@ -177,9 +180,14 @@ def print_summary(sent: int, malformed: int, tasks: list[dict[str, Any]], dead: 
         "Summary",
         "═" * 64,
         f"events produced         {sent:>6}   ({sent - malformed} valid, {malformed} malformed)",
-        f"follow-up tasks opened  {len(tasks):>6}   (one alert each)",
+        f"follow-up tasks opened  {len(tasks):>6}",
     ]
     lines += [f"  {rule:<28}{n:>6}" for rule, n in by_rule.most_common()]
+    if stats is not None:
+        lines.append(f"alert messages posted   {stats.alerts_sent:>6}")
+        if stats.digests:
+            lines.append(f"  of which {stats.digests} summaries listing {stats.rate_limited} alerts beyond a channel's "
+                         "rate limit (CHANNEL_RATE_LIMIT_PER_MINUTE)")
     lines.append("tasks by owner")
     lines += [f"  {owner:<28}{n:>6}" for owner, n in by_owner.most_common()]
     lines.append(f"dead-letter queue       {len(dead):>6}   ({len(invalid)} invalid events, {len(undeliverable)} undeliverable alerts)")
