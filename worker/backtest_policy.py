@@ -9,29 +9,21 @@ rate limit is not simulated: it depends on arrival times the history does not re
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from typing import Any
 
 from .backtest import AlertPolicy
-from .events import FeedbackEvent
+from .events import FeedbackEvent, field_getter
 from .rules import Match, RuleSet
 
 THROTTLED = "throttled: a reply in the open task's thread"
 GROUPED = "grouped: listed in a digest message"
 
 
-def _get(path: str) -> Callable[[FeedbackEvent], Any]:
-    if path.startswith("attributes."):
-        return lambda event, key=path.removeprefix("attributes."): event.attributes.get(key)
-    return operator.attrgetter(path)
-
-
 def simulation_policy(rules: RuleSet) -> AlertPolicy | None:
     """None when no rule throttles or groups (the replay can then run in parallel)."""
-    throttled = {r.id: (_get(r.throttle.key), r.throttle.window.total_seconds()) for r in rules.rules if r.throttle}
+    throttled = {r.id: (field_getter(r.throttle.key), r.throttle.window.total_seconds()) for r in rules.rules if r.throttle}
     grouped = {
-        r.id: ([_get(p) for p in r.group.by], r.group.wait.total_seconds(), r.group.interval.total_seconds())
+        r.id: ([field_getter(p) for p in r.group.by], r.group.wait.total_seconds(), r.group.interval.total_seconds())
         for r in rules.rules if r.group
     }
     if not throttled and not grouped:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from .events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, is_known_path
+from .events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, field_getter, is_known_path
 from .yamlsource import LineDict, LineList, Location, SourceError
 
 Predicate = Callable[[FeedbackEvent], bool]
@@ -44,13 +44,6 @@ def fold(text: str, ignore_accents: bool = False) -> str:
         return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     # casefold does not compose: "tühista" typed as u + U+0308 (macOS, some phones) must still match.
     return unicodedata.normalize("NFC", text)
-
-
-def _getter(path: str) -> Callable[[FeedbackEvent], Any]:
-    if path.startswith("attributes."):
-        key = path.removeprefix("attributes.")
-        return lambda event: event.attributes.get(key)
-    return operator.attrgetter(path)
 
 
 def _is_number(value: Any) -> bool:
@@ -92,7 +85,7 @@ class _Compiler:
         return parts[0] if len(parts) == 1 else _all(parts)
 
     def field(self, path: str, spec: Any, where: Location, context: str) -> Predicate:
-        get = _getter(path)
+        get = field_getter(path)
         if not isinstance(spec, dict):
             if isinstance(spec, list):
                 raise self.fail(where, f"{context}: a list is not a value to compare; did you mean `{{in: [...]}}`?")

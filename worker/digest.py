@@ -14,7 +14,6 @@ that lists it is posted (or dead-lettered), so nothing is lost if the worker sto
 
 from __future__ import annotations
 
-import operator
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .durations import Duration
-from .events import FeedbackEvent, is_known_path
+from .events import FeedbackEvent, field_getter, is_known_path
 
 
 #: How long a rate-limited channel's summary gathers the burst before it goes out.
@@ -86,7 +85,7 @@ class Digests:
     # -- rule groups ----------------------------------------------------------------------
 
     def group(self, rule: Any, spec: GroupSpec, channel: str, item: Item) -> None:
-        values = {path: _get(path)(item.event) for path in spec.by}
+        values = {path: field_getter(path)(item.event) for path in spec.by}
         key = ("group", rule.id, channel, *values.values())
         digest = self.open.get(key)
         if digest is None:
@@ -142,9 +141,3 @@ class Digests:
         while recent and recent[0] <= cutoff:
             recent.popleft()
         return recent
-
-
-def _get(path: str) -> Callable[[FeedbackEvent], Any]:
-    if path.startswith("attributes."):
-        return lambda event, key=path.removeprefix("attributes."): event.attributes.get(key)
-    return operator.attrgetter(path)

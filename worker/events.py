@@ -6,11 +6,16 @@ prints them as JSON Schema for producers.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 Survey = Literal["nps", "csat", "ces"]
+
+#: Answers dated further ahead than this (seconds) are refused to the DLQ: a wrong clock would skew every metric window.
+FUTURE_LIMIT_S = 300
 
 #: Inclusive score range of each survey type.
 SCORE_RANGES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 5)}
@@ -84,6 +89,14 @@ def field_paths() -> set[str]:
     return paths
 
 
+def field_getter(path: str) -> Callable[[FeedbackEvent], Any]:
+    """Read a dotted path (`customer.segment`, `attributes.region`) from an event; None when absent."""
+    if path.startswith("attributes."):
+        key = path.removeprefix("attributes.")
+        return lambda event: event.attributes.get(key)
+    return operator.attrgetter(path)
+
+
 def is_known_path(path: str) -> bool:
     return path in KNOWN_PATHS or (path.startswith("attributes.") and len(path) > len("attributes."))
 
@@ -92,9 +105,11 @@ KNOWN_PATHS = field_paths()
 
 __all__ = [
     "Customer",
+    "FUTURE_LIMIT_S",
     "FeedbackEvent",
     "SCORE_RANGES",
     "Survey",
+    "field_getter",
     "field_paths",
     "is_known_path",
     "nps_category",

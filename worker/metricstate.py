@@ -28,16 +28,15 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from .events import FeedbackEvent
+from .events import FeedbackEvent, field_getter
 from .metrics import Tally
 from .windows import MetricsConfig
 
@@ -56,17 +55,6 @@ class Pane:
     dirty: bool = False
 
 
-def dimension_getters(paths: list[str]) -> list[tuple[str, Callable[[FeedbackEvent], Any]]]:
-    getters = []
-    for path in paths:
-        if path.startswith("attributes."):
-            key = path.removeprefix("attributes.")
-            getters.append((path, lambda event, key=key: event.attributes.get(key)))
-        else:
-            getters.append((path, operator.attrgetter(path)))
-    return getters
-
-
 class PartitionMetrics:
     """The partials of one input partition owned by this worker."""
 
@@ -76,7 +64,7 @@ class PartitionMetrics:
         self.panes: dict[PaneKey, Pane] = panes or {}
         self.lateness = int(config.lateness.total_seconds())
         self.steps = sorted(config.steps().items())  # [(step, largest size using it)]
-        self.dimensions = dimension_getters(config.dimensions)
+        self.dimensions = [(path, field_getter(path)) for path in config.dimensions]
         self.late = 0
         # Below this offset events were seen before the last checkpoint: their late counts are in the restored panes.
         self.resume_at = max((pane.stamp for pane in self.panes.values()), default=0)

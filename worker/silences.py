@@ -12,15 +12,13 @@ replica obeys them within a second, and they end by themselves at `ends_at`.
 from __future__ import annotations
 
 import json
-import operator
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .events import FeedbackEvent, is_known_path
+from .events import FeedbackEvent, field_getter, is_known_path
 from .metricstate import StateView
 
 
@@ -52,19 +50,13 @@ def parse_matchers(items: list[str]) -> dict[str, str]:
     return matchers
 
 
-def _getter(path: str) -> Callable[[FeedbackEvent], Any]:
-    if path.startswith("attributes."):
-        return lambda event, key=path.removeprefix("attributes."): event.attributes.get(key)
-    return operator.attrgetter(path)
-
-
 def silenced_by(silences: dict[str, Silence], event: FeedbackEvent, rule_id: str, now: datetime) -> Silence | None:
     """The first active silence matching this event and owning rule, if any."""
     for silence in silences.values():
         if not silence.active(now):
             continue
         if all(
-            (rule_id if path == "rule" else _text(_getter(path)(event))) == value for path, value in silence.matchers.items()
+            (rule_id if path == "rule" else _text(field_getter(path)(event))) == value for path, value in silence.matchers.items()
         ):
             return silence
     return None

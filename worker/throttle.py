@@ -12,7 +12,6 @@ so they survive restarts and every replica sees them.
 from __future__ import annotations
 
 import json
-import operator
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .durations import Duration
-from .events import Customer, FeedbackEvent, Survey, is_known_path, score_in_words
+from .events import Customer, FeedbackEvent, Survey, field_getter, is_known_path, score_in_words
 from .metricstate import StateView
 
 
@@ -84,10 +83,7 @@ class Throttle:
     def key(self, rule_id: str, spec: ThrottleSpec, event: FeedbackEvent) -> str | None:
         get = self._getters.get(spec.key)
         if get is None:
-            path = spec.key
-            get = (lambda e, k=path.removeprefix("attributes."): e.attributes.get(k)) if path.startswith("attributes.") \
-                else operator.attrgetter(path)
-            self._getters[spec.key] = get
+            get = self._getters[spec.key] = field_getter(spec.key)
         value = get(event)
         return None if value is None else f"{rule_id}|{value}"  # no key value: never throttled
 
