@@ -26,7 +26,7 @@ from .alerts import REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, f
 from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .digest import Digests, Item
-from .events import FeedbackEvent
+from .events import FUTURE_LIMIT_S, FeedbackEvent
 from .followup import open_task
 from .metering import Metering
 from .metricrules import MetricRule, MetricWatch
@@ -34,7 +34,7 @@ from .metrics import MetricSnapshot
 from .metricstate import StateView
 from .rebalance import Rebalance
 from .reload import Reloader
-from .routing import Router
+from .routing import NO_CHANNEL, Router
 from .rules import Match, RuleSet
 from .silences import silenced_by, silenced_metric
 from .sinks import Outcome, Sink
@@ -43,8 +43,6 @@ from .throttle import Episode, FollowUpUpdate, Throttle
 
 log = logging.getLogger("worker")
 
-#: Events dated further ahead than this are refused (DLQ): a wrong clock would skew every metric window.
-FUTURE_LIMIT_S = 300
 _LOUD_COUNTS = frozenset(10**n for n in range(10))
 
 
@@ -89,7 +87,8 @@ class Worker:
         self.throttle = throttle
         self.view = view  # the worker state topic (metric partials, throttle episodes), read continuously
         self.router = router or Router(default_channel=settings.slack_default_channel)
-        self._metric_abandon = threading.Event()
+        # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
+        self._unbound_abandon = threading.Event()
         if metering is not None:
             self.checkpoint.before_flush.append(self._checkpoint_metrics)
             self._watch = MetricWatch(rules.metric_rules, metering.view, metering.emitter.current_start, self.metric_alert)
@@ -235,7 +234,7 @@ class Worker:
                     self.checkpoint.done(item.tp, item.record.offset)
                 continue
             self.stats.digests += 1
-            future = self.sink.submit(alert, self._metric_abandon)
+            future = self.sink.submit(alert, self._unbound_abandon)
             pending = _Pending(None, None, alert, items=tuple(digest.items))
             future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
 
@@ -272,7 +271,7 @@ class Worker:
     def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
         """A metric rule fired: post its alert; if it cannot be delivered, dead-letter it."""
         self.stats.metric_alerts += 1
-        channel = rule.channel or self.settings.slack_default_channel or "(default channel)"
+        channel = rule.channel or self.settings.slack_default_channel or NO_CHANNEL
         silence = silenced_metric(self.view.silences, rule.id, snapshot.dimension, self.clock()) if self.view else None
         if silence is not None:
             self.stats.silenced += 1
@@ -286,7 +285,7 @@ class Worker:
             self._dead_alert(None, f"template error: {err}", {"channel": channel, "template": rule.template})
             return
         pending = _Pending(None, None, alert)
-        future = self.sink.submit(alert, self._metric_abandon)
+        future = self.sink.submit(alert, self._unbound_abandon)
         future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
 
     def _reload(self) -> None:
@@ -320,7 +319,7 @@ class Worker:
         alert = Alert(channel=channel, text=slack_escape(headline), blocks=blocks,
                       metadata={"event_type": "feedback_worker_notice", "event_payload": {"kind": "rules_reload_rejected"}},
                       event_id="", task_id="", rule_id="", severity="info")
-        future = self.sink.submit(alert, self._metric_abandon)
+        future = self.sink.submit(alert, self._unbound_abandon)
         future.add_done_callback(lambda f, p=_Pending(None, None, alert): self._outcomes.put((p, _outcome_of(f))))
 
     # -- acting ----------------------------------------------------------------------------
@@ -417,7 +416,7 @@ class Worker:
         if self.checkpoint.waiting:
             log.warning("stopping with %d alerts not yet delivered: they will be redelivered on restart", self.checkpoint.waiting)
         self.checkpoint.abandon_all()
-        self._metric_abandon.set()
+        self._unbound_abandon.set()
         self.checkpoint.commit()
         log.info("stopped: %s", self.stats.line())
 

@@ -25,14 +25,12 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from .app import FUTURE_LIMIT_S  # an answer dated further ahead goes to the DLQ, as in the worker
 from .deadletter import describe_validation_error
-from .events import FeedbackEvent
+from .events import FUTURE_LIMIT_S, FeedbackEvent  # refused beyond the limit, as in the worker
+from .routing import NO_CHANNEL
 from .rules import Match, Rule, RuleSet
 
 FUTURE_REASON = "occurred_at: more than 5 minutes in the future"
-#: What the worker names the channel when neither the rule nor SLACK_DEFAULT_CHANNEL gives one.
-DEFAULT_CHANNEL_LABEL = "(default channel)"
 
 #: Decides, for an event a rule owns, whether its alert is posted: None posts it; a reason
 #: (e.g. "throttled", "grouped") holds it back and is counted under that reason. The task
@@ -55,7 +53,7 @@ class Sample(NamedTuple):
 
 def static_route(rule: Rule, default_channel: str | None) -> tuple[str, str]:
     """The worker's choice (app.py `act`): the rule's channel, else SLACK_DEFAULT_CHANNEL."""
-    return rule.alert.channel or default_channel or DEFAULT_CHANNEL_LABEL, rule.followup.owner
+    return rule.alert.channel or default_channel or NO_CHANNEL, rule.followup.owner
 
 
 class Replay:

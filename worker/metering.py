@@ -38,12 +38,10 @@ class Metering:
         self.partitions: dict[int, PartitionMetrics] = {}
         self.view = view
         self.emitter = SnapshotEmitter(config, self.view, producer, metrics_topic, self.partitions.__contains__, self._count_partitions)
-        self._synced = False
         self._partition_count = 0
 
     def start(self) -> None:
         """After the worker caught up with the state topic (StateView.sync)."""
-        self._synced = True
         log.info("metric state loaded: %d panes from %s", len(self.view.panes), self.view.topic)
 
     def count(self, partition: int, event: FeedbackEvent, ts: int, offset: int, now: int) -> bool:
@@ -78,10 +76,6 @@ class Metering:
 
     def tick(self, now: int) -> None:
         self.emitter.tick(now)
-
-    @property
-    def late(self) -> int:
-        return sum(m.late for m in self.partitions.values())
 
     def _count_partitions(self) -> int:
         if not self._partition_count:

@@ -18,13 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .alerts import AlertRenderer, TemplateRenderError
-from .events import FeedbackEvent
+from .events import FUTURE_LIMIT_S, FeedbackEvent
 from .followup import open_task
 from .routing import Router
 from .rules import Match, Rule, RuleSet, load_rules
 from .yamlsource import Location, SourceError, load_yaml, locate
 
-FUTURE_LIMIT = timedelta(minutes=5)  # Worker refuses events dated further ahead (app.FUTURE_LIMIT_S)
 
 
 class PreviewError(Exception):
@@ -72,7 +71,7 @@ def render_preview(
     owner = match.owner
     if owner.alert.template != template:
         notes.append(f"rule {owner.id!r} uses template {owner.alert.template!r}; rendering {template!r} as asked")
-    if event.occurred_at > now + FUTURE_LIMIT:
+    if event.occurred_at > now + timedelta(seconds=FUTURE_LIMIT_S):
         notes.append("occurred_at is more than 5 minutes in the future: the worker would send this event to the DLQ")
     destination = (router or Router()).destination(event, owner)
     task = open_task(event, owner.id, match.rule_ids, owner.severity, owner.followup, now, destination.owner)

@@ -33,6 +33,8 @@ from .yamlsource import LineDict, LineList, Location, SourceError
 log = logging.getLogger(__name__)
 
 DEFAULT_OWNER = "cx-team"
+#: The channel shown when neither the rule, a route nor SLACK_DEFAULT_CHANNEL names one (stdout mode).
+NO_CHANNEL = "(default channel)"
 _NAME = re.compile(r"^[#@]?[\w.\-]{1,80}$")
 def _present(value: Any) -> Any:
     if value is None:  # `#cx-{{ customer.segment }}` without a segment must not become `#cx-none`
@@ -96,7 +98,7 @@ class Router:
             if route.when is None or route.when(event):
                 channel = channel or _render(route.channel, event, "channel")
                 owner = owner or _render(route.owner, event, "owner")
-        return Destination(channel or self.default_channel or "(default channel)", owner or DEFAULT_OWNER)
+        return Destination(channel or self.default_channel or NO_CHANNEL, owner or DEFAULT_OWNER)
 
     def has_default_channel(self) -> bool:
         return bool(self.default_channel) or any(r.when is None and r.channel for r in self.routes)

@@ -18,11 +18,10 @@ from .events import FeedbackEvent
 from .followup import SEVERITY_RANK
 from .metricrules import MetricRule, holds
 from .metrics import MetricSnapshot
-from .routing import Router
+from .routing import NO_CHANNEL, Router
 from .rules import Rule, RuleSet
 from .ruletests import RuleTest, window_size
 
-NO_CHANNEL = "(default channel)"  # what the worker shows when no channel is configured at all
 
 
 @dataclass(frozen=True)
