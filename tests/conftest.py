@@ -207,6 +207,12 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0, s
         consumer.close()
 
 
+def all_committed(bootstrap: str, topics: dict[str, str], end: dict[int, int]) -> bool:
+    """Has the test's worker group committed at least `end` (partition -> offset) on the feedback topic?"""
+    now = committed(bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"])
+    return all(now.get(p, 0) >= n for p, n in end.items())
+
+
 def committed(bootstrap: str, group: str, topic: str, partitions: int = 3) -> dict[int, int]:
     probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:

@@ -6,18 +6,13 @@ import json
 import signal
 import time
 
-from tests.conftest import committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import all_committed, committed, event_bytes, produce, read_topic, wait_for
 from tests.fake_slack import Scripted
 from worker.samples import FeedbackGenerator
 
 
 def _alerted(fake_slack) -> set[str]:
     return {m["metadata"]["event_payload"]["event_id"] for m in list(fake_slack.messages)}
-
-
-def _all_committed(kafka_bootstrap, topics, end: dict[int, int]) -> bool:
-    now = committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"])
-    return all(now.get(p, 0) >= n for p, n in end.items())
 
 
 def test_kill_9_mid_stream_and_restart_loses_nothing(kafka_bootstrap, topics, fake_slack, start_worker):
@@ -47,7 +42,7 @@ def test_kill_9_mid_stream_and_restart_loses_nothing(kafka_bootstrap, topics, fa
 
     fake_slack.delay_s = 0.0
     start_worker("second")
-    wait_for(lambda: _all_committed(kafka_bootstrap, topics, end), 90, "every offset committed after the restart")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every offset committed after the restart")
 
     # Every alert was posted (at least once), every task opened, every malformed message dead-lettered.
     assert _alerted(fake_slack) == expected_alerts
@@ -68,7 +63,7 @@ def test_sigterm_finishes_in_hand_work_commits_and_exits_0(kafka_bootstrap, topi
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0
     assert time.monotonic() - started < 8, "SIGTERM should exit within a few seconds"
-    assert _all_committed(kafka_bootstrap, topics, end)
+    assert all_committed(kafka_bootstrap, topics, end)
     assert "stopped:" in worker.output()
 
 
@@ -81,7 +76,7 @@ def test_slack_outage_keeps_the_offset_until_the_alert_is_posted(kafka_bootstrap
     assert sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) == 0
 
     wait_for(lambda: _alerted(fake_slack) == {"during-outage"}, 60, "the alert once Slack recovers")
-    wait_for(lambda: _all_committed(kafka_bootstrap, topics, end), 20, "the commit after delivery")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 20, "the commit after delivery")
     assert len(fake_slack.messages) == 1
     assert fake_slack.attempts == 7
     assert "Slack unavailable" in worker.output()
@@ -98,13 +93,13 @@ def test_sigterm_during_an_outage_exits_without_committing_then_redelivers(kafka
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     assert time.monotonic() - started < 10
-    assert not _all_committed(kafka_bootstrap, topics, end), "an undelivered alert must not be committed"
+    assert not all_committed(kafka_bootstrap, topics, end), "an undelivered alert must not be committed"
     assert "not yet delivered" in worker.output()
 
     fake_slack.clear_failures()
     start_worker("restarted")
     wait_for(lambda: _alerted(fake_slack) == {"held"}, 60, "redelivery after restart")
-    wait_for(lambda: _all_committed(kafka_bootstrap, topics, end), 20, "the commit after redelivery")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 20, "the commit after redelivery")
 
 
 def test_the_task_is_published_with_its_event_json(kafka_bootstrap, topics, fake_slack, start_worker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import all_committed, event_bytes, produce, read_topic, wait_for
 
 GROUPED = """\
 rules:
@@ -35,11 +35,6 @@ def burst(count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def _everything_committed(kafka_bootstrap, topics, end) -> bool:
-    now = committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"])
-    return all(now.get(p, 0) >= n for p, n in end.items())
-
-
 def _accounted(messages: list[dict]) -> Counter[str]:
     """Every event id a message stands for: a single alert's, or all of a digest's."""
     ids: Counter[str] = Counter()
@@ -56,7 +51,7 @@ def test_a_burst_of_200_grouped_matches_is_a_handful_of_digests_accounting_for_a
     rules.write_text(GROUPED)
     start_worker("worker", RULES_PATH=str(rules))
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst(200))
-    wait_for(lambda: _everything_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
 
     messages = list(fake_slack.messages)
     assert len(messages) <= 6, f"{len(messages)} messages for one burst"
@@ -80,7 +75,7 @@ def test_the_channel_rate_limit_turns_a_flood_into_a_summary_that_says_so(
     rules.write_text(PLAIN)
     start_worker("worker", RULES_PATH=str(rules), CHANNEL_RATE_LIMIT_PER_MINUTE="5")
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst(40))
-    wait_for(lambda: _everything_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
 
     messages = list(fake_slack.messages)
     singles = [m for m in messages if m["metadata"]["event_type"] == "feedback_alert"]

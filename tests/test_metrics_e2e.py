@@ -15,7 +15,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.conftest import committed, produce, wait_for
+from tests.conftest import all_committed, committed, produce, wait_for
 from worker.samples import FeedbackGenerator
 
 WINDOWS = [(3600, 3600, "1h"), (86400, 3600, "24h"), (7 * 86400, 86400, "7d")]  # (size, step, label): the defaults
@@ -137,8 +137,7 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
     all_three = f"assigned partitions: {topic}[0], {topic}[1], {topic}[2]"
     wait_for(lambda: all_three in second.output(), 60, "the surviving worker to take over every partition")
     start_worker("first-again", args=args)
-    wait_for(lambda: all(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).get(p, 0) >= n
-                         for p, n in end.items()), 120, "every offset committed")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 120, "every offset committed")
 
     reader = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
     try:

@@ -6,7 +6,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import committed, event_bytes, produce, wait_for
+from tests.conftest import all_committed, event_bytes, produce, wait_for
 
 DETRACTORS = """\
 rules:
@@ -63,8 +63,7 @@ def test_edits_take_effect_without_restart_and_a_broken_edit_keeps_the_old_rules
     assert "unknown operator 'greater'" in str(notice[0]["blocks"])
     send("broken-promoter", 9)  # the old (two-rule) set still runs
     end = produce(kafka_bootstrap, feedback, [(b"k", event_bytes(event_id="last-detractor", score=0))])
-    wait_for(lambda: all(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], feedback).get(p, 0) >= n for p, n in end.items()),
-             60, "everything committed")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 60, "everything committed")
     wait_for(lambda: len(_alerts(fake_slack)) == 5, 30, "alerts after the rejected edit")
 
     # Each event was handled once, by the rules in force when it arrived: nothing lost, nothing twice.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import ROOT, committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import ROOT, all_committed, event_bytes, produce, read_topic, wait_for
 from worker.events import FeedbackEvent
 from worker.silences import Silence, parse_matchers, silenced_by, silenced_metric
 
@@ -36,8 +36,7 @@ def test_a_silence_holds_back_alerts_on_every_replica_until_it_is_expired(
 
     feedback = topics["FEEDBACK_TOPIC"]
     end = produce(kafka_bootstrap, feedback, [detractor("quiet", "c-42"), detractor("loud", "c-7")])
-    wait_for(lambda: all(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], feedback).get(p, 0) >= n for p, n in end.items()),
-             60, "both answers handled")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 60, "both answers handled")
     tasks = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=2, timeout=30)
     assert {t["event_id"] for t in tasks} == {"quiet", "loud"}  # the silenced answer still opens its task
     assert [m["metadata"]["event_payload"]["event_id"] for m in list(fake_slack.messages)] == ["loud"]

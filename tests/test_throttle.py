@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import all_committed, event_bytes, produce, read_topic, wait_for
 
 RULES = """\
 rules:
@@ -29,20 +29,16 @@ def test_five_detractor_answers_make_one_task_one_alert_and_four_thread_replies(
     rules.write_text(RULES)
     feedback = topics["FEEDBACK_TOPIC"]
 
-    def everything_committed(end: dict[int, int]) -> bool:
-        now = committed(kafka_bootstrap, topics["CONSUMER_GROUP"], feedback)
-        return all(now.get(p, 0) >= n for p, n in end.items())
-
     first = start_worker("first", RULES_PATH=str(rules))
     end = produce(kafka_bootstrap, feedback, [answer(1, "c-42"), answer(2, "c-42"), answer(1, "c-7")])
-    wait_for(lambda: len(fake_slack.messages) == 3 and everything_committed(end), 60, "two alerts and a reply, committed")
+    wait_for(lambda: len(fake_slack.messages) == 3 and all_committed(kafka_bootstrap, topics, end), 60, "two alerts and a reply, committed")
     first.kill9()
 
     # The rest arrives at two replicas sharing the group: the episode is in Kafka, not in the dead process.
     start_worker("second", RULES_PATH=str(rules))
     start_worker("third", RULES_PATH=str(rules))
     end = end | produce(kafka_bootstrap, feedback, [answer(n, "c-42") for n in (3, 4, 5)] + [answer(2, "c-7", score=0)])
-    wait_for(lambda: len(fake_slack.messages) == 7 and everything_committed(end), 90, "every answer handled")
+    wait_for(lambda: len(fake_slack.messages) == 7 and all_committed(kafka_bootstrap, topics, end), 90, "every answer handled")
 
     messages = list(fake_slack.messages)
     purrfect = [m for m in messages if m["metadata"]["event_payload"]["event_id"].startswith("c-42-")]
