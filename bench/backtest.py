@@ -1,9 +1,9 @@
 """How fast `feedback-worker rules test` replays history: generate a big JSONL, backtest it, time it.
 
-1. write --events answers from worker.samples.FeedbackGenerator, spread evenly over the last
+1. write --events answers from worker.demo.FeedbackGenerator, spread evenly over the last
    --days days (1 in --malformed-every is one of the generator's malformed kinds), to --out or
    a temporary file (removed afterwards unless --keep);
-2. run the backtest in this process, exactly as the CLI does (worker.backtest_cli.run_file),
+2. run the backtest in this process, exactly as the CLI does (worker.backtest.run_file),
    with --rules and --templates (default: the shipped ones), and print its report;
 3. print the wall time of the backtest alone (generation excluded) and events/s.
 
@@ -25,13 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worker.backtest import Replay  # noqa: E402
-from worker.backtest_cli import run_file  # noqa: E402
-from worker.backtest_parallel import default_jobs  # noqa: E402
-from worker.backtest_report import render_samples  # noqa: E402
+from worker.backtest import Replay, render_samples, run_file  # noqa: E402
+from worker.backtest.parallel import default_jobs  # noqa: E402
+from worker.checks import load_checked  # noqa: E402
 from worker.config import load_settings  # noqa: E402
-from worker.samples import FeedbackGenerator  # noqa: E402
-from worker.service import load_checked  # noqa: E402
+from worker.demo import FeedbackGenerator  # noqa: E402
 
 
 def generate(path: Path, events: int, days: float, seed: int, malformed_every: int) -> int:

@@ -34,15 +34,13 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
 from tests.fake_slack import FakeSlack  # noqa: E402
-from worker.broker import EmbeddedBroker  # noqa: E402
+from worker.alerting import SlackSink  # noqa: E402
+from worker.broker import EmbeddedBroker, common_config, ensure_topics, make_producer  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
-from worker.demo import read_all  # noqa: E402
-from worker.kafka_io import common_config, ensure_topics, make_producer  # noqa: E402
+from worker.demo import FeedbackGenerator, read_all  # noqa: E402
 from worker.logs import setup_logging  # noqa: E402
-from worker.samples import FeedbackGenerator  # noqa: E402
+from worker.metrics import MetricsConfig  # noqa: E402
 from worker.service import serve  # noqa: E402
-from worker.sinks import SlackSink  # noqa: E402
-from worker.windows import MetricsConfig  # noqa: E402
 
 MALFORMED_EVERY = 1000
 PROGRESS_EVERY_S = 2.0

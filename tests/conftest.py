@@ -2,7 +2,8 @@
 
 The broker comes from one fixture: the embedded Tansu by default, or testcontainers' Kafka
 with KAFKA_TEST_BACKEND=testcontainers (where a Docker engine runs). Each test gets its own
-topics and consumer group, so tests never see each other's data.
+topics and consumer group, so tests never see each other's data. Tests that need the broker
+are marked `broker` (`pytest -m "not broker"` runs the others in seconds).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tests.fake_slack import FakeSlack
 from worker.broker import EmbeddedBroker
 from worker.config import load_settings
-from worker.kafka_io import ensure_topics
+from worker.broker import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_GROUP = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
@@ -40,6 +41,13 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the broker, so `-m "not broker"` runs the rest in seconds."""
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +79,7 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
         "METRICS_TOPIC": f"metrics-{suffix}",
         "DLQ_TOPIC": f"dlq-{suffix}",
         "CONSUMER_GROUP": f"group-{suffix}",
-        "METRICS_STATE_TOPIC": f"metrics-state-{suffix}",
+        "STATE_TOPIC": f"state-{suffix}",
     }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
     ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)

@@ -22,6 +22,7 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) ->
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.broker  # the demo starts its own embedded broker
 def test_demo_ends_with_a_summary_and_exit_0():
     result = _run("demo", "--events", "120")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 from tests.fake_slack import FakeSlack, Scripted
-from tests.test_alerts import make_event, render_alert
+from tests.alerting.test_alerts import make_event, render_alert
 from worker import cli
-from worker.alerts import AlertRenderer
+from worker.alerting import AlertRenderer
 from worker.config import ConfigError, load_settings
 from worker.logs import RedactSecrets, setup_logging
 from worker.rules import load_rules
-from worker.sinks import SlackSink
+from worker.alerting import SlackSink
 
 ROOT = Path(__file__).resolve().parent.parent
 MASK = "**********"

@@ -1,18 +1,23 @@
 """The worker loop. The whole flow is here: consume → validate → evaluate → act → commit.
 
 One thread owns the consumer, the producer and the checkpoint. Slack posts run on the
-sink's threads; their outcomes come back through a queue and are applied here, so no
-Kafka client is ever touched from two threads.
+sink's threads; their outcomes come back through a queue (alerting/delivery.py) and are
+applied here, so no Kafka client is ever touched from two threads.
+
+Acting on a match is a short sequence of steps, each owned by a subpackage:
+    throttle (alerting/throttle.py) → route (rules/routing.py) → open task (tasks/)
+    → render (alerting/render.py) → silence (alerting/silences.py) → batch (alerting/digest.py)
+    → send (alerting/delivery.py)
+This module says what happens, in order; the step says how.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,39 +27,37 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from . import deadletter
-from .alerts import REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, fit, slack_escape
-from .checkpoint import Checkpoint, PartitionState
+from .alerting import (
+    REPLY_TEMPLATE,
+    Alert,
+    AlertRenderer,
+    Deliveries,
+    Digests,
+    Episode,
+    Item,
+    Outcome,
+    Silence,
+    Silences,
+    Sink,
+    TemplateRenderError,
+    Throttle,
+    notice_alert,
+)
+from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
-from .digest import Digests, Item
 from .events import FUTURE_LIMIT_S, FeedbackEvent
-from .followup import open_task
-from .metering import Metering
-from .metricrules import MetricRule, MetricWatch
-from .metrics import MetricSnapshot
-from .metricstate import StateView
+from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
 from .rebalance import Rebalance
 from .reload import Reloader
-from .routing import NO_CHANNEL, Router
-from .rules import Match, RuleSet
-from .silences import silenced_by, silenced_metric
-from .sinks import Outcome, Sink
+from .rules import NO_CHANNEL, Match, Router, RuleSet
+from .state import StateView
 from .stats import Stats
-from .throttle import Episode, FollowUpUpdate, Throttle
+from .tasks import FollowUpTask, open_task
 
 log = logging.getLogger("worker")
 
 _LOUD_COUNTS = frozenset(10**n for n in range(10))
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """An alert on its way to Slack, and what to do when it gets there. No tp/record: a metric alert."""
-
-    tp: TopicPartition | None
-    record: ConsumerRecord | None
-    alert: Alert
-    episode_key: str | None = None  # the first alert of a throttle episode: its ts is what replies thread under
-    items: tuple[Item, ...] = ()  # a digest: the matches it stands for
+Done = list[tuple[TopicPartition, ConsumerRecord]]  # the events an alert stands for: their offsets wait for it
 
 
 class Worker:
@@ -66,38 +69,38 @@ class Worker:
         sink: Sink,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        view: StateView,
+        throttle: Throttle,
+        silences: Silences,
+        router: Router,
         metering: Metering | None = None,
         reloader: Reloader | None = None,
-        router: Router | None = None,
-        throttle: Throttle | None = None,
-        view: StateView | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.renderer = renderer
-        self.sink = sink
         self.consumer = consumer
-        self.producer = producer
         self.clock = clock
         self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
+        self.view = view  # the worker state topic, read continuously (state.py)
+        self.throttle = throttle
+        self.silences = silences
+        self.router = router
         self.metering = metering
         self.reloader = reloader
         self.digests = Digests(settings.channel_rate_limit_per_minute)
-        self.throttle = throttle
-        self.view = view  # the worker state topic (metric partials, throttle episodes), read continuously
-        self.router = router or Router(default_channel=settings.slack_default_channel)
+        self.deliveries = Deliveries(sink)
         # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
         self._unbound_abandon = threading.Event()
         if metering is not None:
-            self.checkpoint.before_flush.append(self._checkpoint_metrics)
-            self._watch = MetricWatch(rules.metric_rules, metering.view, metering.emitter.current_start, self.metric_alert)
+            # Step 1 of each commit: publish the partials of the partitions being committed.
+            self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(), self._wall_clock(), parts))
+            self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, self.metric_alert)
             metering.emitter.watchers.append(self._watch)
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
-        self._outcomes: queue.SimpleQueue[tuple[_Pending, Outcome]] = queue.SimpleQueue()
-        self._paused = False
-        self._next_pause_warning = 0.0
+        self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
         # works: the lock makes a rebalance happen between batches, never inside one.
@@ -111,15 +114,14 @@ class Worker:
         self.consumer.subscribe([self.settings.feedback_topic], listener=Rebalance(self))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
-        if self.view is not None:
-            self.view.sync()  # catch up with the state topic before the first event
+        self.view.sync()  # catch up with the state topic before the first event
         if self.metering is not None:
             self.metering.start()
         try:
             while not stop.is_set():
                 with self.lock:
-                    self._apply_outcomes()
-                    self._backpressure()
+                    self.deliveries.settle()
+                    self.backpressure.check(self.checkpoint.waiting)
                 batch = self.consumer.poll(timeout_ms=100)  # rebalances happen around here, without the lock
                 with self.lock:
                     self.now = self._wall_clock()
@@ -128,17 +130,13 @@ class Worker:
                             continue
                         for record in records:
                             self.handle(tp, record)
-                    self._apply_outcomes()
+                    self.deliveries.settle()
                     self._post_digests()
                     if self.checkpoint.due():
                         self.checkpoint.commit()
-                    if self.view is not None and time.monotonic() >= next_tick:
+                    if time.monotonic() >= next_tick:
                         next_tick = time.monotonic() + 1.0
-                        self.view.poll()
-                        if self.metering is not None:
-                            self.metering.tick(self.now)
-                        if self.throttle is not None:
-                            self.throttle.expire(self.now)
+                        self._tick()
                     if self.reloader is not None:
                         self._reload()
                 if time.monotonic() >= next_stats:
@@ -160,7 +158,7 @@ class Worker:
             self.stats.invalid += 1
             letter = deadletter.invalid_event(exc, record.value, _source(record))
             log.warning("invalid event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
-            self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+            self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
             return
         ts = int(event.occurred_at.timestamp())
         if ts > self.now + FUTURE_LIMIT_S:
@@ -178,233 +176,170 @@ class Worker:
             return
         self.act(tp, record, event, match, state)
 
+    # -- acting ----------------------------------------------------------------------------
+
     def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
-        """Open the HEARD task and send the alert; the offset waits until the alert is settled."""
+        """Throttle → route → open task → render → silence → batch → send. The offset waits for the alert."""
         rule = match.owner
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
-        episode_key = self.throttle.key(rule.id, rule.throttle, event) if rule.throttle and self.throttle else None
-        if episode_key is not None:
-            assert self.throttle is not None
-            episode = self.throttle.ongoing(episode_key, event, self.now)
-            if episode is not None:
-                self._join(tp, record, event, match, state, episode_key, episode)
-                return
+        key, episode = self.throttle.check(rule, event, self.now)
+        if key is not None and episode is not None:  # a repeat within the window: the open task's thread instead
+            self.reply(tp, record, event, match, state, key, episode)
+            return
         destination = self.router.destination(event, rule)
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock(), destination.owner)
-        channel = destination.channel
-        try:
-            alert = self.renderer.render(rule.alert.template, channel, event, match, task)
-        except TemplateRenderError as err:
-            # The task still opens; the alert cannot be rendered, so its reason goes to the DLQ.
-            log.error("cannot render alert for event %s: %s", event.event_id, err)
-            self._open(task)
-            self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": rule.alert.template})
-            return
-        self._open(task)
-        silence = silenced_by(self.view.silences, event, rule.id, self.clock()) if self.view is not None else None
-        if silence is not None:  # the task is open; the alert stays quiet
-            self.stats.silenced += 1
-            log.info("alert for event %s (rule %s) silenced by %s: %s", event.event_id, rule.id, silence.id, silence.reason)
-            return
+        self._publish_task(task)
+        what = f"alert for event {event.event_id}"
+        alert = self._render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
+                             lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
+        if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
+            return  # the task is open either way
         self.checkpoint.wait_for(state, record.offset)
-        if rule.group is not None:  # one digest for many: posted when the group's wait is over
-            self.digests.group(rule, rule.group, channel, Item(tp, record, event, task.task_id))
-            return
-        if episode_key is None and self.digests.over_limit(channel):  # a thread starter always goes out itself
+        item = Item(tp, record, event, task.task_id)
+        held = self.digests.batch(rule, destination.channel, item, thread_starter=key is not None)
+        if held == "rate_limited":
             self.stats.rate_limited += 1
-            self.digests.rate_limited(rule, channel, Item(tp, record, event, task.task_id))
+        if held is not None:
+            return  # posted with its digest or rate-limit summary
+        on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
+        future = self._send(alert, state.abandon, [(tp, record)], on_sent)
+        if key is not None:
+            self.throttle.start(key, task.task_id, event, rule, self.now, future)
+
+    def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
+              state: PartitionState, key: str, episode: Episode) -> None:
+        """A throttled match: update the open task and reply in its Slack thread; no new task, no new alert."""
+        rule = match.owner
+        self.stats.throttled += 1
+        update = self.throttle.join(key, episode, event, match, self.clock())
+        self.checkpoint.publish(self.settings.followup_topic, update.task_id.encode(), update.model_dump_json().encode())
+        channel = episode.channel or self.router.destination(event, rule).channel
+        what = f"thread reply for event {event.event_id}"
+        reply = self._render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
+                             lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers))
+        if reply is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), what):
             return
-        self.digests.posted(channel)
-        pending = _Pending(tp, record, alert, episode_key)
-        future = self.sink.submit(alert, state.abandon)
-        if episode_key is not None and rule.throttle is not None and self.throttle is not None:
-            self.throttle.start(episode_key, task.task_id, event, rule.throttle, self.now, future)
-        future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+        reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
+        self.checkpoint.wait_for(state, record.offset)
+        self._send(reply, state.abandon, [(tp, record)])
+
+    def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
+        """A metric rule fired: silence → render → send; if it cannot be delivered, dead-letter it."""
+        self.stats.metric_alerts += 1
+        channel = rule.channel or self.settings.slack_default_channel or NO_CHANNEL
+        if self._silenced(self.silences.holding_metric(rule.id, snapshot.dimension, self.clock()), f"metric alert {rule.id}"):
+            return
+        log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
+        alert = self._render(f"metric alert for rule {rule.id}", [None], {"channel": channel, "template": rule.template},
+                             lambda: self.renderer.render_metric(rule, channel, snapshot))
+        if alert is not None:
+            self._send(alert, self._unbound_abandon, [])
 
     def _post_digests(self, force: bool = False) -> None:
         """Digests whose wait is over (all of them when stopping): one message, many offsets."""
         for digest in self.digests.due(force):
-            try:
-                alert = self.renderer.render_digest(digest)
-            except TemplateRenderError as err:
-                log.error("cannot render digest for rule %s: %s", digest.rule.id, err)
-                for item in digest.items:
-                    self._dead_alert(item.record, f"template error: {err}", {"channel": digest.channel})
-                    self.checkpoint.done(item.tp, item.record.offset)
+            done: Done = [(item.tp, item.record) for item in digest.items]
+            alert = self._render(f"digest for rule {digest.rule.id}", [record for _, record in done], {"channel": digest.channel},
+                                 lambda: self.renderer.render_digest(digest))
+            if alert is None:
+                for tp, record in done:
+                    self.checkpoint.done(tp, record.offset)
                 continue
             self.stats.digests += 1
-            future = self.sink.submit(alert, self._unbound_abandon)
-            pending = _Pending(None, None, alert, items=tuple(digest.items))
-            future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
+            self._send(alert, self._unbound_abandon, done)
 
-    def _join(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
-              state: PartitionState, key: str, episode: Episode) -> None:
-        """A throttled match: update the open task and reply in its Slack thread; no new task, no new alert."""
-        assert self.throttle is not None
-        rule = match.owner
-        self.throttle.joined(key, episode)
-        self.stats.throttled += 1
-        update = FollowUpUpdate(
-            task_id=episode.task_id, event_id=event.event_id, rule_id=rule.id, matched_rules=match.rule_ids,
-            updated_at=self.clock(), answers_in_episode=episode.answers, customer=event.customer,
-            survey=event.survey, score=event.score, comment=event.comment,
-        )
-        self._publish(self.settings.followup_topic, episode.task_id.encode(), update.model_dump_json().encode())
-        channel = episode.channel or self.router.destination(event, rule).channel
-        try:
-            reply = self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers)
-        except TemplateRenderError as err:
-            log.error("cannot render thread reply for event %s: %s", event.event_id, err)
-            self._dead_alert(record, f"template error: {err}", {"channel": channel, "template": REPLY_TEMPLATE})
-            return
-        reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
-        silence = silenced_by(self.view.silences, event, rule.id, self.clock()) if self.view is not None else None
-        if silence is not None:
-            self.stats.silenced += 1
-            log.info("thread reply for event %s silenced by %s: %s", event.event_id, silence.id, silence.reason)
-            return
-        self.checkpoint.wait_for(state, record.offset)
-        future = self.sink.submit(reply, state.abandon)
-        future.add_done_callback(lambda f, p=_Pending(tp, record, reply): self._outcomes.put((p, _outcome_of(f))))
+    # -- the steps' plumbing -----------------------------------------------------------------
 
-    def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
-        """A metric rule fired: post its alert; if it cannot be delivered, dead-letter it."""
-        self.stats.metric_alerts += 1
-        channel = rule.channel or self.settings.slack_default_channel or NO_CHANNEL
-        silence = silenced_metric(self.view.silences, rule.id, snapshot.dimension, self.clock()) if self.view else None
-        if silence is not None:
-            self.stats.silenced += 1
-            log.info("metric alert %s silenced by %s: %s", rule.id, silence.id, silence.reason)
-            return
-        log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
-        try:
-            alert = self.renderer.render_metric(rule, channel, snapshot)
-        except TemplateRenderError as err:
-            log.error("cannot render metric alert for rule %s: %s", rule.id, err)
-            self._dead_alert(None, f"template error: {err}", {"channel": channel, "template": rule.template})
-            return
-        pending = _Pending(None, None, alert)
-        future = self.sink.submit(alert, self._unbound_abandon)
-        future.add_done_callback(lambda f, p=pending: self._outcomes.put((p, _outcome_of(f))))
-
-    def _reload(self) -> None:
-        """Between batches: swap in a new valid rule set, or say loudly why the edit was refused."""
-        assert self.reloader is not None
-        outcome = self.reloader.poll()
-        if outcome is None:
-            return
-        if isinstance(outcome, str):
-            log.error(
-                "RULES RELOAD REJECTED: keeping the %d rules in use. Fix these and save again:\n  %s",
-                len(self.rules) + len(self.rules.metric_rules), outcome.replace("\n", "\n  "),
-            )
-            self._notice(":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
-            return
-        self.rules, self.renderer = outcome
-        self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
-        if self.metering is not None:
-            self._watch.rules = self.rules.metric_rules
-        self.stats.reloads += 1
-        log.warning("rules reloaded: %d rules and %d metric rules from %s", len(self.rules), len(self.rules.metric_rules),
-                    ", ".join(self.rules.files))
-
-    def _notice(self, headline: str, detail: str) -> None:
-        """An operational message to SLACK_DEFAULT_CHANNEL (if Slack is configured); never blocks the loop."""
-        channel = self.settings.slack_default_channel
-        if self.settings.slack_bot_token is None or not channel:
-            return
-        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(headline)}},
-                  {"type": "section", "text": {"type": "plain_text", "text": fit(detail, 2900), "emoji": False}}]
-        alert = Alert(channel=channel, text=slack_escape(headline), blocks=blocks,
-                      metadata={"event_type": "feedback_worker_notice", "event_payload": {"kind": "rules_reload_rejected"}},
-                      event_id="", task_id="", rule_id="", severity="info")
-        future = self.sink.submit(alert, self._unbound_abandon)
-        future.add_done_callback(lambda f, p=_Pending(None, None, alert): self._outcomes.put((p, _outcome_of(f))))
-
-    # -- acting ----------------------------------------------------------------------------
-
-    def _open(self, task: Any) -> None:
+    def _publish_task(self, task: FollowUpTask) -> None:
         self.stats.tasks += 1
-        self._publish(self.settings.followup_topic, task.task_id.encode(), task.model_dump_json().encode())
+        self.checkpoint.publish(self.settings.followup_topic, task.task_id.encode(), task.model_dump_json().encode())
 
-    def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.producer.send(topic, key=key, value=value).add_errback(self.checkpoint.on_send_error)
+    def _render(self, what: str, records: list[ConsumerRecord | None], alert: dict[str, Any],
+                render: Callable[[], Alert]) -> Alert | None:
+        """Render, or dead-letter the reason (the task, if any, is already open)."""
+        try:
+            return render()
+        except TemplateRenderError as err:
+            log.error("cannot render %s: %s", what, err)
+            for record in records:
+                self._dead_alert(record, f"template error: {err}", alert)
+            return None
 
-    def _reject(self, record: ConsumerRecord, field: str, reason: str) -> None:
-        self.stats.invalid += 1
-        letter = deadletter.rejected_event(field, reason, record.value, _source(record))
-        log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
-        self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+    def _silenced(self, silence: Silence | None, what: str) -> bool:
+        if silence is not None:
+            self.stats.silenced += 1
+            log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
+        return silence is not None
 
-    def _checkpoint_metrics(self, partitions: list[TopicPartition] | None) -> None:
-        only = None if partitions is None else [tp.partition for tp in partitions]
-        assert self.metering is not None
-        self.metering.checkpoint(self.checkpoint.next_offsets(), self._wall_clock(), only)
+    def _send(self, alert: Alert, abandon: threading.Event, done: Done,
+              on_sent: Callable[[Outcome], None] | None = None) -> Future[Outcome]:
+        """Post; once Slack answers, the events it stands for are done (or dead-lettered)."""
 
-    def _wall_clock(self) -> int:
-        return int(self.clock().timestamp())
+        def settle(outcome: Outcome) -> None:
+            if outcome.status == "abandoned":
+                return  # stays uncommitted: redelivered after a restart or rebalance
+            if outcome.status == "sent":
+                self.stats.alerts_sent += 1
+                if on_sent is not None:
+                    on_sent(outcome)
+            else:
+                log.error(
+                    "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
+                    alert.event_id, alert.rule_id, alert.channel, outcome.reason, self.settings.dlq_topic,
+                )
+                for record in [record for _, record in done] or [None]:  # a digest: one letter per answer
+                    self._dead_alert(record, outcome.reason, alert.to_dict())
+            for tp, record in done:
+                self.checkpoint.done(tp, record.offset)
+
+        return self.deliveries.send(alert, abandon, settle)
 
     def _dead_alert(self, record: ConsumerRecord | None, reason: str, alert: dict[str, Any]) -> None:
         self.stats.alerts_dead += 1
         if record is None:  # a metric alert: no input record; offset -1 says so
             source = deadletter.Source(topic=self.settings.metrics_topic, partition=0, offset=-1)
             letter = deadletter.undeliverable_alert(reason, None, source, alert)
-            self._publish(self.settings.dlq_topic, None, letter.model_dump_json().encode())
+            self.checkpoint.publish(self.settings.dlq_topic, None, letter.model_dump_json().encode())
             return
         letter = deadletter.undeliverable_alert(reason, record.value, _source(record), alert)
-        self._publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+        self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
 
-    def _apply_outcomes(self, wait_s: float = 0.0) -> None:
-        """Apply the Slack outcomes that have arrived; optionally wait a little for the first."""
-        try:
-            item = self._outcomes.get(timeout=wait_s) if wait_s else self._outcomes.get_nowait()
-        except queue.Empty:
+    def _reject(self, record: ConsumerRecord, field: str, reason: str) -> None:
+        self.stats.invalid += 1
+        letter = deadletter.rejected_event(field, reason, record.value, _source(record))
+        log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
+        self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
+
+    # -- between batches -------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """About once a second: read the state topic, emit snapshots, expire throttle episodes."""
+        self.view.poll()
+        if self.metering is not None:
+            self.metering.tick(self.now)
+        self.throttle.expire(self.now)
+
+    def _reload(self) -> None:
+        """Swap in a new valid rule set, or say loudly why the edit was refused."""
+        assert self.reloader is not None
+        outcome = self.reloader.poll(self.rules)
+        if outcome is None:
             return
-        while True:
-            self._apply(*item)
-            try:
-                item = self._outcomes.get_nowait()
-            except queue.Empty:
-                return
+        if isinstance(outcome, str):
+            channel = self.settings.slack_default_channel
+            if self.settings.slack_bot_token is not None and channel:  # an operational notice; never blocks the loop
+                notice = notice_alert(channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
+                self._send(notice, self._unbound_abandon, [])
+            return
+        self.rules, self.renderer = outcome
+        self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
+        if self.metering is not None:
+            self._watch.rules = self.rules.metric_rules
+        self.stats.reloads += 1
 
-    def _apply(self, pending: _Pending, outcome: Outcome) -> None:
-        if outcome.status == "abandoned":
-            return  # stays uncommitted: redelivered after a restart or rebalance
-        if outcome.status == "sent":
-            self.stats.alerts_sent += 1
-            if pending.episode_key is not None and self.throttle is not None:
-                self.throttle.posted(pending.episode_key, outcome.channel, outcome.ts)
-        else:
-            log.error(
-                "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
-                pending.alert.event_id, pending.alert.rule_id, pending.alert.channel, outcome.reason, self.settings.dlq_topic,
-            )
-            for record in [item.record for item in pending.items] or [pending.record]:  # a digest: one letter per answer
-                self._dead_alert(record, outcome.reason, pending.alert.to_dict())
-        for item in pending.items:
-            self.checkpoint.done(item.tp, item.record.offset)
-        if pending.tp is not None and pending.record is not None:
-            self.checkpoint.done(pending.tp, pending.record.offset)
-
-    def _backpressure(self) -> None:
-        """Stop fetching while too many alerts wait for Slack; polling keeps the group membership."""
-        waiting = self.checkpoint.waiting
-        limit = self.settings.max_in_flight_alerts
-        if not self._paused and waiting >= limit:
-            self.consumer.pause(*self.consumer.assignment())
-            self._paused = True
-            self.stats.pauses += 1
-            if time.monotonic() >= self._next_pause_warning:  # once a minute, not on every pause of a long burst
-                self._next_pause_warning = time.monotonic() + 60
-                log.warning(
-                    "%d alerts waiting for Slack (MAX_IN_FLIGHT_ALERTS): pausing consumption until it catches up "
-                    "(%d pauses so far; Slack is the bottleneck, nothing is lost)", waiting, self.stats.pauses,
-                )
-        elif self._paused and waiting <= limit // 2:
-            self.consumer.resume(*self.consumer.paused())
-            self._paused = False
-            log.debug("Slack caught up: resuming consumption")
+    def _wall_clock(self) -> int:
+        return int(self.clock().timestamp())
 
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
@@ -412,13 +347,23 @@ class Worker:
         self._post_digests(force=True)  # what is in hand goes out now
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         while self.checkpoint.waiting and time.monotonic() < deadline:
-            self._apply_outcomes(wait_s=0.05)
+            self.deliveries.settle(wait_s=0.05)
         if self.checkpoint.waiting:
             log.warning("stopping with %d alerts not yet delivered: they will be redelivered on restart", self.checkpoint.waiting)
         self.checkpoint.abandon_all()
         self._unbound_abandon.set()
         self.checkpoint.commit()
         log.info("stopped: %s", self.stats.line())
+
+    # -- rebalances (called by rebalance.py, under the lock) --------------------------------
+
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        """New partitions: catch up with what their previous owners published, then restore their state."""
+        self.view.sync()
+        if self.metering is not None:
+            self.metering.assigned(partitions)
+        self.owned.update(partitions)
+        self.backpressure.assigned(partitions)
 
     def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
         """Before partitions move to another worker: settle what we can, publish, let go.
@@ -433,7 +378,7 @@ class Worker:
                 # Short: heartbeats wait while this runs.
                 deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
                 while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
-                    self._apply_outcomes(wait_s=0.05)
+                    self.deliveries.settle(wait_s=0.05)
                 offsets = self.checkpoint.prepare(owned)  # publishes their metric partials, flushes
         finally:
             self.lost(partitions)
@@ -450,12 +395,3 @@ class Worker:
 
 def _source(record: ConsumerRecord) -> deadletter.Source:
     return deadletter.Source(topic=record.topic, partition=record.partition, offset=record.offset, timestamp=record.timestamp)
-
-
-def _outcome_of(future: Any) -> Outcome:
-    if future.cancelled():
-        return Outcome("abandoned", reason="cancelled")
-    error = future.exception()
-    if error is not None:  # a bug, not Slack being down: dead-letter rather than block the partition
-        return Outcome("undeliverable", reason=f"internal error while posting: {error!r}")
-    return future.result()

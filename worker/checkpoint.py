@@ -7,7 +7,7 @@ possibly out of order. Per partition we keep the offsets still waiting; the comm
 position is the oldest waiting offset, or one past the last event seen.
 
 Commits happen per interval, not per message:
-  1. produce state changes (the metric partials, see metricstate.py) through `before_flush`;
+  1. produce state changes (the metric partials, see metrics/partials.py) through `before_flush`;
   2. flush the producer (tasks, dead letters, state) and fail if any send failed;
   3. commit, per partition, the position below which everything is done.
 """
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
+
+from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,39 @@ class PartitionState:
     @property
     def committable(self) -> int:
         return next(iter(self.waiting)) if self.waiting else self.next_offset
+
+
+class Backpressure:
+    """Stop fetching while too many alerts wait for Slack; polling on keeps the group membership."""
+
+    def __init__(self, consumer: KafkaConsumer, limit: int, stats: Stats) -> None:
+        self.consumer = consumer
+        self.limit = limit
+        self.stats = stats
+        self.paused = False
+        self._next_warning = 0.0
+
+    def check(self, waiting: int) -> None:
+        """Between batches: pause at `limit` alerts waiting, resume at half of it."""
+        if not self.paused and waiting >= self.limit:
+            self.consumer.pause(*self.consumer.assignment())
+            self.paused = True
+            self.stats.pauses += 1
+            if time.monotonic() >= self._next_warning:  # once a minute, not on every pause of a long burst
+                self._next_warning = time.monotonic() + 60
+                log.warning(
+                    "%d alerts waiting for Slack (MAX_IN_FLIGHT_ALERTS): pausing consumption until it catches up "
+                    "(%d pauses so far; Slack is the bottleneck, nothing is lost)", waiting, self.stats.pauses,
+                )
+        elif self.paused and waiting <= self.limit // 2:
+            self.consumer.resume(*self.consumer.paused())
+            self.paused = False
+            log.debug("Slack caught up: resuming consumption")
+
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        """New partitions start paused while the others are."""
+        if self.paused:
+            self.consumer.pause(*partitions)
 
 
 class Checkpoint:
@@ -70,6 +105,10 @@ class Checkpoint:
         state = self.partitions.get(tp)
         if state is not None:  # None: revoked meanwhile; the new owner redoes it
             state.waiting.pop(offset, None)
+
+    def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Produce a record (a task, a dead letter) that the next commit waits for."""
+        self.producer.send(topic, key=key, value=value).add_errback(self.on_send_error)
 
     def on_send_error(self, error: Exception) -> None:
         """Errback for producer futures: remember the failure so the next commit refuses."""

@@ -14,10 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from .windows import MetricsConfig
+from .metrics import MetricsConfig
 from .yamlsource import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_TOPIC = "feedback.worker.state"
+#: STATE_TOPIC's default before it was renamed: a deployment that never set it keeps its state there (service.py).
+LEGACY_STATE_TOPIC = "feedback.metrics.state"
 
 
 def _shipped(name: str) -> Path:
@@ -55,12 +58,14 @@ class Settings(BaseModel):
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     create_topics: bool = Field(True, description="Create missing output topics at start-up.")
-    metrics_state_topic: str = Field(
-        "feedback.metrics.state", description="Internal compacted topic of per-partition metric partials."
+    state_topic: str = Field(
+        DEFAULT_STATE_TOPIC,
+        description="Internal compacted topic of the worker's shared state: metric partials, throttle episodes, silences.",
     )
+    metrics_state_topic: str | None = Field(None, description="Deprecated: the old name of STATE_TOPIC, still honoured.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Windows and dimensions (config file only).")
     routes: list[Any] = Field(
-        default_factory=list, description="Channel and owner by event field, first match wins (config file only; see routing.py)."
+        default_factory=list, description="Channel and owner by event field, first match wins (config file only; see rules/routing.py)."
     )
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
@@ -107,6 +112,15 @@ def load_settings(config_file: Path | str | None = None, environ: Mapping[str, s
             values[name] = environ[env_name]
             origin[name] = f"environment variable {env_name}"
     values.update({k: v for k, v in overrides.items() if v is not None})
+    legacy = values.get("metrics_state_topic")
+    if legacy is not None:  # the old name of STATE_TOPIC; service.py warns about it once at start-up
+        if "state_topic" in values and values["state_topic"] != legacy:
+            raise ConfigError(
+                f"{origin.get('metrics_state_topic', 'METRICS_STATE_TOPIC')} ({legacy}) and "
+                f"{origin.get('state_topic', 'STATE_TOPIC')} ({values['state_topic']}) differ: "
+                "METRICS_STATE_TOPIC is the old name of STATE_TOPIC; set only STATE_TOPIC"
+            )
+        values["state_topic"] = legacy
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
@@ -120,4 +134,14 @@ def load_settings(config_file: Path | str | None = None, environ: Mapping[str, s
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
 
 
-__all__ = ["ConfigError", "Settings", "SourceError", "load_settings"]
+def deprecations(settings: Settings) -> list[str]:
+    """What the operator should rename, logged once at start-up."""
+    if settings.metrics_state_topic is None:
+        return []
+    return [
+        f"METRICS_STATE_TOPIC is deprecated: it is now STATE_TOPIC (the topic holds all of the worker's shared state, "
+        f"not only metrics). Using {settings.state_topic}; rename the variable, both names work for now."
+    ]
+
+
+__all__ = ["ConfigError", "DEFAULT_STATE_TOPIC", "LEGACY_STATE_TOPIC", "Settings", "SourceError", "deprecations", "load_settings"]

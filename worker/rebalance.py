@@ -2,26 +2,42 @@
 
 kafka-python 3 calls it on its IO thread, possibly while the worker thread is mid-batch, and
 a blocking commit() may not run there. So each callback takes the worker's lock between
-batches (yielding to the IO loop while it waits) and awaits the async commit.
+batches (yielding to the IO loop while it waits) and awaits the async commit. What to do with
+the partitions is the loop's business (`Partitions`, implemented by app.Worker).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any, Protocol
 
-from kafka import AsyncConsumerRebalanceListener
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
-if TYPE_CHECKING:
-    from .app import Worker
+from .checkpoint import Checkpoint
 
 log = logging.getLogger("worker")
+
+
+class Partitions(Protocol):
+    """What the listener needs of the worker: its lock, its clients, and what to do on each change."""
+
+    lock: threading.Lock
+    consumer: KafkaConsumer
+    checkpoint: Checkpoint
+
+    def assigned(self, partitions: list[TopicPartition]) -> None: ...
+
+    def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]: ...
+
+    def lost(self, partitions: list[TopicPartition]) -> None: ...
 
 
 class Rebalance(AsyncConsumerRebalanceListener):
     """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Partitions) -> None:
         self.worker = worker
 
     async def _locked(self) -> None:
@@ -54,13 +70,7 @@ class Rebalance(AsyncConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self._locked()
         try:
-            if self.worker.view is not None:
-                self.worker.view.sync()  # everything the previous owners published before letting go
-            if self.worker.metering is not None:
-                self.worker.metering.assigned(list(assigned))
-            self.worker.owned.update(assigned)
-            if self.worker._paused:
-                self.worker.consumer.pause(*assigned)
+            self.worker.assigned(list(assigned))
         finally:
             self.worker.lock.release()
         log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")

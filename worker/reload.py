@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .alerts import AlertRenderer
+from .alerting import AlertRenderer
 from .config import ConfigError, Settings
 from .rules import RuleSet, RulesError
 from .yamlsource import SourceError
@@ -51,8 +51,10 @@ class Reloader:
         self._pending: Fingerprint | None = None
         self._next_check = time.monotonic() + interval_s
 
-    def poll(self) -> Loaded | str | None:
-        """A new valid set, the rejection message of an invalid one, or None (nothing to do)."""
+    def poll(self, in_use: RuleSet) -> Loaded | str | None:
+        """A new valid set, the rejection message of an invalid one, or None (nothing to do).
+
+        Either outcome is logged: a rejection loudly, with every problem, as `rules check` shows them."""
         forced = self.requested.is_set()
         if not forced and (not self.interval_s or time.monotonic() < self._next_check):
             return None
@@ -68,8 +70,13 @@ class Reloader:
         self.requested.clear()
         self._current, self._pending = seen, None
         try:
-            return self.load(self.settings)
-        except RulesError as err:
-            return "\n".join(str(e) for e in err.errors)
-        except (ConfigError, SourceError) as err:
-            return str(err)
+            rules, renderer = self.load(self.settings)
+        except (RulesError, ConfigError, SourceError) as err:
+            problems = "\n".join(str(e) for e in err.errors) if isinstance(err, RulesError) else str(err)
+            log.error(
+                "RULES RELOAD REJECTED: keeping the %d rules in use. Fix these and save again:\n  %s",
+                len(in_use) + len(in_use.metric_rules), problems.replace("\n", "\n  "),
+            )
+            return problems
+        log.warning("rules reloaded: %d rules and %d metric rules from %s", len(rules), len(rules.metric_rules), ", ".join(rules.files))
+        return rules, renderer

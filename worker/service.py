@@ -1,127 +1,27 @@
-"""Wiring: from Settings to a running Worker, and the start-up checks that refuse bad set-ups.
+"""Wiring: from Settings to a running Worker.
 
-Everything that can be wrong before the first event (rules, templates, channels) is found
-here, with a clear message, instead of at 3 a.m. on the first detractor.
+Bad rules, templates and settings are refused here, before connecting (checks.py); then the
+topics, the Kafka clients, the worker state topic and its tables, and the Slack sink are set
+up and handed to the loop (app.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from .alerts import AlertRenderer, TemplateRenderError
+from .alerting import Silences, Sink, SlackSink, StdoutSink, Throttle
 from .app import Worker
-from .config import ConfigError, Settings
-from .durations import format_duration
-from .events import FeedbackEvent
-from .metrics import MetricSnapshot, Tally, WindowRef, figures
-from .windows import MetricsConfig
-from .followup import open_task
-from .kafka_io import ensure_topics, make_consumer, make_producer, make_state_consumer
-from .metering import Metering
-from .metricstate import StateView
+from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
+from .checks import load_checked, make_router
+from .config import Settings, deprecations
+from .metrics import Metering, MetricState
 from .reload import Reloader
-from .throttle import Throttle
-from .routing import Router, compile_routes
-from .yamlsource import SourceError
-from .rules import Match, RuleSet, load_rules
-from .sinks import Sink, SlackSink, StdoutSink
+from .state import StateView
 from .stats import Stats
 
 log = logging.getLogger("worker")
-
-SAMPLE_EVENT = FeedbackEvent.model_validate(
-    {
-        "event_id": "sample-1",
-        "occurred_at": "2026-11-24T10:00:00+00:00",
-        "survey": "nps",
-        "score": 3,
-        "comment": 'Sample comment with <!channel>, {{ 7*7 }} and "quotes"',
-        "customer": {"id": "c-0", "name": "Sample Co", "segment": "smb", "monthly_value": 100.0},
-        "channel": "email",
-        "touchpoint": "support",
-    }
-)
-
-
-SAMPLE_SNAPSHOT = MetricSnapshot(
-    window=WindowRef(size="24h", start="2026-11-23T11:00:00+00:00", end="2026-11-24T11:00:00+00:00"),
-    dimension={"customer.segment": "enterprise"},
-    final=False,
-    emitted_at="2026-11-24T10:00:00+00:00",
-    **figures(Tally(responses=40, promoters=10, passives=10, detractors=20, unhappy={"c-0": (0, 100.0)}), 0.95),
-)
-
-
-def check_templates(rules: RuleSet, renderer: AlertRenderer) -> list[str]:
-    """Render every template in use once with a sample event; return the problems."""
-    problems = []
-    now = datetime.now(UTC)
-    for template in sorted({rule.alert.template for rule in rules.rules}):
-        rule = next(r for r in rules.rules if r.alert.template == template)
-        task = open_task(SAMPLE_EVENT, rule.id, [rule.id], rule.severity, rule.followup, now)
-        try:
-            renderer.render(template, "#sample", SAMPLE_EVENT, Match(owner=rule, rules=(rule,)), task)
-        except TemplateRenderError as err:
-            problems.append(str(err))
-    for rule in rules.metric_rules:
-        try:
-            renderer.render_metric(rule, "#sample", SAMPLE_SNAPSHOT)
-        except TemplateRenderError as err:
-            problems.append(f"{rule.location}: rule {rule.id!r}: {err}")
-    return problems
-
-
-def check_metric_rules(rules: RuleSet, metrics: MetricsConfig) -> list[str]:
-    """A metric rule must name a window size and a dimension the worker computes."""
-    problems = []
-    sizes = {w.size_s: w.label for w in metrics.windows}
-    for rule in rules.metric_rules:
-        condition = rule.condition
-        if not metrics.enabled:
-            problems.append(f"{rule.location}: rule {rule.id!r} needs metrics, but metrics.enabled is false")
-        if int(condition.window.total_seconds()) not in sizes:
-            problems.append(
-                f"{rule.location}: rule {rule.id!r}: window {format_duration(condition.window)} is not a configured "
-                f"metrics window (configured: {', '.join(sizes.values())})"
-            )
-        for path in condition.dimension:
-            if path not in metrics.dimensions:
-                problems.append(
-                    f"{rule.location}: rule {rule.id!r}: dimension {path} is not configured "
-                    f"(metrics.dimensions: {', '.join(metrics.dimensions) or 'none'})"
-                )
-    return problems
-
-
-def make_router(settings: Settings) -> Router:
-    """The routes table from the config file, compiled; raises ConfigError with file:line."""
-    try:
-        return Router(compile_routes(settings.routes), settings.slack_default_channel)
-    except SourceError as err:
-        raise ConfigError(str(err)) from None
-
-
-def load_checked(settings: Settings) -> tuple[RuleSet, AlertRenderer]:
-    """Rules and templates, validated; raises RulesError or ConfigError."""
-    rules = load_rules(settings.rules_path, settings.templates_path)
-    renderer = AlertRenderer(settings.templates_path)
-    problems = check_templates(rules, renderer) + check_metric_rules(rules, settings.metrics)
-    if settings.slack_bot_token is not None and not make_router(settings).has_default_channel():
-        problems += [
-            f"{rule.location}: rule {rule.id!r} names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set"
-            for rule in rules.rules
-            if not rule.alert.channel
-        ]
-        problems += [
-            f"{rule.location}: rule {rule.id!r} names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set"
-            for rule in rules.metric_rules
-            if not rule.channel
-        ]
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return rules, renderer
 
 
 def make_sink(settings: Settings) -> Sink:
@@ -144,27 +44,29 @@ def serve(
     Raises on bad rules/config before connecting."""
     rules, renderer = load_checked(settings)
     log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
-    metrics_on = settings.metrics.enabled
+    for message in deprecations(settings):
+        log.warning(message)
+    state = state_topic(settings)
     if settings.create_topics:
         outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic]
-        compacted = [settings.metrics_topic, settings.metrics_state_topic]
+        compacted = [settings.metrics_topic, state]
         ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
         # One partition: StateView.sync relies on a single ordered log. Metrics, throttles and more live there.
-        ensure_topics(settings, [settings.metrics_state_topic], partitions=1, compacted=compacted)
+        ensure_topics(settings, [state], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
     state_consumer = make_state_consumer(settings)
-    view = StateView(settings.metrics_state_topic, settings.feedback_topic, state_consumer, producer)
+    view = StateView(state, settings.feedback_topic, state_consumer, producer)
     metering = None
-    if metrics_on:
-        metering = Metering(settings.metrics, settings.feedback_topic, view, settings.metrics_topic, consumer, producer)
+    if settings.metrics.enabled:
+        metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer)
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
     worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, metering=metering, reloader=reloader, router=make_router(settings),
-        throttle=Throttle(view), view=view,
+        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), make_router(settings),
+        metering=metering, reloader=reloader,
     )
     if ready is not None:
         ready.set()

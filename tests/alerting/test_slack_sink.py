@@ -1,0 +1,230 @@
+"""SlackSink against a fake Slack Web API over real HTTP, through the real slack-sdk client."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tests.fake_slack import FakeSlack, Scripted
+from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
+from worker.alerting import Alert, AlertRenderer
+from worker.rules import load_rules
+from worker.alerting import Outcome, SlackSink
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDERER = AlertRenderer(ROOT / "templates")
+RULES = load_rules(ROOT / "rules", ROOT / "templates")
+
+
+@pytest.fixture(scope="module")
+def _fake_slack() -> Iterator[FakeSlack]:
+    with FakeSlack(token="xoxb-sink-" + uuid.uuid4().hex) as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack(_fake_slack: FakeSlack) -> FakeSlack:
+    """The fake Slack, as new: every channel exists, nothing posted, nothing scripted."""
+    _fake_slack.reset()
+    return _fake_slack
+
+
+@pytest.fixture
+def make_sink() -> Iterator[Any]:
+    sinks: list[SlackSink] = []
+
+    def make(base_url: str, token: str, **kwargs: Any) -> SlackSink:
+        kwargs = {"concurrency": 2, "max_backoff_s": 0.05, "timeout_s": 5} | kwargs
+        sink = SlackSink(SecretStr(token), base_url, **kwargs)
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.close()
+
+
+@pytest.fixture
+def sink(slack: FakeSlack, make_sink: Any) -> SlackSink:
+    return make_sink(slack.url, slack.token)
+
+
+@pytest.fixture
+def sink_warnings() -> Iterator[list[str]]:
+    """The worker's own log lines about Slack (one per failed attempt)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger("worker.alerting.sinks")
+    handler = Collect(logging.WARNING)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def an_alert(channel: str = "#cx-alerts", **event_fields: Any) -> Alert:
+    event = make_event(event_id=f"evt-{uuid.uuid4().hex[:8]}", **event_fields)
+    return render_alert(RENDERER, RULES, "detractor.slack.j2", event, channel=channel)
+
+
+def deliver(sink: SlackSink, alert: Alert, abandon: threading.Event | None = None, timeout: float = 15) -> Outcome:
+    future: Future[Outcome] = sink.submit(alert, abandon or threading.Event())
+    return future.result(timeout=timeout)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_post_is_sent_with_blocks_metadata_and_no_unfurling(slack, sink):
+    alert = an_alert()
+    outcome = deliver(sink, alert)
+
+    assert outcome.status == "sent"
+    assert slack.attempts == 1 and len(slack.messages) == 1
+    posted = slack.messages[0]
+    assert outcome.ts == posted["ts"] and outcome.ts
+    assert outcome.channel == "#cx-alerts"
+    assert posted["channel"] == "#cx-alerts"
+    assert posted["text"] == alert.text
+    assert posted["blocks"] == alert.blocks and len(posted["blocks"]) >= 5
+    assert posted["metadata"] == {
+        "event_type": "feedback_alert",
+        "event_payload": {"event_id": alert.event_id, "task_id": alert.task_id, "rule_id": "nps-detractor", "severity": "high"},
+    }
+    assert posted["unfurl_links"] is False
+    assert posted["unfurl_media"] is False
+
+
+def test_hostile_alert_reaches_slack_intact_and_escaped(slack, sink):
+    alert = an_alert(comment=HOSTILE_COMMENT, customer={"id": "c-1", "name": HOSTILE_NAME, "segment": "<!here>"})
+    assert deliver(sink, alert).status == "sent"
+    posted = slack.messages[0]
+    assert posted["blocks"] == alert.blocks and posted["text"] == alert.text
+    for text in strings(posted["text"]) + strings(posted["blocks"]) + strings(posted["metadata"]):
+        assert "<" not in text, f"raw '<' posted to Slack: {text!r}"
+    assert any("&lt;!channel&gt;" in text and "{{ 7*7 }}" in text for text in strings(posted["blocks"]))
+
+
+def test_rate_limited_429_waits_retry_after_then_sends(slack, sink):
+    slack.fail_next(Scripted(status=429, retry_after=1))
+    started = time.monotonic()
+    outcome = deliver(sink, an_alert())
+    assert outcome.status == "sent"
+    assert slack.attempts == 2, "one rate-limited attempt, then the post"
+    assert len(slack.messages) == 1 and outcome.ts == slack.messages[0]["ts"]
+    assert time.monotonic() - started >= 1.0, "Retry-After: 1 was not honoured"
+
+
+def test_sustained_rate_limiting_outlasting_slack_sdk_retries_is_still_retried(slack, sink):
+    # slack-sdk gives up after 3 retries of a 429; the sink must keep going, not drop the alert.
+    slack.fail_next(*[Scripted(status=429, retry_after=0, error="ratelimited")] * 4)
+    outcome = deliver(sink, an_alert())
+    assert outcome.status == "sent", outcome
+    assert slack.attempts == 5 and len(slack.messages) == 1
+
+
+def test_server_errors_are_retried_until_sent(slack, sink, sink_warnings):
+    slack.fail_next(Scripted(status=500), Scripted(status=503), Scripted(status=502))
+    outcome = deliver(sink, an_alert())
+    assert outcome.status == "sent"
+    assert slack.attempts == 4 and len(slack.messages) == 1
+    assert outcome.ts == slack.messages[0]["ts"]
+    assert any("HTTP 502" in line for line in sink_warnings)
+
+
+@pytest.mark.parametrize("error", ["ratelimited", "service_unavailable", "internal_error"])
+def test_transient_slack_errors_with_http_200_are_retried(slack, sink, error):
+    slack.fail_next(Scripted(error=error), Scripted(error=error))
+    started = time.monotonic()
+    outcome = deliver(sink, an_alert())
+    assert outcome.status == "sent"
+    assert slack.attempts == 3 and len(slack.messages) == 1
+    # The sink was made with max_backoff_s=0.05: no wait may exceed it (the first one included).
+    assert time.monotonic() - started < 0.9, "backoff ignored max_backoff_s"
+
+
+def test_unreachable_slack_is_retried_until_abandoned(make_sink, sink_warnings):
+    sink = make_sink(f"http://127.0.0.1:{closed_port()}/api/", "xoxb-unreachable")
+    abandon = threading.Event()
+    timer = threading.Timer(0.5, abandon.set)  # the partition is revoked half a second in
+    timer.start()
+    try:
+        outcome = deliver(sink, an_alert(), abandon, timeout=15)
+    finally:
+        timer.cancel()
+    assert outcome.status == "abandoned", outcome
+    assert abandon.is_set(), "gave up before the worker abandoned the alert"
+    assert any("Slack unavailable" in line and "Connection refused" in line for line in sink_warnings), sink_warnings
+
+
+def test_alert_abandoned_while_queued_is_never_posted(slack, sink):
+    abandon = threading.Event()
+    abandon.set()
+    outcome = deliver(sink, an_alert(), abandon)
+    assert outcome.status == "abandoned"
+    assert slack.attempts == 0 and slack.messages == []
+
+
+@pytest.mark.parametrize("problem", ["channel_not_found", "invalid_auth", "not_in_channel"])
+def test_permanent_errors_are_undeliverable_with_the_slack_error(slack, make_sink, problem):
+    token, channel = slack.token, "#cx-alerts"
+    if problem == "channel_not_found":
+        slack.channels = {"#cx-alerts"}
+        channel = "#no-such-channel"
+    elif problem == "invalid_auth":
+        token = "xoxb-revoked-" + uuid.uuid4().hex
+    else:
+        slack.fail_next(Scripted(error="not_in_channel"))
+    sink = make_sink(slack.url, token)
+
+    outcome = deliver(sink, an_alert(channel=channel))
+    assert outcome.status == "undeliverable"
+    assert problem in outcome.reason
+    assert slack.attempts == 1, "a permanent error must not be retried"
+    assert slack.messages == []
+
+
+def test_alerts_are_posted_in_parallel_and_each_settles(slack, make_sink):
+    sink = make_sink(slack.url, slack.token, concurrency=4)
+    alerts = [an_alert() for _ in range(12)]
+    futures = [sink.submit(alert, threading.Event()) for alert in alerts]
+    outcomes = [future.result(timeout=15) for future in futures]
+    assert [o.status for o in outcomes] == ["sent"] * 12
+    assert {m["metadata"]["event_payload"]["event_id"] for m in slack.messages} == {a.event_id for a in alerts}
+    assert len({o.ts for o in outcomes}) == 12
+
+
+def test_a_bug_while_posting_is_not_mistaken_for_an_outage(slack, sink, monkeypatch):
+    # Only network failures are retried; a programming error surfaces so the alert is dead-lettered.
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("blocks")
+
+    monkeypatch.setattr(sink, "_client", lambda: type("C", (), {"chat_postMessage": staticmethod(broken)})())
+    future = sink.submit(an_alert(), threading.Event())
+    with pytest.raises(KeyError):
+        future.result(timeout=5)
+
+
+def test_retry_after_is_honoured_after_slack_sdk_gives_up(slack, make_sink, sink_warnings):
+    # slack-sdk retries a 429 three times itself; the fourth 429 reaches the sink with Retry-After 1.
+    slack.fail_next(*[Scripted(status=429, retry_after=0)] * 3, Scripted(status=429, retry_after=1))
+    sink = make_sink(slack.url, slack.token, max_backoff_s=0.05)
+    assert deliver(sink, an_alert(), timeout=30).status == "sent"
+    assert any("HTTP 429 ratelimited" in line and "retried in 1.0s" in line for line in sink_warnings), sink_warnings

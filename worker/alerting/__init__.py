@@ -1,0 +1,60 @@
+"""Alerting: from a match to a Slack message, and everything that shapes the flow of messages.
+
+    render.py     Jinja2 templates → Block Kit, with customer text made harmless
+    throttle.py   one task and one Slack thread per key per window (episodes)
+    silences.py   "no alerts for c-42 for two days": held back, tasks still open
+    digest.py     rule groups and the per-channel rate limit: many matches, one message
+    sinks.py      where a rendered alert goes: Slack (slack-sdk, retries) or stdout
+    delivery.py   alerts in flight and their outcomes, applied on the worker thread
+    preview.py    `template render`: an alert as it would be posted, from an event file
+"""
+
+from .delivery import Deliveries, Settle, outcome_of
+from .digest import Digest, Digests, Item
+from .preview import Preview, PreviewError, read_event, render_preview
+from .render import (
+    DIGEST_TEMPLATE,
+    REPLY_TEMPLATE,
+    Alert,
+    AlertRenderer,
+    TemplateRenderError,
+    fit,
+    notice_alert,
+    slack_escape,
+)
+from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
+from .sinks import Outcome, Sink, SlackSink, StdoutSink
+from .throttle import Episode, Throttle
+
+__all__ = [
+    "Alert",
+    "AlertRenderer",
+    "DIGEST_TEMPLATE",
+    "Deliveries",
+    "Digest",
+    "Digests",
+    "Episode",
+    "Item",
+    "Outcome",
+    "Preview",
+    "PreviewError",
+    "REPLY_TEMPLATE",
+    "Settle",
+    "Silence",
+    "Silences",
+    "Sink",
+    "SlackSink",
+    "StdoutSink",
+    "TemplateRenderError",
+    "Throttle",
+    "describe",
+    "fit",
+    "notice_alert",
+    "outcome_of",
+    "parse_matchers",
+    "read_event",
+    "render_preview",
+    "silenced_by",
+    "silenced_metric",
+    "slack_escape",
+]

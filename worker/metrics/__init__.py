@@ -1,0 +1,53 @@
+"""Rolling CX metrics: NPS, CSAT, CES, volume and revenue at risk per window, exact across crashes.
+
+    tally.py         the arithmetic: counts per pane (Tally) and the figures from them
+    snapshot.py      the MetricSnapshot record, a contract for downstream services
+    windows.py       the `metrics:` config and the pane arithmetic of windows
+    partials.py      per-partition partials, and the metric records of the state topic
+    metering.py      what the worker loop calls: count, checkpoint, restore, tick
+    snapshots.py     merging partials and emitting snapshots, interim and final
+    metric_rules.py  rules on rolling figures ("enterprise NPS below 0 over 24h")
+
+What other subpackages use is exported here.
+"""
+
+from .snapshot import MetricSnapshot, WindowRef
+from .tally import Tally, figures
+from .metering import Metering
+from .metric_rules import (
+    DEFAULT_METRIC_TEMPLATE,
+    METRIC_PATHS,
+    MetricCondition,
+    MetricRule,
+    MetricWatch,
+    holds,
+    metric_value,
+    responses_for,
+)
+from .partials import GRACE_S, MetricState, PartitionMetrics
+from .snapshots import SnapshotEmitter, snapshot_key
+from .windows import MetricsConfig, WindowSpec, iso
+
+__all__ = [
+    "DEFAULT_METRIC_TEMPLATE",
+    "GRACE_S",
+    "METRIC_PATHS",
+    "MetricCondition",
+    "MetricRule",
+    "MetricSnapshot",
+    "MetricState",
+    "MetricWatch",
+    "Metering",
+    "MetricsConfig",
+    "PartitionMetrics",
+    "SnapshotEmitter",
+    "Tally",
+    "WindowRef",
+    "WindowSpec",
+    "figures",
+    "holds",
+    "iso",
+    "metric_value",
+    "responses_for",
+    "snapshot_key",
+]
