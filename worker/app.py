@@ -7,7 +7,7 @@ applied here, so no Kafka client is ever touched from two threads.
 Acting on a match is a short sequence of steps, each owned by a subpackage:
     throttle (alerting/throttle.py) → route (rules/routing.py) → open task (tasks/)
     → render (alerting/render.py) → silence (alerting/silences.py) → batch (alerting/digest.py)
-    → send (alerting/delivery.py)
+    → send (posting.py: post once, see alerting/delivery.py; then settle the events)
 This module says what happens, in order; the step says how.
 """
 
@@ -17,36 +17,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import UTC, datetime
-from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from . import deadletter
 from .alerting import (
     REPLY_TEMPLATE,
-    Alert,
     AlertRenderer,
     Deliveries,
     Digests,
     Episode,
+    Intent,
     Item,
-    Outcome,
+    Posts,
     Silence,
     Silences,
     Sink,
-    TemplateRenderError,
     Throttle,
     notice_alert,
+    reply_slot,
 )
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
+from .deadletter import DeadLetters
 from .events import FUTURE_LIMIT_S, FeedbackEvent
 from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
+from .posting import Done, Posting
 from .rebalance import Rebalance
 from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
@@ -57,7 +56,6 @@ from .tasks import FollowUpTask, open_task
 log = logging.getLogger("worker")
 
 _LOUD_COUNTS = frozenset(10**n for n in range(10))
-Done = list[tuple[TopicPartition, ConsumerRecord]]  # the events an alert stands for: their offsets wait for it
 
 
 class Worker:
@@ -72,6 +70,7 @@ class Worker:
         view: StateView,
         throttle: Throttle,
         silences: Silences,
+        posts: Posts,
         router: Router,
         metering: Metering | None = None,
         reloader: Reloader | None = None,
@@ -86,11 +85,14 @@ class Worker:
         self.view = view  # the worker state topic, read continuously (state.py)
         self.throttle = throttle
         self.silences = silences
+        self.posts = posts  # what is in Slack already, per task: every alert goes out once
         self.router = router
         self.metering = metering
         self.reloader = reloader
         self.digests = Digests(settings.channel_rate_limit_per_minute)
-        self.deliveries = Deliveries(sink)
+        self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(),
+                                     search=settings.slack_history_lookup, grace_s=settings.slack_timeout_seconds + 5)
+        self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
         # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
         self._unbound_abandon = threading.Event()
         if metering is not None:
@@ -101,6 +103,8 @@ class Worker:
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
+        self.posting = Posting(self.deliveries, self.checkpoint, self.dead_letters, throttle, self.stats)
+        self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
         # works: the lock makes a rebalance happen between batches, never inside one.
@@ -132,6 +136,7 @@ class Worker:
                             self.handle(tp, record)
                     self.deliveries.settle()
                     self._post_digests()
+                    self.deliveries.release()  # intents, one flush, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
                     if time.monotonic() >= next_tick:
@@ -156,13 +161,14 @@ class Worker:
             event = FeedbackEvent.model_validate_json(record.value if record.value is not None else b"")
         except ValidationError as exc:
             self.stats.invalid += 1
-            letter = deadletter.invalid_event(exc, record.value, _source(record))
+            letter = self.dead_letters.invalid(record, exc)
             log.warning("invalid event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
-            self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
             return
         ts = int(event.occurred_at.timestamp())
         if ts > self.now + FUTURE_LIMIT_S:
-            self._reject(record, "occurred_at", f"{event.occurred_at.isoformat()} is more than 5 minutes in the future")
+            self.stats.invalid += 1
+            letter = self.dead_letters.rejected(record, "occurred_at", f"{event.occurred_at.isoformat()} is more than 5 minutes in the future")
+            log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
             return
         if self.metering is not None and not self.metering.count(tp.partition, event, ts, record.offset, self.now):
             self.stats.late += 1
@@ -179,7 +185,9 @@ class Worker:
     # -- acting ----------------------------------------------------------------------------
 
     def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
-        """Throttle → route → open task → render → silence → batch → send. The offset waits for the alert."""
+        """Throttle → route → open task → render → silence → batch → send. The offset waits for the alert.
+
+        A replayed event whose alert is in Slack already posts nothing (alerting/posts.py)."""
         rule = match.owner
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
@@ -189,40 +197,66 @@ class Worker:
             return
         destination = self.router.destination(event, rule)
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock(), destination.owner)
-        self._publish_task(task)
+        earlier = self.posts.get(task.task_id)
+        if earlier is not None and earlier.state == "posted":
+            self.posting.replayed(earlier, key)
+            return
+        if earlier is None:  # else its task record was flushed with the intent, before the crash
+            self._publish_task(task)
         what = f"alert for event {event.event_id}"
-        alert = self._render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
+        alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
                              lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
         if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
             return  # the task is open either way
         self.checkpoint.wait_for(state, record.offset)
-        item = Item(tp, record, event, task.task_id)
-        held = self.digests.batch(rule, destination.channel, item, thread_starter=key is not None)
-        if held == "rate_limited":
-            self.stats.rate_limited += 1
-        if held is not None:
-            return  # posted with its digest or rate-limit summary
-        on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
-        future = self._send(alert, state.abandon, [(tp, record)], on_sent)
-        if key is not None:
-            self.throttle.start(key, task.task_id, event, rule, self.now, future)
+        done: Done = [(tp, record)]
+
+        def batch_and_send() -> None:
+            item = Item(tp, record, event, task.task_id)
+            held = self.digests.batch(rule, destination.channel, item, thread_starter=key is not None)
+            if held == "rate_limited":
+                self.stats.rate_limited += 1
+            if held is not None:
+                return  # posted with its digest or rate-limit summary
+            on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
+            intent = Intent(task.task_id, "alert", destination.channel, tp.partition)
+            future = self.posting.send(alert, state.abandon, done, [intent], on_sent)
+            if key is not None:
+                self.throttle.start(key, task.task_id, event, rule, self.now, future)
+
+        if earlier is None:
+            batch_and_send()
+        else:  # an intent and no `posted` record: Slack may have it already
+            self.posting.recheck(earlier, task.task_id, "task_id", task.task_id, state, done, batch_and_send, key)
 
     def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
               state: PartitionState, key: str, episode: Episode) -> None:
         """A throttled match: update the open task and reply in its Slack thread; no new task, no new alert."""
         rule = match.owner
+        slot = reply_slot(episode.task_id, event.event_id)
+        earlier = self.posts.get(slot)
+        if earlier is not None and earlier.state == "posted":
+            self.posting.replayed(earlier, None)
+            return
         self.stats.throttled += 1
-        update = self.throttle.join(key, episode, event, match, self.clock())
-        self.checkpoint.publish(self.settings.followup_topic, update.task_id.encode(), update.model_dump_json().encode())
+        if earlier is None:  # else the answer was counted, and its update flushed with the intent, before the crash
+            update = self.throttle.join(key, episode, event, match, self.clock())
+            self.checkpoint.publish(self.settings.followup_topic, update.task_id.encode(), update.model_dump_json().encode())
         channel = episode.channel or self.router.destination(event, rule).channel
         what = f"thread reply for event {event.event_id}"
-        reply = self._render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
+        reply = self.posting.render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
                              lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers))
         if reply is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), what):
             return
         reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
         self.checkpoint.wait_for(state, record.offset)
-        self._send(reply, state.abandon, [(tp, record)])
+        done: Done = [(tp, record)]
+        intent = Intent(slot, "reply", channel, tp.partition, episode.thread_ts)
+        if earlier is None:
+            self.posting.send(reply, state.abandon, done, [intent])
+        else:
+            self.posting.recheck(earlier, slot, "event_id", event.event_id, state, done,
+                          lambda: self.posting.send(reply, state.abandon, done, [intent]), None)
 
     def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
         """A metric rule fired: silence → render → send; if it cannot be delivered, dead-letter it."""
@@ -231,23 +265,25 @@ class Worker:
         if self._silenced(self.silences.holding_metric(rule.id, snapshot.dimension, self.clock()), f"metric alert {rule.id}"):
             return
         log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
-        alert = self._render(f"metric alert for rule {rule.id}", [None], {"channel": channel, "template": rule.template},
+        alert = self.posting.render(f"metric alert for rule {rule.id}", [None], {"channel": channel, "template": rule.template},
                              lambda: self.renderer.render_metric(rule, channel, snapshot))
         if alert is not None:
-            self._send(alert, self._unbound_abandon, [])
+            self.posting.send(alert, self._unbound_abandon, [], [])
 
     def _post_digests(self, force: bool = False) -> None:
-        """Digests whose wait is over (all of them when stopping): one message, many offsets."""
+        """Digests whose wait is over (all of them when stopping): one message, many offsets, a slot per task."""
         for digest in self.digests.due(force):
             done: Done = [(item.tp, item.record) for item in digest.items]
-            alert = self._render(f"digest for rule {digest.rule.id}", [record for _, record in done], {"channel": digest.channel},
+            alert = self.posting.render(f"digest for rule {digest.rule.id}", [record for _, record in done], {"channel": digest.channel},
                                  lambda: self.renderer.render_digest(digest))
             if alert is None:
                 for tp, record in done:
                     self.checkpoint.done(tp, record.offset)
                 continue
             self.stats.digests += 1
-            self._send(alert, self._unbound_abandon, done)
+            kind = "summary" if digest.key[0] == "rate" else "digest"
+            intents = [Intent(item.task_id, kind, digest.channel, item.tp.partition) for item in digest.items]
+            self.posting.send(alert, self._unbound_abandon, done, intents)
 
     # -- the steps' plumbing -----------------------------------------------------------------
 
@@ -255,70 +291,23 @@ class Worker:
         self.stats.tasks += 1
         self.checkpoint.publish(self.settings.followup_topic, task.task_id.encode(), task.model_dump_json().encode())
 
-    def _render(self, what: str, records: list[ConsumerRecord | None], alert: dict[str, Any],
-                render: Callable[[], Alert]) -> Alert | None:
-        """Render, or dead-letter the reason (the task, if any, is already open)."""
-        try:
-            return render()
-        except TemplateRenderError as err:
-            log.error("cannot render %s: %s", what, err)
-            for record in records:
-                self._dead_alert(record, f"template error: {err}", alert)
-            return None
-
     def _silenced(self, silence: Silence | None, what: str) -> bool:
         if silence is not None:
             self.stats.silenced += 1
             log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
         return silence is not None
 
-    def _send(self, alert: Alert, abandon: threading.Event, done: Done,
-              on_sent: Callable[[Outcome], None] | None = None) -> Future[Outcome]:
-        """Post; once Slack answers, the events it stands for are done (or dead-lettered)."""
-
-        def settle(outcome: Outcome) -> None:
-            if outcome.status == "abandoned":
-                return  # stays uncommitted: redelivered after a restart or rebalance
-            if outcome.status == "sent":
-                self.stats.alerts_sent += 1
-                if on_sent is not None:
-                    on_sent(outcome)
-            else:
-                log.error(
-                    "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
-                    alert.event_id, alert.rule_id, alert.channel, outcome.reason, self.settings.dlq_topic,
-                )
-                for record in [record for _, record in done] or [None]:  # a digest: one letter per answer
-                    self._dead_alert(record, outcome.reason, alert.to_dict())
-            for tp, record in done:
-                self.checkpoint.done(tp, record.offset)
-
-        return self.deliveries.send(alert, abandon, settle)
-
-    def _dead_alert(self, record: ConsumerRecord | None, reason: str, alert: dict[str, Any]) -> None:
-        self.stats.alerts_dead += 1
-        if record is None:  # a metric alert: no input record; offset -1 says so
-            source = deadletter.Source(topic=self.settings.metrics_topic, partition=0, offset=-1)
-            letter = deadletter.undeliverable_alert(reason, None, source, alert)
-            self.checkpoint.publish(self.settings.dlq_topic, None, letter.model_dump_json().encode())
-            return
-        letter = deadletter.undeliverable_alert(reason, record.value, _source(record), alert)
-        self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
-
-    def _reject(self, record: ConsumerRecord, field: str, reason: str) -> None:
-        self.stats.invalid += 1
-        letter = deadletter.rejected_event(field, reason, record.value, _source(record))
-        log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
-        self.checkpoint.publish(self.settings.dlq_topic, record.key, letter.model_dump_json().encode())
-
     # -- between batches -------------------------------------------------------------------
 
     def _tick(self) -> None:
-        """About once a second: read the state topic, emit snapshots, expire throttle episodes."""
+        """About once a second: read the state topic, emit snapshots, expire throttle episodes and old post records."""
         self.view.poll()
         if self.metering is not None:
             self.metering.tick(self.now)
         self.throttle.expire(self.now)
+        if self.now >= self._next_expiry:
+            self._next_expiry = self.now + 60
+            self.posts.expire(self.now, int(self.settings.alert_record_retention.total_seconds()), {tp.partition for tp in self.owned})
 
     def _reload(self) -> None:
         """Swap in a new valid rule set, or say loudly why the edit was refused."""
@@ -330,7 +319,7 @@ class Worker:
             channel = self.settings.slack_default_channel
             if self.settings.slack_bot_token is not None and channel:  # an operational notice; never blocks the loop
                 notice = notice_alert(channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
-                self._send(notice, self._unbound_abandon, [])
+                self.posting.send(notice, self._unbound_abandon, [], [])
             return
         self.rules, self.renderer = outcome
         self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
@@ -345,6 +334,7 @@ class Worker:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
         self._stopping = True
         self._post_digests(force=True)  # what is in hand goes out now
+        self.deliveries.release()
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         while self.checkpoint.waiting and time.monotonic() < deadline:
             self.deliveries.settle(wait_s=0.05)
@@ -375,6 +365,7 @@ class Worker:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         try:
             if not self._stopping:  # after _finish() everything is already settled and committed
+                self.deliveries.release()  # what is in hand goes out first
                 # Short: heartbeats wait while this runs.
                 deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
                 while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
@@ -387,11 +378,11 @@ class Worker:
     def lost(self, partitions: list[TopicPartition]) -> None:
         """Drop all state of these partitions: their next owner restores it from Kafka."""
         self.owned.difference_update(partitions)
+        for tp in partitions:
+            if tp in self.checkpoint.partitions:
+                self.deliveries.forget(self.checkpoint.partitions[tp].abandon)
         self.digests.forget(set(partitions))
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
         if self.metering is not None:
             self.metering.revoked(partitions)
 
-
-def _source(record: ConsumerRecord) -> deadletter.Source:
-    return deadletter.Source(topic=record.topic, partition=record.partition, offset=record.offset, timestamp=record.timestamp)

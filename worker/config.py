@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .durations import Duration
 
 from .metrics import MetricsConfig
 from .yamlsource import LineDict, SourceError, load_yaml
@@ -45,6 +48,13 @@ class Settings(BaseModel):
     slack_api_url: str = "https://slack.com/api/"
     slack_default_channel: str | None = Field(None, description="Used when a rule names no channel.")
     slack_concurrency: int = Field(4, ge=1, le=64, description="Alerts posted in parallel.")
+    slack_timeout_seconds: int = Field(10, ge=1, le=120, description="How long one Slack request may take.")
+    slack_history_lookup: bool = Field(
+        True, description="After a crash, search the channel before posting an alert again (channels:history scope)."
+    )
+    alert_record_retention: Duration = Field(
+        timedelta(days=30), description="How long the record of each posted alert is kept in the state topic."
+    )
 
     kafka_session_timeout_ms: int | None = Field(None, description="Unset: kafka-python's default.")
     kafka_heartbeat_interval_ms: int | None = None

@@ -8,7 +8,8 @@ inspected, fixed and replayed.
 from __future__ import annotations
 
 import base64
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -96,3 +97,43 @@ def undeliverable_alert(reason: str, value: bytes | None, source: Source, alert:
         source=source,
         alert=alert,
     )
+
+
+class Record(Protocol):
+    """What a dead letter needs of a Kafka record (kafka-python's ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+class DeadLetters:
+    """Publishes dead letters to DLQ_TOPIC, keyed like the original; `publish` is the checkpoint's (a commit waits for them)."""
+
+    def __init__(self, topic: str, publish: Callable[[str, bytes | None, bytes], None], metrics_topic: str) -> None:
+        self.topic = topic
+        self.publish = publish
+        self.metrics_topic = metrics_topic  # the source named by a metric alert's letter (it has no input record)
+
+    def invalid(self, record: Record, exc: ValidationError) -> DeadLetter:
+        return self._send(record, invalid_event(exc, record.value, source_of(record)))
+
+    def rejected(self, record: Record, field: str, reason: str) -> DeadLetter:
+        return self._send(record, rejected_event(field, reason, record.value, source_of(record)))
+
+    def undeliverable(self, record: Record | None, reason: str, alert: dict[str, Any]) -> DeadLetter:
+        if record is None:  # a metric alert: no input record; offset -1 says so
+            source = Source(topic=self.metrics_topic, partition=0, offset=-1)
+            return self._send(None, undeliverable_alert(reason, None, source, alert))
+        return self._send(record, undeliverable_alert(reason, record.value, source_of(record), alert))
+
+    def _send(self, record: Record | None, letter: DeadLetter) -> DeadLetter:
+        self.publish(self.topic, record.key if record is not None else None, letter.model_dump_json().encode())
+        return letter
+
+
+def source_of(record: Record) -> Source:
+    return Source(topic=record.topic, partition=record.partition, offset=record.offset, timestamp=record.timestamp)

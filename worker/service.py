@@ -11,7 +11,7 @@ import logging
 import threading
 from datetime import timedelta
 
-from .alerting import Silences, Sink, SlackSink, StdoutSink, Throttle
+from .alerting import Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
 from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
 from .checks import load_checked, make_router
@@ -29,7 +29,8 @@ def make_sink(settings: Settings) -> Sink:
         log.info("SLACK_BOT_TOKEN is not set: alerts are printed to stdout")
         return StdoutSink()
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
-    return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency)
+    return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
+                     timeout_s=settings.slack_timeout_seconds)
 
 
 def serve(
@@ -65,7 +66,7 @@ def serve(
     if reload is not None:
         reloader.requested = reload
     worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), make_router(settings),
+        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view), make_router(settings),
         metering=metering, reloader=reloader,
     )
     if ready is not None:

@@ -1,6 +1,7 @@
 """The worker state topic: what every replica must know, in one compacted log (STATE_TOPIC).
 
-Metric partials, throttle episodes, silences and metric-rule firing all live here, so a
+Metric partials, throttle episodes, silences, metric-rule firing and what was posted to
+Slack all live here, so a
 restart or a second replica picks up exactly where the others are. The topic has one
 partition: every record written before another is read before it, which `sync` relies on.
 
@@ -17,6 +18,7 @@ None is a tombstone (compaction removes the key).
     rule       metrics/partials.py        <rule id>|<dimension>
     throttle   alerting/throttle.py       <rule id>|<key value>
     silence    alerting/silences.py       <silence id>
+    post       alerting/posts.py          <task id> or <task id>/<event id>
     sync       this module                <token>
 """
 

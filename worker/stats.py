@@ -25,6 +25,7 @@ class Stats:
     digests: int = 0  # digest messages posted (rule groups and rate-limit summaries)
     rate_limited: int = 0  # alerts folded into a rate-limit summary
     throttled: int = 0  # matches that joined an open task's thread instead of alerting anew
+    replayed: int = 0  # replayed matches whose Slack message was already posted: nothing posted again
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 

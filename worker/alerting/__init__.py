@@ -5,11 +5,12 @@
     silences.py   "no alerts for c-42 for two days": held back, tasks still open
     digest.py     rule groups and the per-channel rate limit: many matches, one message
     sinks.py      where a rendered alert goes: Slack (slack-sdk, retries) or stdout
-    delivery.py   alerts in flight and their outcomes, applied on the worker thread
+    posts.py      what is in Slack already, per task: the records that make every alert go out once
+    delivery.py   intents, posts, outcomes (on the worker thread) and the search after a crash
     preview.py    `template render`: an alert as it would be posted, from an event file
 """
 
-from .delivery import Deliveries, Settle, outcome_of
+from .delivery import Deliveries, Intent, Settle, outcome_of
 from .digest import Digest, Digests, Item
 from .preview import Preview, PreviewError, read_event, render_preview
 from .render import (
@@ -22,8 +23,9 @@ from .render import (
     notice_alert,
     slack_escape,
 )
+from .posts import Post, Posts, reply_slot
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
-from .sinks import Outcome, Sink, SlackSink, StdoutSink
+from .sinks import Lookup, Outcome, Sink, SlackSink, StdoutSink
 from .throttle import Episode, Throttle
 
 __all__ = [
@@ -34,8 +36,12 @@ __all__ = [
     "Digest",
     "Digests",
     "Episode",
+    "Intent",
     "Item",
+    "Lookup",
     "Outcome",
+    "Post",
+    "Posts",
     "Preview",
     "PreviewError",
     "REPLY_TEMPLATE",
@@ -54,6 +60,7 @@ __all__ = [
     "parse_matchers",
     "read_event",
     "render_preview",
+    "reply_slot",
     "silenced_by",
     "silenced_metric",
     "slack_escape",

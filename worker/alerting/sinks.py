@@ -7,7 +7,13 @@ A sink returns a Future per alert that resolves to an Outcome:
 - abandoned: Slack stayed unavailable until the worker stopped or lost the partition; the
   offset stays uncommitted and the event is processed again later.
 Transient failures (connection errors, 429, 5xx) never resolve the future: the alert is
-retried with backoff, first by slack-sdk's retry handlers, then here, for as long as it takes.
+retried with backoff (honouring Retry-After) for as long as it takes. The retries are this
+module's, not slack-sdk's, so `abandon` is checked before every attempt: once a partition is
+given up, at most one request of it is still on the wire, for at most the HTTP timeout. The
+next owner relies on that bound before it searches the channel (delivery.py).
+
+`find` answers the other question exactly-once needs: is a message for this task (or this
+answer) already in the channel? (`conversations.history` or `.replies` with their metadata.)
 """
 
 from __future__ import annotations
@@ -17,19 +23,15 @@ import logging
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from http.client import HTTPException
 from dataclasses import dataclass
+from http.client import HTTPException
 from typing import Any, Literal, Protocol, TextIO
 
 from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from .render import Alert
 
@@ -37,18 +39,42 @@ log = logging.getLogger(__name__)
 
 #: Errors Slack returns with HTTP 200 that mean "try again later", not "never".
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
+#: The metadata event types of the messages the worker posts for matches (render.py).
+OWN_EVENT_TYPES = {"feedback_alert", "feedback_alert_digest", "feedback_alert_reply"}
+FIND_PAGES = 10  # at most this many pages of 200 messages are searched
+FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["sent", "undeliverable", "abandoned"]
+    status: Literal["sent", "undeliverable", "abandoned", "found", "missing"]
     reason: str = ""
     channel: str | None = None
     ts: str | None = None
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Is there a message of ours whose metadata names `value` (a task id or an event id)?"""
+
+    channel_id: str
+    key: Literal["task_id", "event_id"]
+    value: str
+    oldest: float  # unix seconds: how far back the channel is searched
+    thread_ts: str | None = None  # search the replies of this thread instead of the channel
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        metadata = message.get("metadata") or {}
+        if metadata.get("event_type") not in OWN_EVENT_TYPES:
+            return False
+        payload = metadata.get("event_payload") or {}
+        return payload.get(self.key) == self.value or self.value in (payload.get(self.key + "s") or ())
+
+
 class Sink(Protocol):
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]: ...
+
+    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -68,16 +94,20 @@ class StdoutSink:
             lines.append(json.dumps({"blocks": alert.blocks, "metadata": alert.metadata}, ensure_ascii=False))
         with self._lock:
             print("\n".join(lines), file=self.stream, flush=True)
-        future: Future[Outcome] = Future()
-        future.set_result(Outcome("sent", channel=alert.channel, ts=f"stdout-{id(future)}"))
-        return future
+        return _done(Outcome("sent", channel=alert.channel, ts=f"stdout-{id(alert)}"))
+
+    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
+        return _done(Outcome("missing", reason="stdout keeps no history"))
 
     def close(self) -> None:
         pass
 
 
+Job = Callable[[WebClient], Outcome]
+
+
 class SlackSink:
-    """Posts alerts with a small thread pool; one WebClient per thread."""
+    """Posts alerts (and searches channels) with a small thread pool; one WebClient per thread."""
 
     def __init__(
         self,
@@ -94,7 +124,7 @@ class SlackSink:
         self._local = threading.local()
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
-        self._queue: queue.SimpleQueue[tuple[Alert, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Job, str, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
         ]
@@ -107,64 +137,73 @@ class SlackSink:
     def _client(self) -> WebClient:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = WebClient(
-                token=self._token.get_secret_value(),
-                base_url=self._base_url,
-                timeout=self._timeout_s,
-                retry_handlers=[
-                    ConnectionErrorRetryHandler(max_retry_count=2),
-                    RateLimitErrorRetryHandler(max_retry_count=3),  # honours Retry-After
-                    ServerErrorRetryHandler(max_retry_count=2),
-                ],
-            )
+            # No retry handlers: every retry is this module's, after an `abandon` check (see above).
+            client = WebClient(token=self._token.get_secret_value(), base_url=self._base_url, timeout=self._timeout_s,
+                               retry_handlers=[])
             self._local.client = client
         return client
 
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+        def post(client: WebClient) -> Outcome:
+            channel, thread_ts = thread_of(alert, abandon)
+            response = client.chat_postMessage(channel=channel, text=alert.text, blocks=alert.blocks, metadata=alert.metadata,
+                                               thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+            return Outcome("sent", channel=response.get("channel"), ts=response.get("ts"))
+
+        return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon)
+
+    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
+        def search(client: WebClient) -> Outcome:
+            cursor = None
+            for _ in range(FIND_PAGES):
+                if lookup.thread_ts is not None:
+                    page = client.conversations_replies(channel=lookup.channel_id, ts=lookup.thread_ts, cursor=cursor,
+                                                        include_all_metadata=True, limit=200)
+                else:
+                    page = client.conversations_history(channel=lookup.channel_id, oldest=f"{lookup.oldest:.6f}", cursor=cursor,
+                                                        include_all_metadata=True, limit=200)
+                for message in page.get("messages") or []:
+                    if lookup.matches(message):
+                        return Outcome("found", channel=lookup.channel_id, ts=message.get("ts"))
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+            return Outcome("missing")
+
+        return self._enqueue(search, f"search of {lookup.channel_id} for {lookup.key} {lookup.value}", abandon)
+
+    def _enqueue(self, job: Job, what: str, abandon: threading.Event) -> Future[Outcome]:
         future: Future[Outcome] = Future()
-        self._queue.put((alert, abandon, future))
+        self._queue.put((job, what, abandon, future))
         return future
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            alert, abandon, future = item
+            job, what, abandon, future = item
             try:
-                future.set_result(self._deliver(alert, abandon))
+                future.set_result(self._attempt(job, what, abandon))
             except Exception as err:  # a bug, surfaced to the worker loop as an undeliverable alert
                 future.set_exception(err)
 
-    def _deliver(self, alert: Alert, abandon: threading.Event) -> Outcome:
-        delay = min(1.0, self._max_backoff_s)
-        channel, thread_ts = thread_of(alert, abandon)
+    def _attempt(self, job: Job, what: str, abandon: threading.Event) -> Outcome:
+        delay = min(FIRST_RETRY_S, self._max_backoff_s)
         while True:
-            if abandon.is_set():  # the partition moved to another worker while this alert was queued
+            if abandon.is_set():  # the partition moved to another worker while this was queued or retried
                 return Outcome("abandoned", reason="partition revoked or worker stopping")
             try:
-                response = self._client().chat_postMessage(
-                    channel=channel,
-                    text=alert.text,
-                    blocks=alert.blocks,
-                    metadata=alert.metadata,
-                    thread_ts=thread_ts,
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-                return Outcome("sent", channel=response.get("channel"), ts=response.get("ts"))
+                return job(self._client())
             except SlackApiError as err:
                 status = err.response.status_code
                 error = err.response.get("error") if isinstance(err.response.data, dict) else None
                 if not (status == 429 or status >= 500 or error in TRANSIENT_ERRORS):
-                    return Outcome("undeliverable", reason=f"Slack refused the alert: {error or f'HTTP {status}'}")
+                    return Outcome("undeliverable", reason=f"Slack refused the {what.split(' ', 1)[0]}: {error or f'HTTP {status}'}")
                 reason = f"HTTP {status}" + (f" {error}" if error else "")
                 wait = max(delay, _retry_after(err.response.headers))
             except (OSError, HTTPException) as err:  # refused, reset, timeout, DNS, TLS (URLError is an OSError)
                 reason = f"{type(err).__name__}: {err}"
                 wait = delay
             # Anything else is a bug, not an outage: it propagates and the alert is dead-lettered.
-            log.warning(
-                "Slack unavailable (%s); alert for event %s (rule %s) retried in %.1fs",
-                reason, alert.event_id, alert.rule_id, wait,
-            )
+            log.warning("Slack unavailable (%s); %s retried in %.1fs", reason, what, wait)
             abandon.wait(wait)
             delay = min(delay * 2, self._max_backoff_s)
 
@@ -184,6 +223,12 @@ def thread_of(alert: Alert, abandon: threading.Event) -> tuple[str, str | None]:
         if outcome.status == "sent" and outcome.ts:
             return outcome.channel or alert.channel, outcome.ts
     return alert.channel, None
+
+
+def _done(outcome: Outcome) -> Future[Outcome]:
+    future: Future[Outcome] = Future()
+    future.set_result(outcome)
+    return future
 
 
 def _retry_after(headers: Any) -> float:

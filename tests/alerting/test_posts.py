@@ -1,0 +1,207 @@
+"""Every alert once, in-process: intents before posts, posted records, and the recheck of a replayed slot.
+
+No Kafka and no Slack: the state topic is a recording fake, the sink a scripted one. The
+end-to-end proof (kill -9 twenty times under a burst) is tests/e2e/test_exactly_once.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from concurrent.futures import Future
+
+import pytest
+
+from tests.metrics.test_windows_state import Fake
+from worker.alerting import Alert, Deliveries, Intent, Lookup, Outcome, Posts
+from worker.state import StateView
+
+ABANDON = threading.Event()
+
+
+class ScriptedSink:
+    """Answers posts with ts 1.000, 2.000, ...; searches with what `found` says; records the order of calls."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.found: dict[str, str] = {}  # value -> ts of a message naming it
+        self.lookups: list[Lookup] = []
+        self.refuse_search: str | None = None
+
+    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+        self.log.append(f"post {alert.task_id}")
+        return _done(Outcome("sent", channel="C0CXALERTS", ts=f"{len(self.log)}.000"))
+
+    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
+        self.lookups.append(lookup)
+        if self.refuse_search:
+            return _done(Outcome("undeliverable", reason=f"Slack refused the search: {self.refuse_search}"))
+        ts = self.found.get(lookup.value)
+        return _done(Outcome("found", channel=lookup.channel_id, ts=ts) if ts else Outcome("missing"))
+
+    def close(self) -> None: ...
+
+
+class RecordingProducer(Fake):
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+        super().send(topic, key, value)
+        state = json.loads(value)["state"] if value else "tombstone"
+        self.log.append(f"{state} {key.decode().split('|', 2)[2]}")
+
+    def flush(self) -> None:
+        self.log.append("flush")
+
+
+@pytest.fixture
+def world() -> tuple[list[str], Posts, ScriptedSink, Deliveries, list[float]]:
+    log: list[str] = []
+    producer = RecordingProducer(log)
+    posts = Posts(StateView("state", "feedback", Fake(), producer))
+    sink = ScriptedSink(log)
+    now = [1_000_000.0]
+    deliveries = Deliveries(sink, posts, producer.flush, clock=lambda: now[0], grace_s=15)
+    return log, posts, sink, deliveries, now
+
+
+def alert(task_id: str) -> Alert:
+    return Alert(channel="#cx-alerts", text="x", blocks=[], metadata={}, event_id="e", task_id=task_id, rule_id="r", severity="high")
+
+
+def test_intents_are_flushed_before_anything_is_posted_and_posted_records_follow(world) -> None:
+    log, posts, _, deliveries, _ = world
+    settled: list[Outcome] = []
+    for task in ("task-1", "task-2"):
+        deliveries.post(alert(task), ABANDON, settled.append, [Intent(task, "alert", "#cx-alerts", 0)])
+    assert log == []  # nothing leaves before release()
+    deliveries.release()
+    deliveries.settle()
+    assert log == ["posting task-1", "posting task-2", "flush", "post task-1", "post task-2", "posted task-1", "posted task-2"]
+    assert [o.status for o in settled] == ["sent", "sent"]
+    assert posts.get("task-1").state == "posted" and posts.get("task-1").channel_id == "C0CXALERTS"
+    assert posts.channel_id("#cx-alerts") == "C0CXALERTS"  # learned: a later search can use it
+
+
+def test_a_digest_fills_one_slot_per_task_with_the_same_message(world) -> None:
+    log, posts, _, deliveries, _ = world
+    intents = [Intent(f"task-{n}", "digest", "#cx-alerts", n % 3) for n in range(5)]
+    settled: list[Outcome] = []
+    deliveries.post(alert(""), ABANDON, settled.append, intents)
+    deliveries.release()
+    deliveries.settle()
+    assert sum(line.startswith("post ") for line in log) == 1  # one message
+    [outcome] = settled
+    records = [posts.get(f"task-{n}") for n in range(5)]
+    assert {(r.state, r.kind, r.ts) for r in records} == {("posted", "digest", outcome.ts)}
+    assert [r.partition for r in records] == [0, 1, 2, 0, 1]  # each kept by the owner of its own event
+
+
+def test_our_own_intent_read_back_after_slack_answered_never_steps_back(world) -> None:
+    _, posts, _, deliveries, _ = world
+    deliveries.post(alert("task-1"), ABANDON, lambda _: None, [Intent("task-1", "alert", "#cx-alerts", 0)])
+    deliveries.release()
+    deliveries.settle()
+    intent, posted = [(k, v) for _, k, v in posts.view.producer.sent]
+    for key, value in (intent, posted, intent):  # the state topic replays our records; the intent again last
+        posts.view._apply(key.decode(), value)
+    assert posts.get("task-1").state == "posted"
+    posts.view._apply(intent[0].decode(), None)  # a tombstone does remove it
+    assert posts.get("task-1") is None
+
+
+def recheck(deliveries: Deliveries, posts: Posts, slot: str = "task-1") -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    deliveries.recheck(posts.get(slot), slot, "task_id", slot, ABANDON, outcomes.append)
+    deliveries.settle()
+    return outcomes
+
+
+def intend(posts: Posts, at: float, slot: str = "task-1") -> None:
+    posts.posted("task-0", "alert", "#cx-alerts", 0, int(at), "C0CXALERTS", "0.5")  # the channel's id is known
+    posts.intend(slot, "alert", "#cx-alerts", 0, int(at))
+
+
+def test_a_young_intent_waits_for_the_previous_owner_and_its_posted_record_settles_it(world) -> None:
+    _, posts, sink, deliveries, now = world
+    intend(posts, now[0] - 3)  # written 3 s ago: that post may still be on the wire
+    assert recheck(deliveries, posts) == []  # not yet
+    posts.posted("task-1", "alert", "#cx-alerts", 0, int(now[0]), "C0CXALERTS", "7.000")  # its owner's record arrives
+    now[0] += 15
+    deliveries.release()
+    assert sink.lookups == []  # known without asking Slack
+
+
+def test_an_old_intent_is_searched_for_in_the_channel_and_found_is_done(world) -> None:
+    log, posts, sink, deliveries, now = world
+    intend(posts, now[0] - 60)
+    sink.found["task-1"] = "9.000"
+    [outcome] = recheck(deliveries, posts)
+    assert outcome.status == "found" and outcome.ts == "9.000"
+    [lookup] = sink.lookups
+    assert (lookup.channel_id, lookup.key, lookup.value, lookup.thread_ts) == ("C0CXALERTS", "task_id", "task-1", None)
+    assert lookup.oldest <= now[0] - 60  # searched back to before the intent
+    assert posts.get("task-1").state == "posted" and posts.get("task-1").ts == "9.000"  # and recorded
+    assert deliveries.found == 1 and not any(line.startswith("post ") for line in log)
+
+
+def test_not_found_posts_again_and_without_the_search_it_posts_again_unasked(world) -> None:
+    _, posts, sink, deliveries, now = world
+    intend(posts, now[0] - 60)
+    assert [o.status for o in recheck(deliveries, posts)] == ["missing"]
+    deliveries.search = False
+    sink.lookups.clear()
+    assert [o.status for o in recheck(deliveries, posts)] == ["missing"] and sink.lookups == []
+
+
+def test_a_missing_scope_turns_the_search_off_with_a_warning_that_says_what_to_grant(world, caplog) -> None:
+    _, posts, sink, deliveries, now = world
+    intend(posts, now[0] - 60)
+    sink.refuse_search = "missing_scope"
+    with caplog.at_level(logging.WARNING):
+        assert [o.status for o in recheck(deliveries, posts)] == ["missing"]
+    assert deliveries.search is False
+    assert "channels:history and groups:history" in caplog.text
+
+
+def test_a_reply_is_searched_in_its_thread_by_the_answer_it_stands_for(world) -> None:
+    _, posts, sink, deliveries, now = world
+    posts.posted("task-1", "alert", "#cx-alerts", 0, int(now[0] - 90), "C0CXALERTS", "5.000")
+    posts.intend("task-1/e-7", "reply", "C0CXALERTS", 0, int(now[0] - 60), thread_ts="5.000")
+    outcomes: list[Outcome] = []
+    deliveries.recheck(posts.get("task-1/e-7"), "task-1/e-7", "event_id", "e-7", ABANDON, outcomes.append)
+    [lookup] = sink.lookups
+    assert (lookup.channel_id, lookup.key, lookup.value, lookup.thread_ts) == ("C0CXALERTS", "event_id", "e-7", "5.000")
+
+
+def test_lookups_match_only_our_messages_naming_the_task_or_listing_it() -> None:
+    lookup = Lookup("C1", "task_id", "task-9", 0.0)
+
+    def message(event_type: str, **payload: object) -> dict:
+        return {"ts": "1.0", "metadata": {"event_type": event_type, "event_payload": payload}}
+
+    assert lookup.matches(message("feedback_alert", task_id="task-9"))
+    assert lookup.matches(message("feedback_alert_digest", task_ids=["task-1", "task-9"]))
+    assert not lookup.matches(message("feedback_alert", task_id="task-1"))
+    assert not lookup.matches(message("someone_else", task_id="task-9"))
+    assert not lookup.matches({"ts": "1.0", "text": "task-9"})
+
+
+def test_old_records_are_expired_by_the_owner_of_their_partition_only(world) -> None:
+    _, posts, _, _, now = world
+    day = 86400
+    posts.posted("old-mine", "alert", "#a", 1, int(now[0] - 31 * day), "C1", "1.0")
+    posts.posted("old-theirs", "alert", "#a", 2, int(now[0] - 31 * day), "C1", "1.0")
+    posts.posted("new-mine", "alert", "#a", 1, int(now[0] - day), "C1", "1.0")
+    assert posts.expire(int(now[0]), 30 * day, partitions={1}) == 1
+    assert set(posts.by_slot) == {"old-theirs", "new-mine"}
+    assert posts.view.producer.sent[-1][1:] == (b"post|feedback|old-mine", None)  # a tombstone: compaction removes it
+
+
+def _done(outcome: Outcome) -> Future[Outcome]:
+    future: Future[Outcome] = Future()
+    future.set_result(outcome)
+    return future

@@ -1,0 +1,98 @@
+"""Posting a rendered message, and settling the events it stands for when Slack answers.
+
+The last steps of acting on a match: render (or dead-letter why not), post, and then:
+sent → the events are done, their offsets may be committed; refused for good → the rendered
+message is dead-lettered and the events are done; abandoned (the partition moved on, the
+worker stopped) → left uncommitted, for the next owner. A replayed event whose message may
+already be in Slack is rechecked before anything is posted again (alerting/delivery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from .alerting import Alert, Deliveries, Intent, Outcome, Post, TemplateRenderError, Throttle
+from .checkpoint import Checkpoint, PartitionState
+from .deadletter import DeadLetters
+from .stats import Stats
+
+log = logging.getLogger("worker")
+
+Done = list[tuple[TopicPartition, ConsumerRecord]]  # the events a message stands for: their offsets wait for it
+
+
+class Posting:
+    def __init__(self, deliveries: Deliveries, checkpoint: Checkpoint, dead_letters: DeadLetters, throttle: Throttle,
+                 stats: Stats) -> None:
+        self.deliveries = deliveries
+        self.checkpoint = checkpoint
+        self.dead_letters = dead_letters
+        self.dlq_topic = dead_letters.topic
+        self.throttle = throttle
+        self.stats = stats
+
+    def render(self, what: str, records: list[ConsumerRecord | None], alert: dict[str, Any],
+               render: Callable[[], Alert]) -> Alert | None:
+        """Render, or dead-letter the reason (the task, if any, is already open)."""
+        try:
+            return render()
+        except TemplateRenderError as err:
+            log.error("cannot render %s: %s", what, err)
+            for record in records:
+                self.stats.alerts_dead += 1
+                self.dead_letters.undeliverable(record, f"template error: {err}", alert)
+            return None
+
+    def replayed(self, earlier: Post, key: str | None) -> None:
+        """A replay of an event whose Slack message is recorded: nothing to post (a thread starter's ts is kept)."""
+        self.stats.replayed += 1
+        if key is not None:
+            self.throttle.posted(key, earlier.channel_id, earlier.ts)
+
+    def recheck(self, earlier: Post, slot: str, key: str, value: str, state: PartitionState, done: Done,
+                post_again: Callable[[], None], episode_key: str | None) -> None:
+        """Is the message this slot intended already in Slack? Found: done. Missing: post again."""
+
+        def settle(outcome: Outcome) -> None:
+            if outcome.status == "found":
+                self.replayed(earlier, None)
+                if episode_key is not None and outcome.ts:
+                    self.throttle.posted(episode_key, outcome.channel, outcome.ts)
+                for tp, record in done:
+                    self.checkpoint.done(tp, record.offset)
+            elif outcome.status == "missing":
+                post_again()
+            # abandoned: the partition moved on; its next owner rechecks
+
+        self.deliveries.recheck(earlier, slot, key, value, state.abandon, settle)
+
+    def send(self, alert: Alert, abandon: threading.Event, done: Done, intents: list[Intent],
+             on_sent: Callable[[Outcome], None] | None = None) -> Future[Outcome]:
+        """Post (after its intents, see alerting/delivery.py); once Slack answers, the events it stands for are done."""
+
+        def settle(outcome: Outcome) -> None:
+            if outcome.status == "abandoned":
+                return  # stays uncommitted: redelivered after a restart or rebalance
+            if outcome.status == "sent":
+                self.stats.alerts_sent += 1
+                if on_sent is not None:
+                    on_sent(outcome)
+            else:
+                log.error(
+                    "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
+                    alert.event_id, alert.rule_id, alert.channel, outcome.reason, self.dlq_topic,
+                )
+                for record in [record for _, record in done] or [None]:  # a digest: one letter per answer
+                    self.stats.alerts_dead += 1
+                    self.dead_letters.undeliverable(record, outcome.reason, alert.to_dict())
+            for tp, record in done:
+                self.checkpoint.done(tp, record.offset)
+
+        return self.deliveries.post(alert, abandon, settle, intents)
