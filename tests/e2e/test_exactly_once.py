@@ -1,0 +1,110 @@
+"""Every alert exactly once: twenty kill -9s under a burst, or rebalances between two replicas, post nothing twice.
+
+The alerts, thread replies and digests each stand for answers; across everything the fake
+Slack received, every matching answer must appear exactly once. Slack answers slowly and
+eight posts run in parallel, so every kill lands with several posts in flight.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import WorkerProcess, all_committed, produce, wait_for
+from tests.fake_slack import FakeSlack
+from worker.demo import FeedbackGenerator
+from worker.events import FeedbackEvent
+from worker.rules import load_rules
+
+pytestmark = pytest.mark.slow
+
+#: A plain alert, a throttled one (later answers become thread replies) and a grouped one (digests).
+RULES = """
+rules:
+  - id: detractor
+    when: {survey: nps, score: {lte: 6}}
+    alert: {channel: "#cx-alerts"}
+    throttle: {key: customer.id, window: 1h}
+  - id: low-csat
+    when: {survey: csat, score: {lte: 2}}
+    alert: {channel: "#cx-csat"}
+    group: {by: [customer.segment], wait: 1s, interval: 1s, max_items: 100}
+  - id: high-effort
+    when: {survey: ces, score: {gte: 4}}
+    alert: {channel: "#cx-effort"}
+"""
+FAST = {"SLACK_CONCURRENCY": "8", "SLACK_TIMEOUT_SECONDS": "2"}  # a lost post's intent can be rechecked 7 s later
+
+
+def burst(tmp_path: Path, count: int, seed: int) -> tuple[Path, list[tuple[bytes, bytes]], set[str]]:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    messages = list(FeedbackGenerator(seed=seed, customers=200).stream(count))
+    loaded = load_rules(rules)
+    matching = {e.event_id for e in (FeedbackEvent.model_validate_json(v) for _, v in messages) if loaded.evaluate(e)}
+    return rules, messages, matching
+
+
+def appearances(slack: FakeSlack) -> Counter[str]:
+    """How often each answer appears in Slack: alone, as a thread reply, or listed in a digest."""
+    seen: Counter[str] = Counter()
+    for message in list(slack.messages):
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if metadata.get("event_type") in ("feedback_alert", "feedback_alert_reply"):
+            seen[payload["event_id"]] += 1
+        elif metadata.get("event_type") == "feedback_alert_digest":
+            seen.update(payload["event_ids"])
+    return seen
+
+
+def test_twenty_kills_under_a_burst_post_every_alert_exactly_once(
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    rules, messages, matching = burst(tmp_path, 2400, seed=21)
+    assert len(matching) > 400
+    fake_slack.delay_s = 0.03  # keeps posts in flight when a kill lands
+    end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages)
+    rng = random.Random(5)
+    kills = 0
+    while kills < 20 and not all_committed(kafka_bootstrap, topics, end):
+        worker = start_worker(f"worker-{kills}", RULES_PATH=str(rules), **FAST)
+        target = len(fake_slack.messages) + rng.randint(1, 12)  # a random moment of the burst
+        wait_for(lambda: len(fake_slack.messages) >= target or all_committed(kafka_bootstrap, topics, end), 90,
+                 f"posts after restart {kills}")
+        worker.kill9()
+        kills += 1
+    assert kills == 20, f"the burst was over after {kills} kills: make it longer"
+    start_worker("last", RULES_PATH=str(rules), **FAST)
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed after the last restart")
+
+    seen = appearances(fake_slack)
+    assert set(seen) == matching, "every matching answer reaches Slack"
+    assert {event: n for event, n in seen.items() if n > 1} == {}, "none twice"
+
+
+def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    rules, messages, matching = burst(tmp_path, 1500, seed=22)
+    fake_slack.delay_s = 0.03
+    end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages)
+    replicas = [start_worker("replica-0", RULES_PATH=str(rules), **FAST), start_worker("replica-1", RULES_PATH=str(rules), **FAST)]
+    rng = random.Random(6)
+    for n in range(2, 10):  # stop one replica gracefully and start another: each is a rebalance while posts fly
+        target = len(fake_slack.messages) + rng.randint(5, 25)
+        wait_for(lambda: len(fake_slack.messages) >= target or all_committed(kafka_bootstrap, topics, end), 90, "posts")
+        leaving = replicas.pop(rng.randrange(len(replicas)))
+        leaving.signal(signal.SIGTERM)
+        assert leaving.wait(timeout=30) == 0
+        replicas.append(start_worker(f"replica-{n}", RULES_PATH=str(rules), **FAST))
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed")
+
+    seen = appearances(fake_slack)
+    assert set(seen) == matching
+    assert {event: n for event, n in seen.items() if n > 1} == {}
