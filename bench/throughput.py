@@ -7,7 +7,7 @@ One run, on the embedded broker (Tansu), with nothing of your own needed:
 3. (a) drain the topic with a bare KafkaConsumer (assign + seek, count records, no
    deserialisation): what kafka-python alone fetches in one Python process, the ceiling;
 4. (b) run the worker (worker.service.serve) with the shipped rules and templates, posting
-   alerts over real HTTP to the fake Slack of tests/fake_slack.py (in a child process, as
+   alerts over real HTTP to the fake Slack of tests/fake_slack/ (in a child process, as
    Slack is remote); time it from the first event it handles (start-up and group join
    excluded) until its committed offsets reach the end of every partition;
 5. check the counts (events, tasks, alerts, DLQ) and print a summary.
@@ -98,7 +98,7 @@ def rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
 
 
 class SlackProcess:
-    """tests/fake_slack.py's FakeSlack in a child process: Slack is remote, and its HTTP server
+    """tests/fake_slack's FakeSlack in a child process: Slack is remote, and its HTTP server
     must not compete with the worker for this process's GIL. Asked over a pipe for its count."""
 
     token = "xoxb-bench-token"

@@ -100,7 +100,7 @@ def test_post_is_sent_with_blocks_metadata_and_no_unfurling(slack, sink):
     assert slack.attempts == 1 and len(slack.messages) == 1
     posted = slack.messages[0]
     assert outcome.ts == posted["ts"] and outcome.ts
-    assert outcome.channel == "#cx-alerts"
+    assert outcome.channel == slack.channel_id("#cx-alerts")  # Slack answers with the channel's id, not its name
     assert posted["channel"] == "#cx-alerts"
     assert posted["text"] == alert.text
     assert posted["blocks"] == alert.blocks and len(posted["blocks"]) >= 5
