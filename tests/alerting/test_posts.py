@@ -175,6 +175,10 @@ def test_a_reply_is_searched_in_its_thread_by_the_answer_it_stands_for(world) ->
     deliveries.recheck(posts.get("task-1/e-7"), "task-1/e-7", "event_id", "e-7", ABANDON, outcomes.append)
     [lookup] = sink.lookups
     assert (lookup.channel_id, lookup.key, lookup.value, lookup.thread_ts) == ("C0CXALERTS", "event_id", "e-7", "5.000")
+    # Its parent was still in flight when the reply was intended: under the task's alert if it made it, else top level.
+    posts.intend("task-1/e-8", "reply", "C0CXALERTS", 0, int(now[0] - 60))
+    deliveries.recheck(posts.get("task-1/e-8"), "task-1/e-8", "event_id", "e-8", ABANDON, outcomes.append)
+    assert (sink.lookups[-1].thread_ts, sink.lookups[-1].parent_task_id) == (None, "task-1")
 
 
 def test_lookups_match_only_our_messages_naming_the_task_or_listing_it() -> None:
@@ -186,6 +190,10 @@ def test_lookups_match_only_our_messages_naming_the_task_or_listing_it() -> None
     assert lookup.matches(message("feedback_alert", task_id="task-9"))
     assert lookup.matches(message("feedback_alert_digest", task_ids=["task-1", "task-9"]))
     assert not lookup.matches(message("feedback_alert", task_id="task-1"))
+    assert not lookup.matches(message("feedback_alert_reply", task_id="task-9", event_id="e-2"))  # a reply is not the alert
+    reply = Lookup("C1", "event_id", "e-2", 0.0, thread_ts="5.0")
+    assert reply.matches(message("feedback_alert_reply", task_id="task-9", event_id="e-2"))
+    assert not reply.matches(message("feedback_alert", task_id="task-9", event_id="e-2"))
     assert not lookup.matches(message("someone_else", task_id="task-9"))
     assert not lookup.matches({"ts": "1.0", "text": "task-9"})
 

@@ -128,6 +128,8 @@ class Deliveries:
     def recheck(self, post: Post, slot: str, key: str, value: str, abandon: threading.Event, settle: Settle) -> None:
         """A replayed slot with an intent and no `posted` record: settle with "found" or "missing" (post again)."""
         due = post.at + self.grace_s
+        log.info("%s %s may be in Slack already (a post was under way at a crash): checking before posting it again",
+                 key, value)
         self._rechecks.append(_Recheck(due, slot, key, value, abandon, settle))
         if due <= self.clock():
             self._run_rechecks()
@@ -152,10 +154,17 @@ class Deliveries:
                                 recheck.key, recheck.value, post.channel)
                 recheck.settle(Outcome("missing", reason="not searched"))
                 continue
+            thread_ts = self._thread_of(recheck.slot, post)
+            parent = recheck.slot.partition("/")[0] if post.kind == "reply" and thread_ts is None else None
             lookup = Lookup(channel_id, "task_id" if recheck.key == "task_id" else "event_id", recheck.value,
-                            post.at - SEARCH_MARGIN_S, post.thread_ts if post.kind == "reply" else None)
+                            post.at - SEARCH_MARGIN_S, thread_ts, parent)
             future = self.sink.find(lookup, recheck.abandon)
             future.add_done_callback(lambda done, r=recheck, p=post: self._outcomes.put((self._after_search(r, p), outcome_of(done))))
+
+    def _thread_of(self, slot: str, post: Post) -> str | None:
+        """The thread a reply was intended for. None: its parent was in flight then, so it went under the
+        task's alert if that made it, else to the top level; the sink searches both."""
+        return post.thread_ts if post.kind == "reply" else None
 
     def _after_search(self, recheck: _Recheck, post: Post) -> Settle:
         def settle(outcome: Outcome) -> None:
@@ -170,6 +179,8 @@ class Deliveries:
                     log.warning("cannot search Slack for %s %s (%s): posting again", recheck.key, recheck.value, outcome.reason)
                 recheck.settle(Outcome("missing", reason=outcome.reason))
             else:
+                if outcome.status == "missing":
+                    log.info("%s %s is not in Slack: posting it again", recheck.key, recheck.value)
                 recheck.settle(outcome)  # missing (post again) or abandoned
 
         return settle

@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 
 #: Errors Slack returns with HTTP 200 that mean "try again later", not "never".
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
-#: The metadata event types of the messages the worker posts for matches (render.py).
-OWN_EVENT_TYPES = {"feedback_alert", "feedback_alert_digest", "feedback_alert_reply"}
+#: The metadata event types of the messages the worker posts for matches (render.py), by what a lookup looks for:
+#: a task's own message (its alert, or the digest listing it), or an answer's thread reply. A reply names its
+#: task too, so a task's lookup must not take a reply for the alert.
+EVENT_TYPES = {"task_id": ("feedback_alert", "feedback_alert_digest"), "event_id": ("feedback_alert_reply",)}
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
 
@@ -55,17 +57,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Lookup:
-    """Is there a message of ours whose metadata names `value` (a task id or an event id)?"""
+    """Is there a message of ours for `value`: the alert or digest of a task id, or the thread reply of an event id?"""
 
     channel_id: str
     key: Literal["task_id", "event_id"]
     value: str
     oldest: float  # unix seconds: how far back the channel is searched
-    thread_ts: str | None = None  # search the replies of this thread instead of the channel
+    thread_ts: str | None = None  # a reply: search the replies of this thread
+    parent_task_id: str | None = None  # a reply whose thread was not known: its task's alert, and the top level
+
+    def parent(self) -> Lookup:
+        return Lookup(self.channel_id, "task_id", self.parent_task_id or "", self.oldest)
 
     def matches(self, message: dict[str, Any]) -> bool:
         metadata = message.get("metadata") or {}
-        if metadata.get("event_type") not in OWN_EVENT_TYPES:
+        if metadata.get("event_type") not in EVENT_TYPES[self.key]:
             return False
         payload = metadata.get("event_payload") or {}
         return payload.get(self.key) == self.value or self.value in (payload.get(self.key + "s") or ())
@@ -154,21 +160,15 @@ class SlackSink:
 
     def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
         def search(client: WebClient) -> Outcome:
-            cursor = None
-            for _ in range(FIND_PAGES):
-                if lookup.thread_ts is not None:
-                    page = client.conversations_replies(channel=lookup.channel_id, ts=lookup.thread_ts, cursor=cursor,
-                                                        include_all_metadata=True, limit=200)
-                else:
-                    page = client.conversations_history(channel=lookup.channel_id, oldest=f"{lookup.oldest:.6f}", cursor=cursor,
-                                                        include_all_metadata=True, limit=200)
-                for message in page.get("messages") or []:
-                    if lookup.matches(message):
-                        return Outcome("found", channel=lookup.channel_id, ts=message.get("ts"))
-                cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    break
-            return Outcome("missing")
+            if lookup.thread_ts is not None:
+                return _search(client, lookup, lookup.thread_ts)
+            if lookup.parent_task_id is not None:  # in the thread of its task's alert, if that made it
+                parent = _search(client, lookup.parent(), None)
+                if parent.status == "found" and parent.ts:
+                    found = _search(client, lookup, parent.ts)
+                    if found.status == "found":
+                        return found
+            return _search(client, lookup, None)  # or at the top level
 
         return self._enqueue(search, f"search of {lookup.channel_id} for {lookup.key} {lookup.value}", abandon)
 
@@ -223,6 +223,25 @@ def thread_of(alert: Alert, abandon: threading.Event) -> tuple[str, str | None]:
         if outcome.status == "sent" and outcome.ts:
             return outcome.channel or alert.channel, outcome.ts
     return alert.channel, None
+
+
+def _search(client: WebClient, lookup: Lookup, thread_ts: str | None) -> Outcome:
+    """One place: a thread's replies, or the channel's top level back to `lookup.oldest`."""
+    cursor = None
+    for _ in range(FIND_PAGES):
+        if thread_ts is not None:
+            page = client.conversations_replies(channel=lookup.channel_id, ts=thread_ts, cursor=cursor,
+                                                include_all_metadata=True, limit=200)
+        else:
+            page = client.conversations_history(channel=lookup.channel_id, oldest=f"{lookup.oldest:.6f}", cursor=cursor,
+                                                include_all_metadata=True, limit=200)
+        for message in page.get("messages") or []:
+            if lookup.matches(message):
+                return Outcome("found", channel=lookup.channel_id, ts=message.get("ts"))
+        cursor = (page.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return Outcome("missing")
 
 
 def _done(outcome: Outcome) -> Future[Outcome]:
