@@ -31,6 +31,31 @@ class SourceError(Exception):
         self.message = message
 
 
+class Problems:
+    """Collects every mistake found in user-written files, so one run reports them all.
+
+    A check records a problem and carries on with the next key, item or rule instead of
+    stopping at the first: fixing a file then takes one round trip, not one per mistake.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[SourceError] = []
+
+    def add(self, where: Location, message: str) -> None:
+        self.errors.append(SourceError(where, message))
+
+    def append(self, error: SourceError) -> None:
+        self.errors.append(error)
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+    def ordered(self, files: list[str] | None = None) -> list[SourceError]:
+        """By file (in `files` order when given, else by name), then line; same line: as found."""
+        rank = {name: i for i, name in enumerate(files or [])}
+        return sorted(self.errors, key=lambda e: (rank.get(e.location.file, len(rank)), e.location.file, e.location.line))
+
+
 class LineDict(dict):
     """A mapping that knows its own line and the line of each key."""
 
