@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from worker.events import FeedbackEvent
 from worker.logs import JsonFormatter, RedactSecrets, setup_logging
+from worker.rules import Router, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -157,3 +159,17 @@ def test_setup_logging_json_writes_json_to_stderr(capsys, restore_logging) -> No
     (line,) = capsys.readouterr().err.splitlines()
     record = json.loads(line)
     assert record["message"] == "token **********" and record["offset"] == 7
+
+
+def test_a_routing_fallback_names_its_event_as_a_field(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rules_file = tmp_path / "r.yaml"
+    rules_file.write_text("rules:\n  - id: r\n    when: {survey: nps}\n    alert: {channel: '#cx-{{ comment }}'}\n")
+    rule = load_rules(rules_file).rules[0]
+    event = FeedbackEvent.model_validate(
+        {"event_id": "evt-42", "occurred_at": "2026-11-24T10:00:00Z", "survey": "nps", "score": 3,
+         "comment": "no spaces allowed in a channel", "customer": {"id": "c"}}
+    )
+    with caplog.at_level(logging.WARNING, logger="worker.rules.routing"):
+        assert Router(default_channel="#fallback").destination(event, rule).channel == "#fallback"
+    (record,) = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    assert record["event_id"] == "evt-42" and "is not a valid name: falling back" in record["message"]

@@ -63,11 +63,14 @@ def _render(value: Any, event: FeedbackEvent, what: str) -> str | None:
     try:
         text = value.render(context).strip()
     except (TemplateError, TypeError, ValueError) as err:
-        log.warning("cannot render %s for event %s (%s): falling back", what, event.event_id, err)
+        log.warning("cannot render %s for event %s (%s): falling back", what, event.event_id, err, extra={"event_id": event.event_id})
         return None
     text = text.lower() if what == "channel" else text
     if not _NAME.match(text):
-        log.warning("rendered %s %r for event %s is not a valid name: falling back", what, text[:100], event.event_id)
+        log.warning(
+            "rendered %s %r for event %s is not a valid name: falling back", what, text[:100], event.event_id,
+            extra={"event_id": event.event_id},
+        )
         return None
     return text
 
