@@ -86,3 +86,11 @@ def test_utf8_originals_are_kept_as_text():
 def test_scores_in_words(survey: str, score: int, words: str):
     event = FeedbackEvent.model_validate_json(event_bytes(survey=survey, score=score))
     assert score_in_words(event) == words
+
+
+@pytest.mark.parametrize("monthly_value", [b"1e400", b"1" + b"0" * 400, b"Infinity"])
+def test_an_infinite_monthly_value_is_dead_lettered_not_summed_into_revenue_at_risk(monthly_value: bytes):
+    # Found by the fuzzer (tests/test_fuzz_events.py): 1e400 parsed as infinity and was accepted, so revenue
+    # at risk became infinite and the task and snapshot JSON carried null where a number was promised.
+    raw = event_bytes(customer={"id": "c-1", "monthly_value": 0.5}).replace(b"0.5", monthly_value)
+    assert _letter(raw).error == "customer.monthly_value: Input should be a finite number"

@@ -15,9 +15,8 @@ from .config import ConfigError, Settings
 from .durations import format_duration
 from .events import FeedbackEvent
 from .metrics import MetricsConfig, MetricSnapshot, Tally, WindowRef, figures
-from .rules import Match, Router, RuleSet, compile_routes, load_rules
+from .rules import Match, Router, RuleSet, RulesError, compile_routes, load_rules
 from .tasks import open_task
-from .yamlsource import SourceError
 
 SAMPLE_EVENT = FeedbackEvent.model_validate(
     {
@@ -84,10 +83,10 @@ def check_metric_rules(rules: RuleSet, metrics: MetricsConfig) -> list[str]:
 
 
 def make_router(settings: Settings) -> Router:
-    """The routes table from the config file, compiled; raises ConfigError with file:line."""
+    """The routes table from the config file, compiled; raises ConfigError with every mistake's file:line."""
     try:
         return Router(compile_routes(settings.routes), settings.slack_default_channel)
-    except SourceError as err:
+    except RulesError as err:
         raise ConfigError(str(err)) from None
 
 

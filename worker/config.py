@@ -89,11 +89,15 @@ class Settings(BaseModel):
         2.0, ge=0, description="How often rules and templates are checked for edits; 0: only on SIGHUP."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="text: for people; json: one object per line, for log pipelines.")
 
     def secrets(self) -> list[str]:
         """Secret values, for the log redaction filter."""
         return [s.get_secret_value() for s in (self.slack_bot_token, self.kafka_sasl_password) if s and s.get_secret_value()]
 
+
+#: The settings held as SecretStr: never shown in an error, scrubbed from every log line.
+SECRET_SETTINGS = ("slack_bot_token", "kafka_sasl_password")
 
 #: Nested settings (`metrics:`) come from the config file only.
 ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name not in ("metrics", "routes")}
@@ -137,11 +141,23 @@ def load_settings(config_file: Path | str | None = None, environ: Mapping[str, s
         problems = []
         for err in exc.errors(include_url=False):
             name = str(err["loc"][0]) if err["loc"] else ""
-            secret = name in ("slack_bot_token", "kafka_sasl_password")
+            secret = name in SECRET_SETTINGS
             shown = "" if secret or "input" not in err or isinstance(err["input"], dict) else f" (got {err['input']!r})"
             inner = ".".join(str(part) for part in err["loc"][1:])
             problems.append(f"{origin.get(name, name.upper())}: {inner + ': ' if inner else ''}{err['msg']}{shown}")
         raise ConfigError("invalid settings:\n  " + "\n  ".join(problems)) from None
+
+
+def early_logging(environ: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """LOG_FORMAT and the secrets from the environment alone, before the settings are loaded.
+
+    A start-up error (a bad setting, a bad rule) must come out in the format the log pipeline
+    expects, and scrubbed, even though the settings that say so could not be loaded.
+    """
+    environ = os.environ if environ is None else environ
+    fmt = environ.get("LOG_FORMAT", "")
+    secrets = [environ[name.upper()] for name in SECRET_SETTINGS if environ.get(name.upper())]
+    return ("json" if fmt == "json" else "text"), secrets
 
 
 def deprecations(settings: Settings) -> list[str]:
@@ -154,4 +170,14 @@ def deprecations(settings: Settings) -> list[str]:
     ]
 
 
-__all__ = ["ConfigError", "DEFAULT_STATE_TOPIC", "LEGACY_STATE_TOPIC", "Settings", "SourceError", "deprecations", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "DEFAULT_STATE_TOPIC",
+    "LEGACY_STATE_TOPIC",
+    "SECRET_SETTINGS",
+    "Settings",
+    "SourceError",
+    "deprecations",
+    "early_logging",
+    "load_settings",
+]

@@ -30,7 +30,8 @@ class Customer(BaseModel):
     name: str | None = None
     email: str | None = None
     segment: str | None = Field(None, description="e.g. smb, mid-market, enterprise.")
-    monthly_value: Annotated[float, Field(ge=0, description="Monthly revenue from this customer.")] | None = None
+    # Finite: `1e400` parses as infinity, which would make revenue at risk infinite and serialise as null.
+    monthly_value: Annotated[float, Field(ge=0, allow_inf_nan=False, description="Monthly revenue from this customer.")] | None = None
 
 
 class FeedbackEvent(BaseModel):

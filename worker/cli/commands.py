@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from .. import __version__
-from ..config import ConfigError, load_settings
+from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..rules import RulesError
 from ..yamlsource import SourceError
@@ -79,20 +79,38 @@ def _print_rules_error(err: RulesError) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..service import serve
 
-    settings = load_settings(args.config)
-    setup_logging(settings.log_level, settings.secrets())
-    stop, reload = threading.Event(), threading.Event()
-    _stop_on_signals(stop)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())  # reload rules and templates now
+    fmt, secrets = early_logging()
+    if fmt == "json":  # a bad setting or rule is then a JSON line too, not text in the middle of the pipeline
+        setup_logging("INFO", secrets, "json")
     try:
+        settings = load_settings(args.config)
+        setup_logging(settings.log_level, settings.secrets(), settings.log_format)
+        fmt = settings.log_format
+        stop, reload = threading.Event(), threading.Event()
+        _stop_on_signals(stop)
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())  # reload rules and templates now
         serve(settings, stop, reload=reload)
-    except (ConfigError, RulesError, SourceError):
-        raise
+    except (ConfigError, RulesError, SourceError) as err:
+        if fmt != "json":
+            raise  # main() prints it as text, as `rules check` does
+        _log_startup_error(err)
+        return EXIT_USAGE
     except Exception:
         # Uncommitted work is redelivered on restart; say so instead of only dumping a trace.
         logging.getLogger("worker").exception("worker failed; uncommitted events will be processed again on restart")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _log_startup_error(err: Exception) -> None:
+    """A start-up error as log records: one per rules problem, so each is a searchable line."""
+    log = logging.getLogger("worker")
+    if isinstance(err, RulesError):
+        log.error("%d problem(s) in rules:", len(err.errors))
+        for problem in err.errors:
+            log.error("%s", problem)
+    else:
+        log.error("%s", err)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

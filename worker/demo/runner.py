@@ -41,7 +41,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             commit_interval_seconds=0.5,
             metrics=MetricsConfig(emit_every=timedelta(seconds=1)),
         )
-        setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.secrets())
+        setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.secrets(), settings.log_format)
         say(f"▶ embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
         ensure_topics(settings, [settings.feedback_topic], partitions=PARTITIONS)
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..tasks import SEVERITY_RANK, FollowupSpec
-from ..yamlsource import LineDict, LineList, Location, SourceError, load_yaml, locate
-from .blocks import AlertSpec, GroupSpec, ThrottleSpec
+from ..yamlsource import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
+from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
 from .conditions import compile_condition
 from .model import Rule, RuleSet
 
@@ -47,11 +47,12 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
     """Load, validate and compile every rule under `path`.
 
     `templates`: when given, each rule's template must exist there. All problems are
-    collected and raised together as RulesError, so one run shows every mistake.
+    collected and raised together as RulesError, ordered by file and line, so one run
+    shows every mistake.
     """
     files = rule_files(path)
     available = _templates_in(templates) if templates is not None else None
-    errors: list[SourceError] = []
+    problems = Problems()
     rules: list[Rule] = []
     metric_rules: list[MetricRule] = []
     seen: dict[str, Location] = {}
@@ -59,81 +60,86 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
         try:
             document = load_yaml(file)
         except SourceError as err:
-            errors.append(err)
+            problems.append(err)
             continue
-        for node, where in _rule_nodes(document, file, errors):
+        for index, (node, where) in enumerate(_rule_nodes(document, file, problems)):
             # The id first: a duplicate is a mistake of its own, whether or not either rule compiles.
             rule_id = node.get("id")
             if isinstance(rule_id, str):
                 if rule_id in seen:
-                    errors.append(SourceError(node.where("id"), f"duplicate rule id {rule_id!r} (first defined at {seen[rule_id]})"))
+                    problems.add(node.where("id"), f"duplicate rule id {rule_id!r} (first defined at {seen[rule_id]})")
                     continue
                 seen[rule_id] = where
-            try:
-                rule = _build_rule(node, where, len(rules), available)
-            except SourceError as err:
-                errors.append(err)
-                continue
-            (metric_rules if isinstance(rule, MetricRule) else rules).append(rule)
-    if errors:
-        raise RulesError(errors)
+            rule = _build_rule(node, where, index, len(rules), available, problems)
+            if rule is not None:
+                (metric_rules if isinstance(rule, MetricRule) else rules).append(rule)
+    if problems:
+        raise RulesError(problems.ordered([str(f) for f in files]))
     if not rules and not metric_rules:
         raise RulesError([SourceError(Location(str(path), 0), "no rules found")])
     return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules))
 
 
-def _rule_nodes(document: Any, file: Path, errors: list[SourceError]) -> Iterable[tuple[LineDict, Location]]:
+def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple[LineDict, Location]]:
     top = Location(str(file), 1)
     if document is None:
         return
     if not isinstance(document, LineDict):
-        errors.append(SourceError(top, "expected a mapping with a `rules:` list at the top of the file"))
+        problems.add(top, "expected a mapping with a `rules:` list at the top of the file")
         return
     for key in document:
         if key not in FILE_KEYS:
-            errors.append(SourceError(document.where(key), f"unknown top-level key {key!r} (expected: {', '.join(FILE_KEYS)})"))
+            problems.add(document.where(key), f"unknown top-level key {key!r} (expected: {', '.join(FILE_KEYS)})")
     items = document.get("rules")
     if items is None:
         return
     if not isinstance(items, LineList):
-        errors.append(SourceError(document.where("rules"), "`rules:` must be a list of rules"))
+        problems.add(document.where("rules"), "`rules:` must be a list of rules")
         return
     for index, node in enumerate(items):
         if not isinstance(node, LineDict):
-            errors.append(SourceError(items.where(index), f"rules[{index}]: expected a mapping with id, when, ..."))
+            problems.add(items.where(index), f"rules[{index}]: expected a mapping with id, when, ...")
             continue
         yield node, items.where(index)
 
 
-def _build_rule(node: LineDict, where: Location, order: int, templates: set[str] | None) -> Rule | MetricRule:
+def _build_rule(
+    node: LineDict, where: Location, index: int, order: int, templates: set[str] | None, problems: Problems
+) -> Rule | MetricRule | None:
+    """One rule, or None: every problem in it is added to `problems`, not only the first."""
+    before = len(problems)
     rule_id = node.get("id")
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        raise SourceError(node.where("id"), f"rule id must be text of letters, digits, '.', '_' or '-', got {rule_id!r}")
     name = f"rule {rule_id!r}"
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        problems.add(node.where("id"), f"rule id must be text of letters, digits, '.', '_' or '-', got {rule_id!r}")
+        # The rest is still checked; without a usable id the rule is named by its place in the file.
+        name = name if isinstance(rule_id, str) and rule_id else f"rules[{index}]"
     for key in node:
         if key not in RULE_KEYS:
-            raise SourceError(node.where(key), f"{name}: unknown key {key!r} (expected: {', '.join(RULE_KEYS)})")
+            problems.add(node.where(key), f"{name}: unknown key {key!r} (expected: {', '.join(RULE_KEYS)})")
     if "when" not in node:
-        raise SourceError(where, f"{name}: missing `when:`")
+        problems.add(where, f"{name}: missing `when:`")
     severity = node.get("severity", "medium")
     if not isinstance(severity, str) or severity not in SEVERITY_RANK:  # a list or mapping is unhashable
-        raise SourceError(
-            node.where("severity"), f"{name}: severity must be one of {', '.join(SEVERITY_RANK)}, got {severity!r}"
-        )
+        problems.add(node.where("severity"), f"{name}: severity must be one of {', '.join(SEVERITY_RANK)}, got {severity!r}")
     description = node.get("description", rule_id)
-    if not isinstance(description, str):
-        raise SourceError(node.where("description"), f"{name}: description must be text")
+    if "description" in node and not isinstance(description, str):  # without one, the id (checked above)
+        problems.add(node.where("description"), f"{name}: description must be text")
 
-    followup = _validate(FollowupSpec, node, "followup", name)
-    alert = _validate(AlertSpec, node, "alert", name)
-    is_metric = isinstance(node["when"], dict) and "metric" in node["when"]
-    if is_metric and not (isinstance(node.get("alert"), dict) and "template" in node["alert"]):
-        alert = alert.model_copy(update={"template": DEFAULT_METRIC_TEMPLATE})
-    if templates is not None and alert.template not in templates:
+    followup = _validate(FollowupSpec, node, "followup", name, problems)
+    alert = _validate(AlertSpec, node, "alert", name, problems)
+    when_node = node.get("when")
+    is_metric = isinstance(when_node, dict) and "metric" in when_node
+    template = _template_name(node, alert, is_metric)
+    if alert is not None and template != alert.template:
+        alert = alert.model_copy(update={"template": template})
+    if templates is not None and template is not None and template not in templates:
         at = node["alert"].where("template") if isinstance(node.get("alert"), LineDict) else where
-        raise SourceError(at, f"{name}: template {alert.template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
+        problems.add(at, f"{name}: template {template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
     if is_metric:
-        condition = _validate(MetricCondition, node, "when", name)
+        condition = _validate(MetricCondition, node, "when", name, problems)
+        if len(problems) > before:
+            return None
         return MetricRule(
             id=rule_id,
             description=description,
@@ -144,9 +150,11 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
             template=alert.template,
             location=where,
         )
-    when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
-    throttle = _validate(ThrottleSpec, node, "throttle", name) if node.get("throttle") is not None else None
-    group = _validate(GroupSpec, node, "group", name) if node.get("group") is not None else None
+    when = compile_condition(when_node, node.where("when"), f"{name}: when", problems) if "when" in node else None
+    throttle = _validate(ThrottleSpec, node, "throttle", name, problems) if node.get("throttle") is not None else None
+    group = _validate(GroupSpec, node, "group", name, problems) if node.get("group") is not None else None
+    if len(problems) > before or when is None:
+        return None
     return Rule(
         throttle=throttle,
         group=group,
@@ -161,22 +169,37 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
     )
 
 
-def _validate(model: type[BaseModel], node: LineDict, key: str, name: str) -> Any:
+def _template_name(node: LineDict, alert: AlertSpec | None, is_metric: bool) -> str | None:
+    """The template a rule uses, even when its `alert:` block has another mistake (None: not knowable)."""
+    raw = node.get("alert")
+    given = isinstance(raw, dict) and "template" in raw
+    if alert is not None:
+        return alert.template if given or not is_metric else DEFAULT_METRIC_TEMPLATE
+    if given:
+        return raw["template"] if isinstance(raw["template"], str) else None
+    if raw is None or isinstance(raw, dict):
+        return DEFAULT_METRIC_TEMPLATE if is_metric else DEFAULT_TEMPLATE
+    return None
+
+
+def _validate(model: type[BaseModel], node: LineDict, key: str, name: str, problems: Problems) -> Any:
+    """The block `key` as `model`, or None: each pydantic error becomes its own located problem."""
     value = node.get(key)
     if value is None:  # absent or empty: the defaults. `alert: false` is a mistake to report, not a default
         value = {}
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        at = locate(value, err["loc"]) if isinstance(value, LineDict) else node.where(key)
-        path = ".".join([key, *(str(p) for p in err["loc"])])
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = f"unknown key (expected: {', '.join(model.model_fields)})"
-        elif err["type"] == "value_error":
-            message = str(err.get("ctx", {}).get("error", message))
-        raise SourceError(at, f"{name}: {path}: {message}") from None
+        for err in exc.errors(include_url=False):
+            at = locate(value, err["loc"]) if isinstance(value, LineDict) else node.where(key)
+            path = ".".join([key, *(str(p) for p in err["loc"])])
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key (expected: {', '.join(model.model_fields)})"
+            elif err["type"] == "value_error":
+                message = str(err.get("ctx", {}).get("error", message))
+            problems.add(at, f"{name}: {path}: {message}")
+        return None
 
 
 def _templates_in(templates: Path | str) -> set[str]:

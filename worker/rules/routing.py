@@ -27,8 +27,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ..events import FeedbackEvent
 from ..tasks import DEFAULT_OWNER
-from ..yamlsource import LineDict, LineList, Location, SourceError
+from ..yamlsource import LineDict, LineList, Location, Problems
 from .conditions import Predicate, compile_condition
+from .loader import RulesError
 from .model import Rule
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,14 @@ def _render(value: Any, event: FeedbackEvent, what: str) -> str | None:
     try:
         text = value.render(context).strip()
     except (TemplateError, TypeError, ValueError) as err:
-        log.warning("cannot render %s for event %s (%s): falling back", what, event.event_id, err)
+        log.warning("cannot render %s for event %s (%s): falling back", what, event.event_id, err, extra={"event_id": event.event_id})
         return None
     text = text.lower() if what == "channel" else text
     if not _NAME.match(text):
-        log.warning("rendered %s %r for event %s is not a valid name: falling back", what, text[:100], event.event_id)
+        log.warning(
+            "rendered %s %r for event %s is not a valid name: falling back", what, text[:100], event.event_id,
+            extra={"event_id": event.event_id},
+        )
         return None
     return text
 
@@ -113,29 +117,46 @@ class Router:
 
 
 def compile_routes(raw: list[Any], source: str = "routes") -> tuple[Route, ...]:
-    """The `routes:` table of the config file, checked like rules (file:line on mistakes)."""
+    """The `routes:` table of the config file, checked like rules: every mistake, with file:line.
+
+    Raises RulesError listing them all, ordered by file and line.
+    """
+    problems = Problems()
     routes = []
     for index, item in enumerate(raw):
-        node = _with_lines(item, Location(source, 0))
-        where = node.location if isinstance(node, LineDict) else Location(source, 0)
-        context = f"routes[{index}]"
-        if not isinstance(node, dict):
-            raise SourceError(where, f"{context}: expected a mapping with when, channel, owner")
-        for key in node:
-            if key not in ROUTE_KEYS:
-                raise SourceError(node.where(key), f"{context}: unknown key {key!r} (expected: {', '.join(ROUTE_KEYS)})")
-        if not node.get("channel") and not node.get("owner"):
-            raise SourceError(where, f"{context}: give a channel, an owner or both")
-        for key in ("channel", "owner"):
-            if key in node and not isinstance(node[key], str):
-                raise SourceError(node.where(key), f"{context}.{key}: expected text")
-        try:
-            channel, owner = _template(node.get("channel")), _template(node.get("owner"))
-        except TemplateError as err:
-            raise SourceError(where, f"{context}: invalid template: {err}") from None
-        when = compile_condition(node["when"], node.where("when"), f"{context}.when") if "when" in node else None
-        routes.append(Route(when=when, channel=channel, owner=owner))
+        route = _compile_route(index, _with_lines(item, Location(source, 0)), Location(source, 0), problems)
+        if route is not None:
+            routes.append(route)
+    if problems:
+        raise RulesError(problems.ordered())
     return tuple(routes)
+
+
+def _compile_route(index: int, node: Any, default: Location, problems: Problems) -> Route | None:
+    before = len(problems)
+    where = node.location if isinstance(node, LineDict) else default
+    context = f"routes[{index}]"
+    if not isinstance(node, dict):
+        problems.add(where, f"{context}: expected a mapping with when, channel, owner")
+        return None
+    for key in node:
+        if key not in ROUTE_KEYS:
+            problems.add(node.where(key), f"{context}: unknown key {key!r} (expected: {', '.join(ROUTE_KEYS)})")
+    if not node.get("channel") and not node.get("owner"):
+        problems.add(where, f"{context}: give a channel, an owner or both")
+    values = {}
+    for key in ("channel", "owner"):
+        if key in node and not isinstance(node[key], str):
+            problems.add(node.where(key), f"{context}.{key}: expected text")
+            continue
+        try:
+            values[key] = _template(node.get(key))
+        except TemplateError as err:
+            problems.add(where, f"{context}: invalid template: {err}")
+    when = compile_condition(node["when"], node.where("when"), f"{context}.when", problems) if "when" in node else None
+    if len(problems) > before:
+        return None
+    return Route(when=when, channel=values["channel"], owner=values["owner"])
 
 
 def _with_lines(value: Any, location: Location) -> Any:
