@@ -80,6 +80,7 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
         "DLQ_TOPIC": f"dlq-{suffix}",
         "CONSUMER_GROUP": f"group-{suffix}",
         "STATE_TOPIC": f"state-{suffix}",
+        "TASK_ACTIONS_TOPIC": f"actions-{suffix}",
     }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
     ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)

@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("alerting", ["worker.alerting"]),
     ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),
     ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload"]),
+    ("loop steps", ["worker.casework"]),
     ("loop", ["worker.app"]),
     ("wiring", ["worker.service"]),
     ("tools", ["worker.backtest", "worker.demo"]),

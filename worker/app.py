@@ -40,6 +40,7 @@ from .alerting import (
     notice_alert,
     reply_slot,
 )
+from .casework import Casework
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
@@ -51,7 +52,7 @@ from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
 from .state import StateView
 from .stats import Stats
-from .tasks import FollowUpTask, open_task
+from .tasks import Cases, FollowUpTask, open_task
 
 log = logging.getLogger("worker")
 
@@ -71,6 +72,7 @@ class Worker:
         throttle: Throttle,
         silences: Silences,
         posts: Posts,
+        cases: Cases,
         router: Router,
         metering: Metering | None = None,
         reloader: Reloader | None = None,
@@ -90,20 +92,23 @@ class Worker:
         self.metering = metering
         self.reloader = reloader
         self.digests = Digests(settings.channel_rate_limit_per_minute)
-        self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(),
-                                     search=settings.slack_history_lookup, grace_s=settings.slack_timeout_seconds + 5)
-        self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
         # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
         self._unbound_abandon = threading.Event()
+        self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(), settings.slack_history_lookup,
+                                     settings.slack_timeout_seconds + 5, self._unbound_abandon)
+        self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
-            self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(), self._wall_clock(), parts))
+            self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts))
             self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, self.metric_alert)
             metering.emitter.watchers.append(self._watch)
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
         self.posting = Posting(self.deliveries, self.checkpoint, self.dead_letters, throttle, self.stats)
+        self.cases = cases
+        self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.posting, posts, lambda: self.renderer,
+                                 self.stats, clock)
         self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
@@ -115,7 +120,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> Stats:
         """Process until `stop` is set, then finish what is in hand, commit and return."""
-        self.consumer.subscribe([self.settings.feedback_topic], listener=Rebalance(self))
+        self.consumer.subscribe([self.settings.feedback_topic, self.casework.topic], listener=Rebalance(self, self.settings.feedback_topic))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
         self.view.sync()  # catch up with the state topic before the first event
@@ -132,10 +137,15 @@ class Worker:
                     for tp, records in batch.items():
                         if tp not in self.owned:  # revoked since the fetch: the new owner handles these
                             continue
+                        handle = self.casework.handle if tp.topic == self.casework.topic else self.handle
                         for record in records:
-                            self.handle(tp, record)
+                            handle(tp, record)
                     self.deliveries.settle()
-                    self._post_digests()
+                    if self.casework.waiting:  # alerts waiting for their task's pool member: read the state topic now
+                        self.view.poll()
+                        self.casework.wake()
+                    self.posting.post_digests(self.digests, self.renderer)
+                    self.casework.release()
                     self.deliveries.release()  # intents, one flush, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
@@ -196,38 +206,43 @@ class Worker:
             self.reply(tp, record, event, match, state, key, episode)
             return
         destination = self.router.destination(event, rule)
-        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, self.clock(), destination.owner)
+        now = self.clock()
+        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner,
+                         self.casework.sla(rule.followup, now))
         earlier = self.posts.get(task.task_id)
         if earlier is not None and earlier.state == "posted":
             self.posting.replayed(earlier, key)
             return
-        if earlier is None:  # else its task record was flushed with the intent, before the crash
-            self._publish_task(task)
-        what = f"alert for event {event.event_id}"
-        alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
-                             lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
-        if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
-            return  # the task is open either way
+        if earlier is None:  # else it was asked for, and flushed with the intent, before the crash
+            self.casework.open(task, rule.followup, destination.channel)
         self.checkpoint.wait_for(state, record.offset)
         done: Done = [(tp, record)]
 
-        def batch_and_send() -> None:
-            item = Item(tp, record, event, task.task_id)
-            held = self.digests.batch(rule, destination.channel, item, thread_starter=key is not None)
-            if held == "rate_limited":
-                self.stats.rate_limited += 1
-            if held is not None:
-                return  # posted with its digest or rate-limit summary
-            on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
-            intent = Intent(task.task_id, "alert", destination.channel, tp.partition)
-            future = self.posting.send(alert, state.abandon, done, [intent], on_sent)
-            if key is not None:
-                self.throttle.start(key, task.task_id, event, rule, self.now, future)
+        def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
+            what = f"alert for event {event.event_id}"
+            alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
+                                        lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
+            if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
+                self.checkpoint.done(tp, record.offset)  # the task is open either way
+                return
 
-        if earlier is None:
-            batch_and_send()
-        else:  # an intent and no `posted` record: Slack may have it already
-            self.posting.recheck(earlier, task.task_id, "task_id", task.task_id, state, done, batch_and_send, key)
+            def batch_and_send() -> None:
+                held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None)
+                if held == "rate_limited":
+                    self.stats.rate_limited += 1
+                if held is not None:
+                    return  # posted with its digest or rate-limit summary
+                on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
+                future = self.posting.send(alert, state.abandon, done, [Intent(task.task_id, "alert", destination.channel, tp.partition)], on_sent)
+                if key is not None:
+                    self.throttle.start(key, task.task_id, event, rule, self.now, future)
+
+            if earlier is None:
+                batch_and_send()
+            else:  # an intent and no `posted` record: Slack may have it already
+                self.posting.recheck(earlier, task.task_id, state, done, batch_and_send, key)
+
+        self.casework.when_assigned(task, state.abandon, alert)
 
     def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
               state: PartitionState, key: str, episode: Episode) -> None:
@@ -240,8 +255,7 @@ class Worker:
             return
         self.stats.throttled += 1
         if earlier is None:  # else the answer was counted, and its update flushed with the intent, before the crash
-            update = self.throttle.join(key, episode, event, match, self.clock())
-            self.checkpoint.publish(self.settings.followup_topic, update.task_id.encode(), update.model_dump_json().encode())
+            self.casework.update(self.throttle.join(key, episode, event, match, self.clock()))
         channel = episode.channel or self.router.destination(event, rule).channel
         what = f"thread reply for event {event.event_id}"
         reply = self.posting.render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
@@ -255,7 +269,7 @@ class Worker:
         if earlier is None:
             self.posting.send(reply, state.abandon, done, [intent])
         else:
-            self.posting.recheck(earlier, slot, "event_id", event.event_id, state, done,
+            self.posting.recheck(earlier, slot, state, done,
                           lambda: self.posting.send(reply, state.abandon, done, [intent]), None)
 
     def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
@@ -270,26 +284,7 @@ class Worker:
         if alert is not None:
             self.posting.send(alert, self._unbound_abandon, [], [])
 
-    def _post_digests(self, force: bool = False) -> None:
-        """Digests whose wait is over (all of them when stopping): one message, many offsets, a slot per task."""
-        for digest in self.digests.due(force):
-            done: Done = [(item.tp, item.record) for item in digest.items]
-            alert = self.posting.render(f"digest for rule {digest.rule.id}", [record for _, record in done], {"channel": digest.channel},
-                                 lambda: self.renderer.render_digest(digest))
-            if alert is None:
-                for tp, record in done:
-                    self.checkpoint.done(tp, record.offset)
-                continue
-            self.stats.digests += 1
-            kind = "summary" if digest.key[0] == "rate" else "digest"
-            intents = [Intent(item.task_id, kind, digest.channel, item.tp.partition) for item in digest.items]
-            self.posting.send(alert, self._unbound_abandon, done, intents)
-
     # -- the steps' plumbing -----------------------------------------------------------------
-
-    def _publish_task(self, task: FollowUpTask) -> None:
-        self.stats.tasks += 1
-        self.checkpoint.publish(self.settings.followup_topic, task.task_id.encode(), task.model_dump_json().encode())
 
     def _silenced(self, silence: Silence | None, what: str) -> bool:
         if silence is not None:
@@ -305,9 +300,13 @@ class Worker:
         if self.metering is not None:
             self.metering.tick(self.now)
         self.throttle.expire(self.now)
+        self.casework.tick(self.clock())
         if self.now >= self._next_expiry:
             self._next_expiry = self.now + 60
-            self.posts.expire(self.now, int(self.settings.alert_record_retention.total_seconds()), {tp.partition for tp in self.owned})
+            retention = int(self.settings.alert_record_retention.total_seconds())
+            self.posts.expire(self.now, retention, {tp.partition for tp in self.owned})
+            if self.casework.keeping:
+                self.cases.expire(self.clock(), retention)
 
     def _reload(self) -> None:
         """Swap in a new valid rule set, or say loudly why the edit was refused."""
@@ -333,7 +332,7 @@ class Worker:
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
         self._stopping = True
-        self._post_digests(force=True)  # what is in hand goes out now
+        self.posting.post_digests(self.digests, self.renderer, force=True)  # what is in hand goes out now
         self.deliveries.release()
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
         while self.checkpoint.waiting and time.monotonic() < deadline:
@@ -353,6 +352,7 @@ class Worker:
         if self.metering is not None:
             self.metering.assigned(partitions)
         self.owned.update(partitions)
+        self.casework.assigned(partitions)
         self.backpressure.assigned(partitions)
 
     def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -382,6 +382,7 @@ class Worker:
             if tp in self.checkpoint.partitions:
                 self.deliveries.forget(self.checkpoint.partitions[tp].abandon)
         self.digests.forget(set(partitions))
+        self.casework.lost(partitions)
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
         if self.metering is not None:
             self.metering.revoked(partitions)

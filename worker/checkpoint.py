@@ -35,7 +35,7 @@ class PublishError(Exception):
 @dataclass
 class PartitionState:
     next_offset: int = -1  # one past the last offset seen; -1: nothing seen yet
-    waiting: dict[int, None] = field(default_factory=dict)  # insertion order == offset order
+    waiting: dict[int, int] = field(default_factory=dict)  # offset -> messages still to settle; insertion order == offset order
     committed: int = -1
     abandon: threading.Event = field(default_factory=threading.Event)  # set when revoked or stopping
 
@@ -98,12 +98,17 @@ class Checkpoint:
         return state
 
     def wait_for(self, state: PartitionState, offset: int) -> None:
-        """The event at `offset` is not done until `done()` is called for it."""
-        state.waiting[offset] = None
+        """The event at `offset` is not done until `done()` is called for it (once per `wait_for`)."""
+        state.waiting[offset] = state.waiting.get(offset, 0) + 1
 
     def done(self, tp: TopicPartition, offset: int) -> None:
         state = self.partitions.get(tp)
-        if state is not None:  # None: revoked meanwhile; the new owner redoes it
+        if state is None:  # revoked meanwhile; the new owner redoes it
+            return
+        left = state.waiting.get(offset, 0) - 1
+        if left > 0:
+            state.waiting[offset] = left
+        else:
             state.waiting.pop(offset, None)
 
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
@@ -114,9 +119,9 @@ class Checkpoint:
         """Errback for producer futures: remember the failure so the next commit refuses."""
         self._send_error = error
 
-    def next_offsets(self) -> dict[int, int]:
-        """Input partition -> one past the last offset seen, for partitions seen so far."""
-        return {tp.partition: s.next_offset for tp, s in self.partitions.items() if s.next_offset >= 0}
+    def next_offsets(self, topic: str) -> dict[int, int]:
+        """Partition of `topic` -> one past the last offset seen, for partitions seen so far."""
+        return {tp.partition: s.next_offset for tp, s in self.partitions.items() if s.next_offset >= 0 and tp.topic == topic}
 
     @property
     def waiting(self) -> int:

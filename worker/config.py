@@ -13,11 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .durations import Duration
 
 from .metrics import MetricsConfig
+from .tasks import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
 from .yamlsource import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,20 @@ class Settings(BaseModel):
     routes: list[Any] = Field(
         default_factory=list, description="Channel and owner by event field, first match wins (config file only; see rules/routing.py)."
     )
+    task_actions_topic: str = Field(
+        "feedback.followups.actions", description="Actions on tasks from people and systems (acknowledge, resolve, ...)."
+    )
+    owners: dict[str, OwnerPool] = Field(default_factory=dict, description="Owner pools (config file only; see tasks/policy.py).")
+    root_causes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ROOT_CAUSES), description="The root-cause taxonomy a task is resolved with (config file only)."
+    )
+    sla_calendar: SlaCalendar | None = Field(None, description="Business hours for SLA timers (config file only); none: wall-clock time.")
+
+    _root_causes = field_validator("root_causes")(lambda cls, causes: check_root_causes(causes))
+
+    @property
+    def task_policy(self) -> TaskPolicy:
+        return TaskPolicy(owners=self.owners, root_causes=self.root_causes, sla_calendar=self.sla_calendar)
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
@@ -100,7 +115,8 @@ class Settings(BaseModel):
 SECRET_SETTINGS = ("slack_bot_token", "kafka_sasl_password")
 
 #: Nested settings (`metrics:`) come from the config file only.
-ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name not in ("metrics", "routes")}
+CONFIG_FILE_ONLY = ("metrics", "routes", "owners", "root_causes", "sla_calendar")
+ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name not in CONFIG_FILE_ONLY}
 
 
 class ConfigError(Exception):

@@ -30,7 +30,7 @@ class Source(BaseModel):
 class DeadLetter(BaseModel):
     """A record on `DLQ_TOPIC`. The Kafka key is the original message's key."""
 
-    type: Literal["feedback.invalid", "alert.undeliverable"] = "feedback.invalid"
+    type: Literal["feedback.invalid", "alert.undeliverable", "action.rejected"] = "feedback.invalid"
     error: str = Field(description="One-line reason naming the field.")
     errors: list[ErrorDetail] = Field(default_factory=list)
     original: str = Field(description="The original message value as text, or base64 if it is not UTF-8.")
@@ -123,6 +123,16 @@ class DeadLetters:
 
     def rejected(self, record: Record, field: str, reason: str) -> DeadLetter:
         return self._send(record, rejected_event(field, reason, record.value, source_of(record)))
+
+    def invalid_action(self, record: Record, exc: ValidationError) -> DeadLetter:
+        """A malformed action on TASK_ACTIONS_TOPIC."""
+        letter = invalid_event(exc, record.value, source_of(record))
+        return self._send(record, letter.model_copy(update={"type": "action.rejected"}))
+
+    def refused_action(self, record: Record, reason: str) -> DeadLetter:
+        """A well-formed action the task's status does not allow (the reason names the task, its status and why)."""
+        letter = rejected_event("action", reason, record.value, source_of(record))
+        return self._send(record, letter.model_copy(update={"type": "action.rejected", "error": reason}))
 
     def undeliverable(self, record: Record | None, reason: str, alert: dict[str, Any]) -> DeadLetter:
         if record is None:  # a metric alert: no input record; offset -1 says so

@@ -18,7 +18,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from .alerting import Alert, Deliveries, Intent, Outcome, Post, TemplateRenderError, Throttle
+from .alerting import Alert, AlertRenderer, Deliveries, Digests, Intent, Outcome, Post, TemplateRenderError, Throttle
 from .checkpoint import Checkpoint, PartitionState
 from .deadletter import DeadLetters
 from .stats import Stats
@@ -56,7 +56,7 @@ class Posting:
         if key is not None:
             self.throttle.posted(key, earlier.channel_id, earlier.ts)
 
-    def recheck(self, earlier: Post, slot: str, key: str, value: str, state: PartitionState, done: Done,
+    def recheck(self, earlier: Post, slot: str, state: PartitionState, done: Done,
                 post_again: Callable[[], None], episode_key: str | None) -> None:
         """Is the message this slot intended already in Slack? Found: done. Missing: post again."""
 
@@ -71,7 +71,7 @@ class Posting:
                 post_again()
             # abandoned: the partition moved on; its next owner rechecks
 
-        self.deliveries.recheck(earlier, slot, key, value, state.abandon, settle)
+        self.deliveries.recheck(earlier, slot, state.abandon, settle)
 
     def send(self, alert: Alert, abandon: threading.Event, done: Done, intents: list[Intent],
              on_sent: Callable[[Outcome], None] | None = None) -> Future[Outcome]:
@@ -96,3 +96,18 @@ class Posting:
                 self.checkpoint.done(tp, record.offset)
 
         return self.deliveries.post(alert, abandon, settle, intents)
+
+    def post_digests(self, digests: Digests, renderer: AlertRenderer, force: bool = False) -> None:
+        """Digests whose wait is over (all of them when stopping): one message, many offsets, a slot per task."""
+        for digest in digests.due(force):
+            done: Done = [(item.tp, item.record) for item in digest.items]
+            alert = self.render(f"digest for rule {digest.rule.id}", [record for _, record in done], {"channel": digest.channel},
+                                lambda: renderer.render_digest(digest))
+            if alert is None:
+                for tp, record in done:
+                    self.checkpoint.done(tp, record.offset)
+                continue
+            self.stats.digests += 1
+            kind = "summary" if digest.key[0] == "rate" else "digest"
+            intents = [Intent(item.task_id, kind, digest.channel, item.tp.partition) for item in digest.items]
+            self.send(alert, self.deliveries.stopping, done, intents)  # not tied to one partition: given up when stopping

@@ -37,8 +37,9 @@ class Partitions(Protocol):
 class Rebalance(AsyncConsumerRebalanceListener):
     """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
 
-    def __init__(self, worker: Partitions) -> None:
+    def __init__(self, worker: Partitions, first: str = "") -> None:
         self.worker = worker
+        self.first = first  # the topic listed first in the log (the feedback topic; then the task actions)
 
     async def _locked(self) -> None:
         """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
@@ -73,4 +74,5 @@ class Rebalance(AsyncConsumerRebalanceListener):
             self.worker.assigned(list(assigned))
         finally:
             self.worker.lock.release()
-        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "none")
+        ordered = sorted(assigned, key=lambda tp: (tp.topic != self.first, tp.topic, tp.partition))
+        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in ordered) or "none")

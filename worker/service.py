@@ -12,6 +12,7 @@ import threading
 from datetime import timedelta
 
 from .alerting import Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
+from .tasks import Cases
 from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
 from .checks import load_checked, make_router
@@ -52,8 +53,9 @@ def serve(
         outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic]
         compacted = [settings.metrics_topic, state]
         ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
-        # One partition: StateView.sync relies on a single ordered log. Metrics, throttles and more live there.
-        ensure_topics(settings, [state], partitions=1, compacted=compacted)
+        # One partition each: StateView.sync relies on a single ordered log (metrics, throttles and more live there);
+        # the task actions are applied in one order by one worker, the owner of that partition (casework.py).
+        ensure_topics(settings, [state, settings.task_actions_topic], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
@@ -66,7 +68,8 @@ def serve(
     if reload is not None:
         reloader.requested = reload
     worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view), make_router(settings),
+        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view),
+        Cases(view, settings.task_policy), make_router(settings),
         metering=metering, reloader=reloader,
     )
     if ready is not None:

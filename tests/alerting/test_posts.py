@@ -14,7 +14,7 @@ from concurrent.futures import Future
 import pytest
 
 from tests.metrics.test_windows_state import Fake
-from worker.alerting import Alert, Deliveries, Intent, Lookup, Outcome, Posts
+from worker.alerting import Alert, Deliveries, Intent, Outcome, Posts, Search
 from worker.state import StateView
 
 ABANDON = threading.Event()
@@ -25,20 +25,22 @@ class ScriptedSink:
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
-        self.found: dict[str, str] = {}  # value -> ts of a message naming it
-        self.lookups: list[Lookup] = []
+        self.found: dict[str, str] = {}  # slot -> ts of a message naming it
+        self.searches: list[Search] = []
         self.refuse_search: str | None = None
+        self.posted: list[Alert] = []
 
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
         self.log.append(f"post {alert.task_id}")
+        self.posted.append(alert)
         return _done(Outcome("sent", channel="C0CXALERTS", ts=f"{len(self.log)}.000"))
 
-    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
-        self.lookups.append(lookup)
+    def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
+        self.searches.append(search)
         if self.refuse_search:
             return _done(Outcome("undeliverable", reason=f"Slack refused the search: {self.refuse_search}"))
-        ts = self.found.get(lookup.value)
-        return _done(Outcome("found", channel=lookup.channel_id, ts=ts) if ts else Outcome("missing"))
+        wanted = set(search.slots) | set(search.orphans) | {s for slots in search.threads.values() for s in slots}
+        return _done(Outcome("found", channel=search.channel, found={s: ts for s, ts in self.found.items() if s in wanted}))
 
     def close(self) -> None: ...
 
@@ -84,6 +86,7 @@ def test_intents_are_flushed_before_anything_is_posted_and_posted_records_follow
     assert [o.status for o in settled] == ["sent", "sent"]
     assert posts.get("task-1").state == "posted" and posts.get("task-1").channel_id == "C0CXALERTS"
     assert posts.channel_id("#cx-alerts") == "C0CXALERTS"  # learned: a later search can use it
+    assert [a.metadata["event_payload"]["slots"] for a in world[2].posted] == [["task-1"], ["task-2"]]  # each names its slot
 
 
 def test_a_digest_fills_one_slot_per_task_with_the_same_message(world) -> None:
@@ -113,9 +116,11 @@ def test_our_own_intent_read_back_after_slack_answered_never_steps_back(world) -
     assert posts.get("task-1") is None
 
 
-def recheck(deliveries: Deliveries, posts: Posts, slot: str = "task-1") -> list[Outcome]:
+def recheck(deliveries: Deliveries, posts: Posts, *slots: str) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    deliveries.recheck(posts.get(slot), slot, "task_id", slot, ABANDON, outcomes.append)
+    for slot in slots or ("task-1",):
+        deliveries.recheck(posts.get(slot), slot, ABANDON, outcomes.append)
+    deliveries.release()  # once per batch of events: the rechecks due, together
     deliveries.settle()
     return outcomes
 
@@ -132,18 +137,19 @@ def test_a_young_intent_waits_for_the_previous_owner_and_its_posted_record_settl
     posts.posted("task-1", "alert", "#cx-alerts", 0, int(now[0]), "C0CXALERTS", "7.000")  # its owner's record arrives
     now[0] += 15
     deliveries.release()
-    assert sink.lookups == []  # known without asking Slack
+    assert sink.searches == []  # known without asking Slack
 
 
-def test_an_old_intent_is_searched_for_in_the_channel_and_found_is_done(world) -> None:
+def test_old_intents_are_searched_for_in_one_search_per_channel_and_found_is_done(world) -> None:
     log, posts, sink, deliveries, now = world
     intend(posts, now[0] - 60)
+    intend(posts, now[0] - 50, slot="task-2")
     sink.found["task-1"] = "9.000"
-    [outcome] = recheck(deliveries, posts)
-    assert outcome.status == "found" and outcome.ts == "9.000"
-    [lookup] = sink.lookups
-    assert (lookup.channel_id, lookup.key, lookup.value, lookup.thread_ts) == ("C0CXALERTS", "task_id", "task-1", None)
-    assert lookup.oldest <= now[0] - 60  # searched back to before the intent
+    outcomes = recheck(deliveries, posts, "task-1", "task-2")
+    assert [(o.status, o.ts) for o in outcomes] == [("found", "9.000"), ("missing", None)]
+    [search] = sink.searches  # one for both: the history API has a low rate limit
+    assert (search.channel, search.slots) == ("C0CXALERTS", {"task-1", "task-2"})
+    assert search.oldest <= now[0] - 60  # searched back to before the oldest intent
     assert posts.get("task-1").state == "posted" and posts.get("task-1").ts == "9.000"  # and recorded
     assert deliveries.found == 1 and not any(line.startswith("post ") for line in log)
 
@@ -153,8 +159,8 @@ def test_not_found_posts_again_and_without_the_search_it_posts_again_unasked(wor
     intend(posts, now[0] - 60)
     assert [o.status for o in recheck(deliveries, posts)] == ["missing"]
     deliveries.search = False
-    sink.lookups.clear()
-    assert [o.status for o in recheck(deliveries, posts)] == ["missing"] and sink.lookups == []
+    sink.searches.clear()
+    assert [o.status for o in recheck(deliveries, posts)] == ["missing"] and sink.searches == []
 
 
 def test_a_missing_scope_turns_the_search_off_with_a_warning_that_says_what_to_grant(world, caplog) -> None:
@@ -164,38 +170,18 @@ def test_a_missing_scope_turns_the_search_off_with_a_warning_that_says_what_to_g
     with caplog.at_level(logging.WARNING):
         assert [o.status for o in recheck(deliveries, posts)] == ["missing"]
     assert deliveries.search is False
-    assert "channels:history and groups:history" in caplog.text
+    assert "channels:history, groups:history, channels:read and groups:read" in caplog.text
 
 
-def test_a_reply_is_searched_in_its_thread_by_the_answer_it_stands_for(world) -> None:
+def test_a_reply_is_searched_in_its_thread_or_under_its_task_when_the_thread_was_not_known(world) -> None:
     _, posts, sink, deliveries, now = world
     posts.posted("task-1", "alert", "#cx-alerts", 0, int(now[0] - 90), "C0CXALERTS", "5.000")
     posts.intend("task-1/e-7", "reply", "C0CXALERTS", 0, int(now[0] - 60), thread_ts="5.000")
-    outcomes: list[Outcome] = []
-    deliveries.recheck(posts.get("task-1/e-7"), "task-1/e-7", "event_id", "e-7", ABANDON, outcomes.append)
-    [lookup] = sink.lookups
-    assert (lookup.channel_id, lookup.key, lookup.value, lookup.thread_ts) == ("C0CXALERTS", "event_id", "e-7", "5.000")
-    # Its parent was still in flight when the reply was intended: under the task's alert if it made it, else top level.
-    posts.intend("task-1/e-8", "reply", "C0CXALERTS", 0, int(now[0] - 60))
-    deliveries.recheck(posts.get("task-1/e-8"), "task-1/e-8", "event_id", "e-8", ABANDON, outcomes.append)
-    assert (sink.lookups[-1].thread_ts, sink.lookups[-1].parent_task_id) == (None, "task-1")
-
-
-def test_lookups_match_only_our_messages_naming_the_task_or_listing_it() -> None:
-    lookup = Lookup("C1", "task_id", "task-9", 0.0)
-
-    def message(event_type: str, **payload: object) -> dict:
-        return {"ts": "1.0", "metadata": {"event_type": event_type, "event_payload": payload}}
-
-    assert lookup.matches(message("feedback_alert", task_id="task-9"))
-    assert lookup.matches(message("feedback_alert_digest", task_ids=["task-1", "task-9"]))
-    assert not lookup.matches(message("feedback_alert", task_id="task-1"))
-    assert not lookup.matches(message("feedback_alert_reply", task_id="task-9", event_id="e-2"))  # a reply is not the alert
-    reply = Lookup("C1", "event_id", "e-2", 0.0, thread_ts="5.0")
-    assert reply.matches(message("feedback_alert_reply", task_id="task-9", event_id="e-2"))
-    assert not reply.matches(message("feedback_alert", task_id="task-9", event_id="e-2"))
-    assert not lookup.matches(message("someone_else", task_id="task-9"))
-    assert not lookup.matches({"ts": "1.0", "text": "task-9"})
+    posts.intend("task-2/e-8", "reply", "C0CXALERTS", 0, int(now[0] - 60))  # its parent was in flight then
+    recheck(deliveries, posts, "task-1/e-7", "task-2/e-8")
+    [search] = sink.searches
+    assert search.threads == {"5.000": {"task-1/e-7"}}
+    assert search.orphans == {"task-2/e-8": "task-2"}  # under task-2's alert if that made it, else at the top level
 
 
 def test_old_records_are_expired_by_the_owner_of_their_partition_only(world) -> None:

@@ -19,7 +19,7 @@ from tests.fake_slack import FakeSlack, Scripted
 from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
 from worker.alerting import Alert, AlertRenderer
 from worker.rules import load_rules
-from worker.alerting import Lookup, Outcome, SlackSink
+from worker.alerting import Outcome, Search, SlackSink
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERER = AlertRenderer(ROOT / "templates")
@@ -230,30 +230,26 @@ def test_retry_after_is_honoured_after_slack_sdk_gives_up(slack, make_sink, sink
     assert any("HTTP 429 ratelimited" in line and "retried in 1.0s" in line for line in sink_warnings), sink_warnings
 
 
-def test_find_looks_for_our_message_naming_a_task_or_an_answer_where_it_can_be(slack, sink):
-    """After a crash: is the alert (or the thread reply) already in the channel? History and threads, with metadata."""
-    def post(event_type: str, thread_ts: str | None = None, **payload: Any) -> str:
+def test_find_tells_which_slots_are_in_the_channel_already_at_the_top_or_in_threads(slack, sink):
+    """After a crash: which of these messages are in Slack? One search, through history and threads, by metadata."""
+    def post(slot: str, thread_ts: str | None = None) -> str:
         alert = an_alert()
-        alert.metadata = {"event_type": event_type, "event_payload": payload}
+        alert.metadata = {"event_type": "feedback_alert", "event_payload": {"slots": [slot]}}
         alert.thread_ts = thread_ts
         return deliver(sink, alert).ts
 
-    parent = post("feedback_alert", task_id="task-1", event_id="e-1")
-    in_thread = post("feedback_alert_reply", thread_ts=parent, task_id="task-1", event_id="e-2")
-    top_level = post("feedback_alert_reply", task_id="task-1", event_id="e-3")  # its parent had not made it then
-    channel = slack.channel_id("#cx-alerts")
-
-    def find(key: str, value: str, **where: Any) -> Outcome:
-        return sink.find(Lookup(channel, key, value, time.time() - 60, **where), threading.Event()).result(timeout=10)
-
-    assert (find("task_id", "task-1").status, find("task_id", "task-1").ts) == ("found", parent)
-    assert find("event_id", "e-2", thread_ts=parent).ts == in_thread
-    assert find("event_id", "e-2", parent_task_id="task-1").ts == in_thread  # thread unknown: found under the alert
-    assert find("event_id", "e-3", parent_task_id="task-1").ts == top_level  # ... or at the top level
-    assert find("event_id", "e-4", parent_task_id="task-1").status == "missing"
-    assert find("task_id", "task-2").status == "missing"
-    assert [m["channel"] for m in slack.messages] == ["#cx-alerts"] * 3  # searching posted nothing
+    parent = post("task-1")
+    in_thread = post("task-1/e-2", thread_ts=parent)
+    top_level = post("task-9/e-3")  # its parent had not made it then
+    digest = post("task-5")
+    search = Search("#cx-alerts", time.time() - 60, slots=frozenset({"task-1", "task-2", "task-5"}),
+                    threads={parent: frozenset({"task-1/e-2", "task-1/e-4"})},
+                    orphans={"task-9/e-3": "task-9", "task-1/e-6": "task-1"})
+    outcome = sink.find(search, threading.Event()).result(timeout=10)
+    assert outcome.status == "found" and outcome.channel == slack.channel_id("#cx-alerts")  # the name was looked up
+    assert dict(outcome.found) == {"task-1": parent, "task-5": digest, "task-1/e-2": in_thread, "task-9/e-3": top_level}
+    assert len(slack.messages) == 4  # searching posted nothing
 
     slack.scopes.discard("channels:history")
-    refused = find("task_id", "task-1")
+    refused = sink.find(search, threading.Event()).result(timeout=10)
     assert refused.status == "undeliverable" and "missing_scope" in refused.reason

@@ -31,7 +31,7 @@ from tests.fake_slack.socket_mode import Ack, SocketModeServer
 
 # The bot token's scopes when a test does not take any away (apps.connections.open's
 # connections:write belongs to the app-level token, but one set keeps the switch simple).
-ALL_SCOPES = frozenset({"chat:write", "channels:history", "users:read", "connections:write"})
+ALL_SCOPES = frozenset({"chat:write", "channels:history", "channels:read", "users:read", "connections:write"})
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")  # channel names are lowercase, so never match
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -130,6 +130,10 @@ class FakeSlack:
             key = "channel_id" if CHANNEL_ID.fullmatch(channel) else "channel"
             wanted = channel if key == "channel_id" else "#" + channel.removeprefix("#")
             return [m for m in self.messages if m.get(key) == wanted]
+
+    def known_channels(self) -> list[str]:
+        """The names of the channels seen so far (posted to, or asked for by name). Lock held or not: a copy."""
+        return list(self._channel_names.values())
 
     def channel_id(self, name: str) -> str:
         """The id Slack gives the channel `name` ("#cx-alerts" or "cx-alerts")."""

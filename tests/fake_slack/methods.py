@@ -214,6 +214,21 @@ def conversations_replies(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     return _page(fake, thread, p, 1000, 1000)
 
 
+def conversations_list(fake: FakeSlack, p: dict[str, Any]) -> Answer:
+    """The channels the fake knows (given in `channels`, or posted to), by name, with cursor pagination."""
+    names = sorted({"#" + c.removeprefix("#") for c in fake.channels} if fake.channels is not None else set(fake.known_channels()))
+    try:
+        limit = max(1, min(int(p.get("limit") or 100), 1000))
+        start = int(str(p.get("cursor") or "0").removeprefix("offset:"))
+    except ValueError:
+        return error("invalid_cursor")
+    page = names[start:start + limit]
+    answer: Answer = {"ok": True, "channels": [{"id": fake.channel_id(name), "name": name.removeprefix("#"), "is_channel": True,
+                                                "is_private": False, "is_archived": False} for name in page]}
+    answer["response_metadata"] = {"next_cursor": f"offset:{start + limit}" if start + limit < len(names) else ""}
+    return answer
+
+
 def views_open(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     view = p.get("view")
     if not isinstance(view, dict):
@@ -255,6 +270,7 @@ METHODS: dict[str, Method] = {
     "chat.postEphemeral": Method(chat_post_ephemeral, "chat:write"),
     "conversations.history": Method(conversations_history, "channels:history"),
     "conversations.replies": Method(conversations_replies, "channels:history"),
+    "conversations.list": Method(conversations_list, "channels:read"),
     "views.open": Method(views_open),
     "users.info": Method(users_info, "users:read"),
     "auth.test": Method(auth_test),

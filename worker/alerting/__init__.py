@@ -25,7 +25,7 @@ from .render import (
 )
 from .posts import Post, Posts, reply_slot
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
-from .sinks import Lookup, Outcome, Sink, SlackSink, StdoutSink
+from .sinks import Outcome, Search, Sink, SlackSink, StdoutSink
 from .throttle import Episode, Throttle
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "Episode",
     "Intent",
     "Item",
-    "Lookup",
+    "Search",
     "Outcome",
     "Post",
     "Posts",

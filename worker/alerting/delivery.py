@@ -9,7 +9,8 @@ Three rules make a crash or a rebalance never post an alert twice (posts.py has 
 3. A replayed event whose slot is `posting` is rechecked: once the intent is older than one
    Slack request can take (the previous owner's post has landed by then, or never will), the
    slot is done if its `posted` record has arrived, or if the channel holds a message of ours
-   naming it (`SLACK_HISTORY_LOOKUP`); otherwise it is posted again.
+   naming it (every message lists its slots in its metadata; one search per channel covers
+   every slot in doubt; `SLACK_HISTORY_LOOKUP`); otherwise it is posted again.
 
 Outcomes come back on the sink's threads; they are applied on the worker thread, in
 `settle()`, so the Kafka clients and the checkpoint are never touched from two threads.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 from .posts import Kind, Post, Posts
 from .render import Alert
-from .sinks import Lookup, Outcome, Sink
+from .sinks import Outcome, Search, Sink
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,15 @@ class _Queued:
 class _Recheck:
     due: float  # unix seconds
     slot: str
-    key: str  # "task_id" or "event_id": what the message's metadata names
-    value: str
     abandon: threading.Event
     settle: Settle  # gets "found" (the message is there: done) or "missing" (post it again)
 
 
 class Deliveries:
     def __init__(self, sink: Sink, posts: Posts, flush: Callable[[], None], clock: Callable[[], float] = time.time,
-                 search: bool = True, grace_s: float = 15.0) -> None:
+                 search: bool = True, grace_s: float = 15.0, stopping: threading.Event | None = None) -> None:
         self.sink = sink
+        self.stopping = stopping or threading.Event()  # searches serve many partitions: they give up only then
         self.posts = posts
         self.flush = flush  # the producer's: intents must be in Kafka before their posts go out
         self.clock = clock
@@ -100,6 +100,9 @@ class Deliveries:
         for item in queued:
             for intent in item.intents:
                 self.posts.intend(intent.slot, intent.kind, intent.channel, intent.partition, now, intent.thread_ts)
+            if item.intents:  # the message names its slots, so a search after a crash can tell it is there
+                payload = item.alert.metadata.get("event_payload") or {}
+                item.alert.metadata = {**item.alert.metadata, "event_payload": {**payload, "slots": [i.slot for i in item.intents]}}
         if any(item.intents for item in queued):
             self.flush()
         for item in queued:
@@ -125,73 +128,67 @@ class Deliveries:
 
     # -- after a crash: is it already in Slack? ---------------------------------------------------
 
-    def recheck(self, post: Post, slot: str, key: str, value: str, abandon: threading.Event, settle: Settle) -> None:
+    def recheck(self, post: Post, slot: str, abandon: threading.Event, settle: Settle) -> None:
         """A replayed slot with an intent and no `posted` record: settle with "found" or "missing" (post again)."""
-        due = post.at + self.grace_s
-        log.info("%s %s may be in Slack already (a post was under way at a crash): checking before posting it again",
-                 key, value)
-        self._rechecks.append(_Recheck(due, slot, key, value, abandon, settle))
-        if due <= self.clock():
-            self._run_rechecks()
+        log.info("%s may be in Slack already (a post was under way at a crash): checking before posting it again", slot)
+        self._rechecks.append(_Recheck(post.at + self.grace_s, slot, abandon, settle))  # run by release(), together
 
     def _run_rechecks(self) -> None:
+        """The rechecks that are due, one search per channel (Slack's history API has a low rate limit)."""
         now = self.clock()
         due = [r for r in self._rechecks if r.due <= now]
         if not due:
             return
         self._rechecks = [r for r in self._rechecks if r.due > now]
+        by_channel: dict[str, list[tuple[_Recheck, Post]]] = {}
         for recheck in due:
             if recheck.abandon.is_set():
                 continue  # the partition moved on: its next owner rechecks
             post = self.posts.get(recheck.slot)
             if post is None or post.state == "posted":  # settled by the previous owner meanwhile (or expired)
-                self._found(recheck, Outcome("found", channel=post and post.channel_id, ts=post and post.ts), post)
-                continue
-            channel_id = post.channel_id or self.posts.channel_id(post.channel)
-            if not self.search or channel_id is None:
-                if self.search:
-                    log.warning("cannot search Slack for %s %s: the id of channel %s is not known yet; posting again",
-                                recheck.key, recheck.value, post.channel)
+                self._found(recheck, post, post.channel_id if post else None, post.ts if post else None)
+            elif not self.search:
                 recheck.settle(Outcome("missing", reason="not searched"))
-                continue
-            thread_ts = self._thread_of(recheck.slot, post)
-            parent = recheck.slot.partition("/")[0] if post.kind == "reply" and thread_ts is None else None
-            lookup = Lookup(channel_id, "task_id" if recheck.key == "task_id" else "event_id", recheck.value,
-                            post.at - SEARCH_MARGIN_S, thread_ts, parent)
-            future = self.sink.find(lookup, recheck.abandon)
-            future.add_done_callback(lambda done, r=recheck, p=post: self._outcomes.put((self._after_search(r, p), outcome_of(done))))
+            else:
+                by_channel.setdefault(post.channel_id or self.posts.channel_id(post.channel) or post.channel, []).append((recheck, post))
+        for channel, items in by_channel.items():
+            search = Search(
+                channel, min(post.at for _, post in items) - SEARCH_MARGIN_S,
+                slots=frozenset(r.slot for r, p in items if p.kind != "reply"),
+                threads=_group((p.thread_ts, r.slot) for r, p in items if p.kind == "reply" and p.thread_ts),
+                orphans={r.slot: r.slot.partition("/")[0] for r, p in items if p.kind == "reply" and not p.thread_ts},
+            )
+            future = self.sink.find(search, self.stopping)
+            future.add_done_callback(lambda done, items=items: self._outcomes.put((self._after_search(items), outcome_of(done))))
 
-    def _thread_of(self, slot: str, post: Post) -> str | None:
-        """The thread a reply was intended for. None: its parent was in flight then, so it went under the
-        task's alert if that made it, else to the top level; the sink searches both."""
-        return post.thread_ts if post.kind == "reply" else None
-
-    def _after_search(self, recheck: _Recheck, post: Post) -> Settle:
+    def _after_search(self, items: list[tuple[_Recheck, Post]]) -> Settle:
         def settle(outcome: Outcome) -> None:
-            if outcome.status == "found":
-                self._found(recheck, outcome, post)
-            elif outcome.status == "undeliverable":  # Slack refused the search: post again, and say why
+            if outcome.status == "undeliverable":  # Slack refused the search: post again, and say why
                 if "missing_scope" in outcome.reason and self.search:
                     self.search = False
-                    log.warning("SLACK_HISTORY_LOOKUP turned off: %s. Give the bot the channels:history and groups:history "
-                                "scopes, or an alert in flight at a crash may be posted twice", outcome.reason)
+                    log.warning("SLACK_HISTORY_LOOKUP turned off: %s. Give the bot the channels:history, groups:history, "
+                                "channels:read and groups:read scopes, or an alert in flight at a crash may be posted twice",
+                                outcome.reason)
                 else:
-                    log.warning("cannot search Slack for %s %s (%s): posting again", recheck.key, recheck.value, outcome.reason)
-                recheck.settle(Outcome("missing", reason=outcome.reason))
-            else:
-                if outcome.status == "missing":
-                    log.info("%s %s is not in Slack: posting it again", recheck.key, recheck.value)
-                recheck.settle(outcome)  # missing (post again) or abandoned
+                    log.warning("cannot search Slack for %d posts (%s): posting them again", len(items), outcome.reason)
+            for recheck, post in items:
+                if recheck.abandon.is_set():
+                    continue
+                ts = outcome.found.get(recheck.slot)
+                if ts is not None:
+                    self._found(recheck, post, outcome.channel, ts)
+                elif outcome.status != "abandoned":
+                    log.info("%s is not in Slack: posting it again", recheck.slot)
+                    recheck.settle(Outcome("missing"))
 
         return settle
 
-    def _found(self, recheck: _Recheck, outcome: Outcome, post: Post | None) -> None:
-        if post is not None and post.state == "posting" and outcome.ts:
+    def _found(self, recheck: _Recheck, post: Post | None, channel: str | None, ts: str | None) -> None:
+        if post is not None and post.state == "posting" and ts:
             self.found += 1
-            log.info("%s %s was already in Slack (%s, ts %s): not posted again", recheck.key, recheck.value, outcome.channel, outcome.ts)
-            self.posts.posted(recheck.slot, post.kind, post.channel, post.partition, int(self.clock()), outcome.channel,
-                              outcome.ts, post.thread_ts)
-        recheck.settle(outcome)
+            log.info("%s was already in Slack (%s, ts %s): not posted again", recheck.slot, channel, ts)
+            self.posts.posted(recheck.slot, post.kind, post.channel, post.partition, int(self.clock()), channel, ts, post.thread_ts)
+        recheck.settle(Outcome("found", channel=channel, ts=ts))
 
     # -- outcomes, on the worker thread ----------------------------------------------------------
 
@@ -220,6 +217,13 @@ class Deliveries:
     @property
     def pending(self) -> int:
         return len(self._queued) + len(self._rechecks)
+
+
+def _group(pairs: object) -> dict[str, frozenset[str]]:
+    grouped: dict[str, set[str]] = {}
+    for key, value in pairs:  # type: ignore[attr-defined]
+        grouped.setdefault(key, set()).add(value)
+    return {key: frozenset(values) for key, values in grouped.items()}
 
 
 def outcome_of(future: Future[Outcome]) -> Outcome:

@@ -14,6 +14,7 @@ comment stays those seven characters.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for
 from ..rules import Match
-from ..tasks import FollowUpTask
+from ..tasks import Case, FollowUpTask
 from .digest import Digest
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
 REPLY_TEMPLATE = "reply.slack.j2"
+ESCALATION_TEMPLATE = "escalation.slack.j2"
+ESCALATIONS_TEMPLATE = "escalations.slack.j2"
 DIGEST_TEMPLATE = "digest.slack.j2"
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -98,6 +101,7 @@ class AlertRenderer:
         self.env.filters["slack_date"] = _slack_date
         self.env.filters["money"] = _money
         self.env.filters["fit"] = fit
+        self.env.filters["mention"] = mention
 
     def render(self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask) -> Alert:
         rule = match.owner
@@ -200,6 +204,27 @@ class AlertRenderer:
             template=rule.template,
         )
 
+    def render_escalation(self, case: Case, reason: str, channel: str, thread_ts: str | None) -> Alert:
+        """An SLA timer ran out: a reply in the alert's thread (or a post, if the alert is not known) naming who must act."""
+        context = {"task": case, "reason": reason, "in_thread": thread_ts is not None, "customer_name": case.customer_name or case.customer_id}
+        text, blocks = self.render_json(ESCALATION_TEMPLATE, context)
+        alert = Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalation", "event_payload": {
+            "task_id": case.task_id, "reason": reason, "rule_id": case.rule_id, "severity": case.severity}},
+            event_id=case.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity, template=ESCALATION_TEMPLATE)
+        alert.thread_ts = thread_ts
+        return alert
+
+    def render_escalations(self, escalated: list[tuple[Case, str]], channel: str) -> Alert:
+        """The escalation channel's post: one task, or a summary of many that fell due together (after an outage)."""
+        context = {"items": [{"task": case, "reason": reason, "customer_name": case.customer_name or case.customer_id}
+                             for case, reason in escalated], "total": len(escalated)}
+        text, blocks = self.render_json(ESCALATIONS_TEMPLATE, context)
+        first = escalated[0][0]
+        payload = {"task_ids": [case.task_id for case, _ in escalated], "reasons": [reason for _, reason in escalated]}
+        return Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalations", "event_payload": payload},
+                     event_id=first.event_id if len(escalated) == 1 else "", task_id=first.task_id if len(escalated) == 1 else "",
+                     rule_id=first.rule_id, severity=first.severity, template=ESCALATIONS_TEMPLATE)
+
     def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         try:
             output = self.env.get_template(template).render(context)
@@ -252,6 +277,23 @@ def fit(value: Any, limit: int) -> str:
         if size > limit - 1:
             return text[:index] + "…"
     return text
+
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
+
+
+def mention(value: Any) -> str:
+    """`{{ task.assignee | mention }}`: <@U01ABC> for a Slack user id, <!subteam^S01> for a user group,
+    the escaped text for anything else (a team name). Ids are checked, so nothing else can ping."""
+    if value is None:
+        return _Rendered("")
+    text = str(value)
+    if _SLACK_USER.match(text):
+        return _Rendered(f"<@{text}>")
+    if _SLACK_GROUP.match(text):
+        return _Rendered(f"<!subteam^{text}>")
+    return _Rendered(_finalize(text))
 
 
 def _money(value: Any) -> str:

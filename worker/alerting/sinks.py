@@ -12,8 +12,8 @@ module's, not slack-sdk's, so `abandon` is checked before every attempt: once a 
 given up, at most one request of it is still on the wire, for at most the HTTP timeout. The
 next owner relies on that bound before it searches the channel (delivery.py).
 
-`find` answers the other question exactly-once needs: is a message for this task (or this
-answer) already in the channel? (`conversations.history` or `.replies` with their metadata.)
+`find` answers the other question exactly-once needs: which of these slots (delivery.py) are
+already in the channel? (`conversations.history` and `.replies`, with their metadata.)
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any, Literal, Protocol, TextIO
 
@@ -39,10 +41,7 @@ log = logging.getLogger(__name__)
 
 #: Errors Slack returns with HTTP 200 that mean "try again later", not "never".
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
-#: The metadata event types of the messages the worker posts for matches (render.py), by what a lookup looks for:
-#: a task's own message (its alert, or the digest listing it), or an answer's thread reply. A reply names its
-#: task too, so a task's lookup must not take a reply for the alert.
-EVENT_TYPES = {"task_id": ("feedback_alert", "feedback_alert_digest"), "event_id": ("feedback_alert_reply",)}
+CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
 
@@ -53,34 +52,30 @@ class Outcome:
     reason: str = ""
     channel: str | None = None
     ts: str | None = None
+    found: Mapping[str, str] = field(default_factory=dict)  # a search: slot -> ts of the message that fills it
 
 
 @dataclass(frozen=True)
-class Lookup:
-    """Is there a message of ours for `value`: the alert or digest of a task id, or the thread reply of an event id?"""
+class Search:
+    """Which of these slots are already in the channel? (Every message the worker posts names its slots in its
+    metadata, see delivery.py.) One search covers every slot of a channel that a crash left in doubt."""
 
-    channel_id: str
-    key: Literal["task_id", "event_id"]
-    value: str
+    channel: str  # an id, or a name (resolved with conversations.list)
     oldest: float  # unix seconds: how far back the channel is searched
-    thread_ts: str | None = None  # a reply: search the replies of this thread
-    parent_task_id: str | None = None  # a reply whose thread was not known: its task's alert, and the top level
+    slots: frozenset[str] = frozenset()  # top-level messages: alerts, digests
+    threads: Mapping[str, frozenset[str]] = field(default_factory=dict)  # thread ts -> reply slots in it
+    orphans: Mapping[str, str] = field(default_factory=dict)  # reply slot -> its task's slot: its thread was not known
 
-    def parent(self) -> Lookup:
-        return Lookup(self.channel_id, "task_id", self.parent_task_id or "", self.oldest)
 
-    def matches(self, message: dict[str, Any]) -> bool:
-        metadata = message.get("metadata") or {}
-        if metadata.get("event_type") not in EVENT_TYPES[self.key]:
-            return False
-        payload = metadata.get("event_payload") or {}
-        return payload.get(self.key) == self.value or self.value in (payload.get(self.key + "s") or ())
+def slots_of(message: dict[str, Any]) -> list[str]:
+    metadata = message.get("metadata") or {}
+    return list(((metadata.get("event_payload") or {}).get("slots")) or ())
 
 
 class Sink(Protocol):
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]: ...
 
-    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]: ...
+    def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]: ...
 
     def close(self) -> None: ...
 
@@ -102,8 +97,8 @@ class StdoutSink:
             print("\n".join(lines), file=self.stream, flush=True)
         return _done(Outcome("sent", channel=alert.channel, ts=f"stdout-{id(alert)}"))
 
-    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
-        return _done(Outcome("missing", reason="stdout keeps no history"))
+    def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
+        return _done(Outcome("found"))  # stdout keeps no history: nothing is found
 
     def close(self) -> None:
         pass
@@ -128,6 +123,7 @@ class SlackSink:
         self._timeout_s = timeout_s
         self._max_backoff_s = max_backoff_s
         self._local = threading.local()
+        self._channel_ids: dict[str, str] = {}  # channel name -> id, for searches
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
         self._queue: queue.SimpleQueue[tuple[Job, str, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
@@ -158,19 +154,40 @@ class SlackSink:
 
         return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon)
 
-    def find(self, lookup: Lookup, abandon: threading.Event) -> Future[Outcome]:
-        def search(client: WebClient) -> Outcome:
-            if lookup.thread_ts is not None:
-                return _search(client, lookup, lookup.thread_ts)
-            if lookup.parent_task_id is not None:  # in the thread of its task's alert, if that made it
-                parent = _search(client, lookup.parent(), None)
-                if parent.status == "found" and parent.ts:
-                    found = _search(client, lookup, parent.ts)
-                    if found.status == "found":
-                        return found
-            return _search(client, lookup, None)  # or at the top level
+    def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
+        def job(client: WebClient) -> Outcome:
+            channel = self._channel_id(client, search.channel)
+            if channel is None:
+                return Outcome("undeliverable", reason=f"channel {search.channel} not found")
+            wanted = set(search.slots) | set(search.orphans) | set(search.orphans.values())
+            top = _scan(client, channel, None, search.oldest, wanted)
+            found = {slot: ts for slot, ts in top.items() if slot in search.slots or slot in search.orphans}
+            threads = {ts: set(slots) for ts, slots in search.threads.items()}
+            for reply, parent in search.orphans.items():  # under its task's alert, if that made it
+                if reply not in found and parent in top:
+                    threads.setdefault(top[parent], set()).add(reply)
+            for thread_ts, slots in threads.items():
+                found |= _scan(client, channel, thread_ts, search.oldest, slots)
+            return Outcome("found", channel=channel, found=found)
 
-        return self._enqueue(search, f"search of {lookup.channel_id} for {lookup.key} {lookup.value}", abandon)
+        return self._enqueue(job, f"search of {search.channel} for {len(search.slots) + len(search.orphans) + sum(map(len, search.threads.values()))} posts", abandon)
+
+    def _channel_id(self, client: WebClient, channel: str) -> str | None:
+        """History is searched by channel id; a name is looked up once (conversations.list, channels:read)."""
+        if CHANNEL_ID.match(channel):
+            return channel
+        name = channel.removeprefix("#")
+        if name not in self._channel_ids:
+            cursor = None
+            while True:
+                page = client.conversations_list(types="public_channel,private_channel", limit=1000, cursor=cursor,
+                                                 exclude_archived=True)
+                for known in page.get("channels") or []:
+                    self._channel_ids[known.get("name")] = known.get("id")
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+        return self._channel_ids.get(name)
 
     def _enqueue(self, job: Job, what: str, abandon: threading.Event) -> Future[Outcome]:
         future: Future[Outcome] = Future()
@@ -225,23 +242,24 @@ def thread_of(alert: Alert, abandon: threading.Event) -> tuple[str, str | None]:
     return alert.channel, None
 
 
-def _search(client: WebClient, lookup: Lookup, thread_ts: str | None) -> Outcome:
-    """One place: a thread's replies, or the channel's top level back to `lookup.oldest`."""
+def _scan(client: WebClient, channel: str, thread_ts: str | None, oldest: float, wanted: set[str]) -> dict[str, str]:
+    """slot -> ts of the messages naming `wanted` slots: in a thread's replies, or the channel's top level back to `oldest`."""
+    found: dict[str, str] = {}
     cursor = None
     for _ in range(FIND_PAGES):
         if thread_ts is not None:
-            page = client.conversations_replies(channel=lookup.channel_id, ts=thread_ts, cursor=cursor,
-                                                include_all_metadata=True, limit=200)
+            page = client.conversations_replies(channel=channel, ts=thread_ts, cursor=cursor, include_all_metadata=True, limit=200)
         else:
-            page = client.conversations_history(channel=lookup.channel_id, oldest=f"{lookup.oldest:.6f}", cursor=cursor,
+            page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", cursor=cursor,
                                                 include_all_metadata=True, limit=200)
         for message in page.get("messages") or []:
-            if lookup.matches(message):
-                return Outcome("found", channel=lookup.channel_id, ts=message.get("ts"))
+            for slot in slots_of(message):
+                if slot in wanted:
+                    found.setdefault(slot, message.get("ts"))
         cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
+        if not cursor or len(found) == len(wanted):
             break
-    return Outcome("missing")
+    return found
 
 
 def _done(outcome: Outcome) -> Future[Outcome]:

@@ -14,7 +14,7 @@ from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..rules import RulesError
 from ..yamlsource import SourceError
-from . import backtest, silences
+from . import backtest, silences, tasks
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -54,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     render.set_defaults(func=cmd_template_render)
 
     silences.register(commands)
+    tasks.register(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
-    schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), task, snapshot, dlq")
+    schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), action (input), task, lifecycle, snapshot, dlq")
     schema.set_defaults(func=cmd_schema)
 
     args = parser.parse_args(argv)
@@ -153,17 +154,20 @@ def cmd_template_render(args: argparse.Namespace) -> int:
 SCHEMAS = {
     "event": ("worker.events", "FeedbackEvent"),
     "task": ("worker.tasks", "FollowUpTask"),
+    "lifecycle": ("worker.tasks", "TASK_RECORD"),  # every record of FOLLOWUP_TOPIC, by `type`
+    "action": ("worker.tasks", "ACTION"),  # what TASK_ACTIONS_TOPIC accepts, by `action`
     "snapshot": ("worker.metrics", "MetricSnapshot"),
     "dlq": ("worker.deadletter", "DeadLetter"),
 }
 
 
 def schema_of(record: str) -> dict:
-    """The JSON Schema of one record type, straight from its pydantic model."""
+    """The JSON Schema of one record type, straight from its pydantic model (or union of models)."""
     import importlib
 
     module, name = SCHEMAS[record]
-    return getattr(importlib.import_module(module), name).model_json_schema()
+    model = getattr(importlib.import_module(module), name)
+    return model.json_schema() if hasattr(model, "json_schema") else model.model_json_schema()
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

@@ -70,7 +70,7 @@ class Metering:
 
     def checkpoint(self, next_offsets: dict[int, int], now: int, only: list[TopicPartition] | None = None) -> None:
         """Publish changed partials (stamped with the next input offset) and a position heartbeat."""
-        numbers = None if only is None else {tp.partition for tp in only}
+        numbers = None if only is None else {tp.partition for tp in only if tp.topic == self.input_topic}
         for partition, metrics in self.partitions.items():
             if numbers is None or partition in numbers:
                 self.state.publish(metrics.changes(next_offsets.get(partition, 0), now))

@@ -1,8 +1,10 @@
-"""The records of a HEARD follow-up task on FOLLOWUP_TOPIC (key: the task id).
+"""The records of a HEARD follow-up task on FOLLOWUP_TOPIC (key: the task id): its audit log.
 
-`followup.opened` is the task, as a rule opened it for an unhappy answer; `followup.updated`
-adds a later answer to it (a throttled repeat, see alerting/throttle.py). Ids follow from the
-event id, so a redelivered event republishes the same task and consumers can deduplicate.
+A task is the fold of its records, in order (case.py). `followup.opened` is the task as a rule
+opened it for an unhappy answer; `followup.updated` adds a later answer to it (a throttled
+repeat); the lifecycle records (lifecycle.py) say who acknowledged, assigned, ticked a step,
+escalated, resolved or reopened it. Every record has `type`, `task_id`, `at` (UTC) and `actor`.
+Task ids follow from the event id, so a redelivered event names the same task.
 """
 
 from __future__ import annotations
@@ -11,11 +13,35 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..events import Customer, FeedbackEvent, Survey
 from .heard import TaskStep, heard_steps
-from .spec import FollowupSpec, Severity
+from .spec import EscalateTo, FollowupSpec, Severity
+
+
+class Actor(BaseModel):
+    """Who did it: a person in Slack, someone at the command line, another system (api), or the worker itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Literal["slack", "cli", "api", "worker"]
+    id: str = Field("", max_length=200, description="Slack user id, login name, system name.")
+    name: str | None = Field(None, max_length=200, description="Shown in the audit log and in Slack.")
+
+    def shown(self) -> str:
+        return self.name or self.id or self.source
+
+
+#: The worker's own actions: opening tasks, adding answers, escalating.
+WORKER = Actor(source="worker", id="feedback-worker", name="feedback-worker")
+
+
+class Sla(BaseModel):
+    """When the task must be acknowledged (if the rule says so) and resolved (business time with a calendar)."""
+
+    acknowledge_by: datetime | None = None
+    resolve_by: datetime
 
 
 class FollowUpTask(BaseModel):
@@ -23,13 +49,18 @@ class FollowUpTask(BaseModel):
 
     type: Literal["followup.opened"] = "followup.opened"
     task_id: str = Field(description="Deterministic per event: a redelivered event yields the same id.")
+    at: datetime | None = Field(None, description="When it was opened (= opened_at).")
+    actor: Actor = WORKER
     event_id: str
     rule_id: str = Field(description="The rule that owns the task (highest severity among those that matched).")
     matched_rules: list[str] = Field(description="Every rule that matched the event, in file order.")
     severity: Severity
-    owner: str
+    owner: str = Field(description="The team, person or owner pool the task is for.")
+    assignee: str | None = Field(None, description="The pool member it was given to (config `owners:`); null for other owners.")
     opened_at: datetime
-    due_at: datetime = Field(description="opened_at + the owning rule's due_in.")
+    due_at: datetime = Field(description="When it must be resolved: opened_at + the owning rule's due_in (= sla.resolve_by).")
+    sla: Sla | None = None
+    escalate_to: EscalateTo | None = Field(None, description="Besides the assignee, who hears of an escalation.")
     customer: Customer
     survey: Survey
     score: int
@@ -43,6 +74,8 @@ class FollowUpUpdate(BaseModel):
 
     type: Literal["followup.updated"] = "followup.updated"
     task_id: str
+    at: datetime | None = Field(None, description="When the answer joined the task (= updated_at).")
+    actor: Actor = WORKER
     event_id: str = Field(description="The new answer.")
     rule_id: str
     matched_rules: list[str]
@@ -70,17 +103,24 @@ def open_task(
     spec: FollowupSpec,
     now: datetime,
     owner: str | None = None,
+    sla: Sla | None = None,
 ) -> FollowUpTask:
-    """`owner`: the routed owner (see rules/routing.py); the rule's own when not given."""
+    """`owner`: the routed owner (see rules/routing.py); the rule's own when not given.
+
+    `sla`: the task's timers (calendar.py); by default wall-clock time from `now`."""
+    sla = sla or Sla(acknowledge_by=now + spec.acknowledge_within if spec.acknowledge_within else None, resolve_by=now + spec.due_in)
     return FollowUpTask(
         task_id=task_id_for(event.event_id),
+        at=now,
         event_id=event.event_id,
         rule_id=rule_id,
         matched_rules=matched_rules,
         severity=severity,
         owner=owner or spec.owner,
         opened_at=now,
-        due_at=now + spec.due_in,
+        due_at=sla.resolve_by,
+        sla=sla,
+        escalate_to=spec.escalate_to,
         customer=event.customer,
         survey=event.survey,
         score=event.score,

@@ -1,0 +1,245 @@
+"""`feedback-worker task list|show|ack|assign|step|resolve|reopen`: work the follow-up tasks from a terminal.
+
+Reads every task from the worker state topic (as the workers see them) and sends actions
+through TASK_ACTIONS_TOPIC, like Slack and other systems do: the keeper applies them in order.
+An action is checked here first, so a refusal is immediate; then the command waits for the
+keeper's verdict (a running worker is needed for that). Exit codes: 0 done, 1 refused or not
+applied in time, 2 usage (a bad argument, an unknown setting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.partitioner.default import DefaultPartitioner
+
+from ..broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
+from ..config import Settings, load_settings
+from ..state import StateView
+from ..tasks import ACTION, STEPS, TASK_RECORD, Actor, Case, Cases, refusal
+from .exits import EXIT_FAILED, EXIT_OK
+
+WAIT_S = 15.0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    task = commands.add_parser("task", help="list, show and work follow-up tasks (acknowledge, assign, steps, resolve, reopen)")
+    task.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
+    verbs = task.add_subparsers(dest="task_command", required=True)
+    listing = verbs.add_parser("list", help="tasks as the workers see them, most urgent first")
+    listing.add_argument("--status", choices=("open", "acknowledged", "resolved"))
+    listing.add_argument("--overdue", action="store_true", help="only unresolved tasks past their due time")
+    listing.add_argument("--owner", help="only tasks of this owner or assignee")
+    listing.add_argument("--json", action="store_true", help="one JSON object per task")
+    show = verbs.add_parser("show", help="a task and its whole history (FOLLOWUP_TOPIC)")
+    show.add_argument("task_id")
+    show.add_argument("--json", action="store_true")
+    for verb, helptext in (("ack", "acknowledge: you have taken the task"), ("assign", "give the task to someone"),
+                           ("step", "tick (or --undo) a HEARD step"), ("resolve", "resolve with a root cause and what was done"),
+                           ("reopen", "reopen a resolved task")):
+        action = verbs.add_parser(verb, help=helptext)
+        action.add_argument("task_id")
+        action.add_argument("--by", help="your name, as the audit log shows it (default: your login)")
+        action.add_argument("--wait", type=float, default=WAIT_S, help=f"seconds to wait for a worker to apply it (default {WAIT_S:g})")
+        if verb == "assign":
+            action.add_argument("assignee", help="a Slack user id (U...) or an owner name")
+        elif verb == "step":
+            action.add_argument("step", choices=STEPS)
+            action.add_argument("--undo", action="store_true", help="untick it")
+            action.add_argument("--note")
+        elif verb == "resolve":
+            action.add_argument("--root-cause", required=True, help="one of the root causes (config `root_causes:`)")
+            action.add_argument("--resolution", required=True, help="what was done")
+            action.add_argument("--contacted", action="store_true", help="the customer was contacted")
+        elif verb == "reopen":
+            action.add_argument("--reason", required=True)
+    task.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    topic = state_topic(settings)
+    if settings.create_topics:
+        ensure_topics(settings, [topic, settings.task_actions_topic], partitions=1, compacted=[topic])
+    consumer, producer = make_state_consumer(settings), make_producer(settings)
+    try:
+        view = StateView(topic, settings.feedback_topic, consumer, producer)
+        cases = Cases(view, settings.task_policy)
+        view.sync()
+        if args.task_command == "list":
+            return list_tasks(cases, args)
+        if args.task_command == "show":
+            return show_task(settings, cases, args)
+        return act(settings, view, cases, args)
+    finally:
+        consumer.close()
+        producer.close()
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    chosen = [c for c in cases.by_id.values()
+              if (args.status is None or c.status == args.status) and (not args.overdue or c.overdue(now))
+              and (args.owner is None or args.owner in (c.owner, c.assignee))]
+    chosen.sort(key=lambda c: (not c.unresolved, c.sla.resolve_by))
+    if args.json:
+        for case in chosen:
+            print(json.dumps(case.model_dump(mode="json") | {"overdue": case.overdue(now)}, ensure_ascii=False))
+    else:
+        rows = [("TASK", "STATUS", "OWNER", "ASSIGNEE", "CUSTOMER", "RULE", "DUE (UTC)")]
+        for case in chosen:
+            status = case.status + (" ⚠ overdue" if case.overdue(now) else "") + (" ⚑ escalated" if case.escalations and case.unresolved else "")
+            rows.append((case.task_id, status, case.owner, case.assignee or "—", (case.customer_name or case.customer_id)[:28],
+                         case.rule_id, case.sla.resolve_by.strftime("%Y-%m-%d %H:%M")))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    counts = {s: sum(c.status == s for c in chosen) for s in ("open", "acknowledged", "resolved")}
+    overdue = sum(c.overdue(now) for c in chosen)
+    print(f"{len(chosen)} task(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; {overdue} overdue" if overdue else ""),
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def show_task(settings: Settings, cases: Cases, args: argparse.Namespace) -> int:
+    case = cases.get(args.task_id)
+    history = read_history(settings, args.task_id)
+    if case is None and not history:
+        print(f"error: unknown task {args.task_id!r} (see `feedback-worker task list`)", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"task": case.model_dump(mode="json") if case else None, "history": history}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if case is not None:
+        print(describe(case))
+    print("history:")
+    for record in history:
+        print(f"  {_when(record.get('at') or record.get('opened_at'))}  {record['type']:<22} {_by(record)}{_details(record)}")
+    return EXIT_OK
+
+
+def describe(case: Case) -> str:
+    now = datetime.now(UTC)
+    steps = " ".join(("☑" if case.steps.get(step) else "☐") + step for step in STEPS)
+    lines = [
+        f"{case.task_id}  {case.status}{' ⚠ overdue' if case.overdue(now) else ''}  ({case.rule_id}, {case.severity})",
+        f"  customer   {case.customer_name or '—'} ({case.customer_id})",
+        f"  owner      {case.owner}" + (f" → {case.assignee}" if case.assignee else ""),
+        f"  opened     {_when(case.opened_at)}; acknowledge by {_when(case.sla.acknowledge_by)}; resolve by {_when(case.sla.resolve_by)}",
+        f"  steps      {steps}",
+    ]
+    if case.acknowledged_by is not None:
+        lines.append(f"  taken by   {case.acknowledged_by.shown()} at {_when(case.acknowledged_at)}")
+    for escalation in case.escalations:
+        lines.append(f"  escalated  {escalation.reason} at {_when(escalation.at)}")
+    if case.resolution is not None:
+        r = case.resolution
+        lines.append(f"  resolved   {r.root_cause} by {r.by.shown()} at {_when(r.at)}: {r.resolution}"
+                     f"{' (customer contacted)' if r.customer_contacted else ''}")
+    return "\n".join(lines)
+
+
+def read_history(settings: Settings, task_id: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
+    """The task's records on FOLLOWUP_TOPIC, in order: its partition only (keyed by task id), read to its end."""
+    consumer = KafkaConsumer(**(common_config(settings) | {"group_id": None, "enable_auto_commit": False}))
+    try:
+        partitions = sorted(consumer.partitions_for_topic(settings.followup_topic) or ())
+        if not partitions:
+            return []
+        key = task_id.encode()
+        tp = TopicPartition(settings.followup_topic, DefaultPartitioner()(key, partitions, partitions))
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        records, quiet_since = [], time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:  # no end offsets: read until the partition stays quiet
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                quiet_since = time.monotonic()
+            records += [json.loads(r.value) for rs in batch.values() for r in rs if r.key == key]
+        return [TASK_RECORD.validate_python(r).model_dump(mode="json") for r in records]
+    finally:
+        consumer.close()
+
+
+# -- acting ------------------------------------------------------------------------------------------------
+
+
+def act(settings: Settings, view: StateView, cases: Cases, args: argparse.Namespace) -> int:
+    login = getpass.getuser()
+    actor = {"source": "cli", "id": login, "name": args.by or login}
+    name = {"ack": "acknowledge"}.get(args.task_command, args.task_command)
+    fields: dict[str, Any] = {"action": name, "task_id": args.task_id, "actor": actor, "action_id": f"cli:{uuid.uuid4().hex}"}
+    if name == "assign":
+        fields["assignee"] = args.assignee
+    elif name == "step":
+        fields |= {"step": args.step, "done": not args.undo, "note": args.note}
+    elif name == "resolve":
+        fields |= {"root_cause": args.root_cause, "resolution": args.resolution, "customer_contacted": args.contacted}
+    elif name == "reopen":
+        fields["reason"] = args.reason
+    action = ACTION.validate_python(fields)
+    case = cases.get(args.task_id)
+    reason = (f"unknown task {args.task_id!r} (see `feedback-worker task list`)" if case is None
+              else refusal(case, action, settings.task_policy))
+    if reason is not None:  # said now, not after a round trip; the keeper checks again anyway
+        print(f"error: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    view.producer.send(settings.task_actions_topic, key=args.task_id.encode(),
+                       value=action.model_dump_json().encode()).get(timeout=30)
+    deadline = time.monotonic() + args.wait
+    while (outcome := cases.outcomes.get(fields["action_id"])) is None:
+        if time.monotonic() > deadline:
+            print(f"error: no worker applied the action within {args.wait:g} s (is one running?); it stays queued on "
+                  f"{settings.task_actions_topic} and is applied when one runs", file=sys.stderr)
+            return EXIT_FAILED
+        view.poll(timeout_ms=200)
+    if not outcome.applied:
+        print(f"error: {outcome.reason}", file=sys.stderr)
+        return EXIT_FAILED
+    print(describe(cases.get(args.task_id) or case))
+    print(f"{name}: done, by {Actor.model_validate(actor).shown()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _when(moment: Any) -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _by(record: dict[str, Any]) -> str:
+    actor = record.get("actor") or {}
+    return f"by {actor.get('name') or actor.get('id') or actor.get('source', '?')}"
+
+
+def _details(record: dict[str, Any]) -> str:
+    kind = record["type"]
+    if kind == "followup.opened":
+        return f" · {record['rule_id']} · owner {record['owner']}" + (f" → {record['assignee']}" if record.get("assignee") else "")
+    if kind == "followup.updated":
+        return f" · answer {record['event_id']} ({record['survey']} {record['score']})"
+    if kind == "followup.assigned":
+        return f" · {record.get('previous') or '—'} → {record['assignee']}"
+    if kind == "followup.step_done":
+        return f" · {record['step']} {'done' if record['done'] else 'undone'}" + (f": {record['note']}" if record.get("note") else "")
+    if kind == "followup.escalated":
+        return f" · {record['reason']} (level {record['level']})"
+    if kind == "followup.resolved":
+        return f" · {record['root_cause']}: {record['resolution']}" + (" (customer contacted)" if record["customer_contacted"] else "")
+    if kind == "followup.reopened":
+        return f" · {record['reason']}"
+    return ""

@@ -1,0 +1,136 @@
+"""A task as it stands: the fold of its records, in order. Status: open → acknowledged → resolved (→ reopened = open).
+
+The fold is what every replica keeps (table.py, from the state topic) and what `task show`
+rebuilds from FOLLOWUP_TOPIC; both give the same case, because `fold` is the only way a case
+changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .lifecycle import EscalationReason, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskEscalated, TaskReopened, TaskResolved
+from .records import Actor, FollowUpTask, FollowUpUpdate, Sla
+from .spec import EscalateTo
+
+Status = Literal["open", "acknowledged", "resolved"]
+APPLIED_KEPT = 200  # action ids remembered per task, so a retried action is applied once
+
+
+class Escalation(BaseModel):
+    reason: EscalationReason
+    level: int
+    at: datetime
+    round: int = Field(0, description="How many times the task had been reopened: timers restart on a reopen.")
+
+
+class Resolution(BaseModel):
+    at: datetime
+    by: Actor
+    root_cause: str
+    resolution: str
+    customer_contacted: bool
+
+
+class Case(BaseModel):
+    task_id: str
+    rule_id: str
+    severity: str
+    owner: str
+    assignee: str | None = None
+    customer_id: str
+    customer_name: str | None = None
+    monthly_value: float | None = None
+    event_id: str
+    opened_at: datetime
+    sla: Sla
+    acknowledge_within_s: int | None = None  # to restart the timers on a reopen
+    due_in_s: int
+    escalate_to: EscalateTo | None = None
+    channel: str | None = None  # where its alert went (as routed)
+    status: Status = "open"
+    acknowledged_at: datetime | None = None
+    acknowledged_by: Actor | None = None
+    steps: dict[str, bool] = Field(default_factory=dict)
+    escalations: list[Escalation] = Field(default_factory=list)
+    resolution: Resolution | None = None
+    reopened: int = 0
+    answers: int = 1
+    applied: list[str] = Field(default_factory=list)
+    updated_at: datetime
+
+    @property
+    def unresolved(self) -> bool:
+        return self.status != "resolved"
+
+    def overdue(self, now: datetime) -> bool:
+        return self.unresolved and now >= self.sla.resolve_by
+
+    def escalated(self, reason: EscalationReason) -> bool:
+        """Escalated for this reason since it was (re)opened."""
+        return any(e.reason == reason and e.round == self.reopened for e in self.escalations)
+
+    def due_escalation(self, now: datetime) -> EscalationReason | None:
+        """The SLA timer that has run out and not been escalated yet, if any."""
+        if not self.unresolved:
+            return None
+        if self.status == "open" and self.sla.acknowledge_by is not None and now >= self.sla.acknowledge_by \
+                and not self.escalated("not_acknowledged"):
+            return "not_acknowledged"
+        if now >= self.sla.resolve_by and not self.escalated("overdue"):
+            return "overdue"
+        return None
+
+    def next_due(self) -> datetime | None:
+        """When a timer of this case runs out next (for the keeper's clock); None: nothing pending."""
+        if not self.unresolved:
+            return None
+        moments = []
+        if self.status == "open" and self.sla.acknowledge_by is not None and not self.escalated("not_acknowledged"):
+            moments.append(self.sla.acknowledge_by)
+        if not self.escalated("overdue"):
+            moments.append(self.sla.resolve_by)
+        return min(moments, default=None)
+
+
+def opened(task: FollowUpTask, acknowledge_within: timedelta | None, due_in: timedelta, channel: str | None = None) -> Case:
+    sla = task.sla or Sla(resolve_by=task.due_at)
+    return Case(
+        task_id=task.task_id, rule_id=task.rule_id, severity=task.severity, owner=task.owner, assignee=task.assignee,
+        customer_id=task.customer.id, customer_name=task.customer.name, monthly_value=task.customer.monthly_value,
+        event_id=task.event_id, opened_at=task.opened_at, sla=sla,
+        acknowledge_within_s=int(acknowledge_within.total_seconds()) if acknowledge_within else None,
+        due_in_s=int(due_in.total_seconds()), escalate_to=task.escalate_to, channel=channel, updated_at=task.opened_at,
+    )
+
+
+def fold(case: Case, record: FollowUpUpdate | Lifecycle, sla: Sla | None = None) -> Case:
+    """The case after one more record. `sla`: the restarted timers, for a reopen."""
+    changes: dict[str, object] = {"updated_at": record.at or case.updated_at}
+    if isinstance(record, FollowUpUpdate):
+        changes["answers"] = max(case.answers, record.answers_in_episode)
+    elif isinstance(record, TaskAcknowledged):
+        changes |= {"status": "acknowledged", "acknowledged_at": record.at, "acknowledged_by": record.actor}
+    elif isinstance(record, TaskAssigned):
+        changes["assignee"] = record.assignee
+    elif isinstance(record, StepDone):
+        changes["steps"] = case.steps | {record.step: record.done}
+    elif isinstance(record, TaskEscalated):
+        changes["escalations"] = [*case.escalations, Escalation(reason=record.reason, level=record.level, at=record.at,
+                                                                round=case.reopened)]
+    elif isinstance(record, TaskResolved):
+        changes |= {"status": "resolved", "resolution": Resolution(at=record.at, by=record.actor, root_cause=record.root_cause,
+                                                                   resolution=record.resolution,
+                                                                   customer_contacted=record.customer_contacted)}
+    elif isinstance(record, TaskReopened):
+        changes |= {"status": "open", "reopened": case.reopened + 1, "acknowledged_at": None, "acknowledged_by": None}
+        if sla is not None:
+            changes["sla"] = sla
+    return case.model_copy(update=changes)
+
+
+def remember(case: Case, action_id: str) -> Case:
+    return case.model_copy(update={"applied": [*case.applied[-(APPLIED_KEPT - 1):], action_id]})

@@ -1,0 +1,134 @@
+"""Applying an action to a task: the transition table, in one function.
+
+| action      | allowed when the task is | record                  |
+|-------------|--------------------------|-------------------------|
+| open        | (new)                    | followup.opened         |
+| update      | not resolved             | followup.updated        |
+| acknowledge | open                     | followup.acknowledged   |
+| assign      | not resolved             | followup.assigned       |
+| step        | not resolved             | followup.step_done      |
+| escalate    | not resolved             | followup.escalated      |
+| resolve     | open or acknowledged     | followup.resolved       |
+| reopen      | resolved                 | followup.reopened       |
+
+A refusal names the task, its status and why. An action id already applied is a duplicate:
+nothing happens, and it is not an error (a retried CLI call, a redelivered record).
+Nothing here touches Kafka or Slack: the loop (worker/casework.py) publishes what this returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .actions import Acknowledge, Action, Assign, Escalate, Open, Reopen, Resolve, StepAction, Update
+from .case import Case, fold, opened, remember
+from .lifecycle import (
+    EscalatedTo,
+    Lifecycle,
+    StepDone,
+    TaskAcknowledged,
+    TaskAssigned,
+    TaskEscalated,
+    TaskReopened,
+    TaskResolved,
+    record_id,
+)
+from .policy import TaskPolicy
+from .records import FollowUpTask, FollowUpUpdate, Sla
+
+
+@dataclass(frozen=True)
+class Applied:
+    case: Case
+    record: FollowUpTask | FollowUpUpdate | Lifecycle  # for FOLLOWUP_TOPIC
+    extra: dict[str, object] = field(default_factory=dict)  # e.g. which pool member a task went to
+
+
+@dataclass(frozen=True)
+class Refused:
+    reason: str
+
+
+#: Picks the member of an owner pool for a new task (table.py keeps the rotation); None: the owner is no pool.
+Assigner = Callable[[str], str | None]
+
+
+def apply(case: Case | None, action: Action, action_id: str, now: datetime, policy: TaskPolicy,
+          assign: Assigner) -> Applied | Refused | None:
+    """The outcome of `action` on `case` (None: an unknown task). None: a duplicate, nothing to do."""
+    if isinstance(action, Open):
+        if case is not None:
+            return None  # a replayed event opens the same task again: it exists
+        task = action.task
+        if task.assignee is None and (member := assign(task.owner)) is not None:
+            task = task.model_copy(update={"assignee": member})
+        new = opened(task, timedelta(seconds=action.acknowledge_within_s) if action.acknowledge_within_s else None,
+                     timedelta(seconds=action.due_in_s), action.channel)
+        return Applied(remember(new, action_id), task)
+    if case is None:
+        return Refused(f"unknown task {action.task_id!r} (see `feedback-worker task list`)")
+    if action_id in case.applied:
+        return None
+    reason = refusal(case, action, policy)
+    if reason is not None:
+        return Refused(reason)
+    common = {"task_id": case.task_id, "at": now, "actor": action.actor, "id": record_id(case.task_id, action_id)}
+    record: FollowUpUpdate | Lifecycle
+    sla = None
+    if isinstance(action, Update):
+        record = action.update
+    elif isinstance(action, Acknowledge):
+        record = TaskAcknowledged(**common)
+    elif isinstance(action, Assign):
+        record = TaskAssigned(**common, assignee=action.assignee, previous=case.assignee)
+    elif isinstance(action, StepAction):
+        record = StepDone(**common, step=action.step, done=action.done, note=action.note)
+    elif isinstance(action, Escalate):
+        to = case.escalate_to
+        record = TaskEscalated(**common, reason=action.reason, level=action.level,
+                               escalated_to=EscalatedTo(owner=to.owner if to else None, channel=to.channel if to else None))
+    elif isinstance(action, Resolve):
+        assert action.root_cause is not None and action.resolution is not None
+        record = TaskResolved(**common, root_cause=action.root_cause, resolution=action.resolution.strip(),
+                              customer_contacted=action.customer_contacted)
+    else:
+        assert isinstance(action, Reopen)
+        record = TaskReopened(**common, reason=action.reason)
+        acknowledge_by, resolve_by = policy.sla(
+            now, timedelta(seconds=case.acknowledge_within_s) if case.acknowledge_within_s else None, timedelta(seconds=case.due_in_s)
+        )
+        sla = Sla(acknowledge_by=acknowledge_by, resolve_by=resolve_by)  # the timers restart
+    return Applied(remember(fold(case, record, sla), action_id), record)
+
+
+def refusal(case: Case, action: Action, policy: TaskPolicy) -> str | None:
+    """Why this action may not be applied to this case now; None: it may."""
+    task, status = case.task_id, case.status
+    if isinstance(action, Acknowledge) and status != "open":
+        by = f" by {case.acknowledged_by.shown()}" if status == "acknowledged" and case.acknowledged_by else ""
+        return f"cannot acknowledge task {task}: it is {status}{by}; only an open task can be acknowledged"
+    if isinstance(action, (Update, Assign, StepAction, Escalate)) and status == "resolved":
+        what = {"update": "add an answer to", "assign": "assign", "step": "tick a step of", "escalate": "escalate"}[action.action]
+        return f"cannot {what} task {task}: it is resolved (reopen it first)"
+    if isinstance(action, Assign) and action.assignee == case.assignee:
+        return f"task {task} is already assigned to {action.assignee}"
+    if isinstance(action, StepAction) and case.steps.get(action.step, False) == action.done:
+        return f"step {action.step} of task {task} is already {'done' if action.done else 'not done'}"
+    if isinstance(action, Escalate) and case.escalated(action.reason):
+        return f"task {task} is already escalated ({action.reason})"
+    if isinstance(action, Resolve):
+        if status == "resolved" and case.resolution is not None:
+            return (f"cannot resolve task {task}: it is already resolved ({case.resolution.root_cause}, "
+                    f"by {case.resolution.by.shown()})")
+        known = ", ".join(policy.root_causes)
+        if not action.root_cause:
+            return f"cannot resolve task {task} ({status}): a root cause is required (one of: {known})"
+        if action.root_cause not in policy.root_causes:
+            return f"cannot resolve task {task} ({status}): root cause {action.root_cause!r} is not in the taxonomy (one of: {known})"
+        if not (action.resolution or "").strip():
+            return f"cannot resolve task {task} ({status}): say what was done (resolution)"
+    if isinstance(action, Reopen) and status != "resolved":
+        return f"cannot reopen task {task}: it is {status}; only a resolved task can be reopened"
+    return None
