@@ -55,6 +55,7 @@ log = logging.getLogger("worker")
 ASK_AGAIN_S = 60.0  # an escalation asked for and not applied yet (the keeper moved) is asked for again
 GATHER_S = 2.0  # escalations for one channel within this are posted together
 SLOW_ASSIGNMENT_S = 30.0
+ALERT_WAIT_S = 30.0  # an escalation waits this long for its task's alert (in flight, or rechecked after a crash)
 
 
 @dataclass
@@ -66,6 +67,17 @@ class _Waiting:
     go: Callable[[FollowUpTask], None]
     since: float = field(default_factory=time.monotonic)
     warned: bool = False
+
+
+@dataclass
+class _Later:
+    """An escalation waiting for its alert to land, so it can reply in the alert's thread."""
+
+    case: Case
+    action: Escalate
+    done: Done
+    state: PartitionState
+    since: float
 
 
 @dataclass
@@ -97,6 +109,7 @@ class Casework:
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
         self._notices: dict[str, tuple[float, list[_Notice]]] = {}  # escalation channel -> (due, notices)
+        self._later: list[_Later] = []
 
     # -- asking (any worker) -----------------------------------------------------------------------
 
@@ -186,10 +199,16 @@ class Casework:
         if isinstance(action, Escalate) and case is not None:  # applied now or before a crash: its notices go out once
             self._announce(case, action, [(tp, record)], state)
 
-    def _announce(self, case: Case, action: Escalate, done: Done, state: PartitionState) -> None:
+    def _announce(self, case: Case, action: Escalate, done: Done, state: PartitionState, since: float | None = None) -> None:
         """The escalation in Slack: a reply in the alert's thread mentioning who must act; a post in the escalation channel."""
         round_ = f"{action.reason}:{case.reopened}"
         alert = self.posts.get(case.task_id)
+        since = time.monotonic() if since is None else since
+        if alert is not None and alert.state == "posting" and time.monotonic() - since < ALERT_WAIT_S:
+            # Its alert is on its way (or being rechecked after a crash): reply in its thread once it is there.
+            self._later.append(_Later(case, action, done, state, since))
+            self.checkpoint.wait_for(state, done[0][1].offset)
+            return
         thread_ts = alert.ts if alert is not None and alert.state == "posted" else None
         channel = (alert.channel_id if thread_ts else None) or case.channel
         if channel:
@@ -222,7 +241,14 @@ class Casework:
             self.posting.recheck(earlier, slot, state, done, send, None)
 
     def release(self) -> None:
-        """Between batches: escalation posts gathered long enough go out, one message per channel."""
+        """Between batches: escalations whose alert has landed go out; escalation posts gathered long enough go out,
+        one message per channel."""
+        later, self._later = self._later, []
+        for waiting in later:
+            if not waiting.state.abandon.is_set():
+                self._announce(waiting.case, waiting.action, waiting.done, waiting.state, waiting.since)
+            tp, record = waiting.done[0]
+            self.checkpoint.done(tp, record.offset)  # the wait taken while it was deferred
         now = time.monotonic()
         for channel, (due, notices) in list(self._notices.items()):
             if due > now:
@@ -264,12 +290,13 @@ class Casework:
             case = self.cases.get(task_id)
             reason = case.due_escalation(now) if case is not None else None
             if case is None or reason is None:
-                continue
+                continue  # resolved, acknowledged or escalated meanwhile: its change rescheduled it
             action_id = f"escalate:{task_id}:{reason}:{case.reopened}"
             if time.monotonic() - self._asked.get(action_id, -ASK_AGAIN_S) >= ASK_AGAIN_S:
                 self._asked[action_id] = time.monotonic()
                 self.ask(Escalate(action="escalate", task_id=task_id, actor=WORKER, action_id=action_id, reason=reason))
-            self._schedule(case)  # the other timer, or this one again if the ask is not applied in time
+            # Look again later: applied by then (and rescheduled by that change), or asked for again.
+            heapq.heappush(self._due, (moment + ASK_AGAIN_S, task_id))
 
     def _schedule(self, case: Case) -> None:
         due = case.next_due()
@@ -292,3 +319,4 @@ class Casework:
             self.keeping = False
             self._due, self._asked = [], {}
             self._notices.clear()
+            self._later.clear()

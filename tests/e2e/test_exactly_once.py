@@ -89,7 +89,6 @@ def test_twenty_kills_under_a_burst_post_every_alert_exactly_once(
     assert kills == 20, f"the burst was over after {kills} kills: make it longer"
     start_worker("last", RULES_PATH=str(rules), **FAST)
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed after the last restart")
-    import json as _j; (tmp_path / "slack.json").write_text(_j.dumps(list(fake_slack.messages)))  # DEBUG
 
     assert_exactly_once(appearances(fake_slack), matching)
 
@@ -101,6 +100,8 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
     fake_slack.delay_s = 0.03
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages)
     replicas = [start_worker("replica-0", RULES_PATH=str(rules), **FAST), start_worker("replica-1", RULES_PATH=str(rules), **FAST)]
+    for replica in replicas:
+        replica.wait_assigned()
     rng = random.Random(6)
     for n in range(2, 10):  # stop one replica gracefully and start another: each is a rebalance while posts fly
         target = len(fake_slack.messages) + rng.randint(5, 25)
@@ -109,6 +110,7 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
         leaving.signal(signal.SIGTERM)
         assert leaving.wait(timeout=30) == 0
         replicas.append(start_worker(f"replica-{n}", RULES_PATH=str(rules), **FAST))
+        replicas[-1].wait_assigned()  # a member of the group, handling SIGTERM, before it may be the one to leave
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed")
 
     assert_exactly_once(appearances(fake_slack), matching)

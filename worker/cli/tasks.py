@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.partitioner.default import DefaultPartitioner
+from kafka.partitioner.default import murmur2
 
 from ..broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
 from ..config import Settings, load_settings
@@ -155,11 +155,13 @@ def read_history(settings: Settings, task_id: str, idle_s: float = 1.5) -> list[
     """The task's records on FOLLOWUP_TOPIC, in order: its partition only (keyed by task id), read to its end."""
     consumer = KafkaConsumer(**(common_config(settings) | {"group_id": None, "enable_auto_commit": False}))
     try:
-        partitions = sorted(consumer.partitions_for_topic(settings.followup_topic) or ())
-        if not partitions:
-            return []
+        deadline = time.monotonic() + 5
+        while not (partitions := sorted(consumer.partitions_for_topic(settings.followup_topic) or ())):
+            if time.monotonic() > deadline:
+                return []  # no such topic (yet)
+            consumer.poll(timeout_ms=100)  # metadata arrives in the background
         key = task_id.encode()
-        tp = TopicPartition(settings.followup_topic, DefaultPartitioner()(key, partitions, partitions))
+        tp = TopicPartition(settings.followup_topic, partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])  # as producers pick it
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
         records, quiet_since = [], time.monotonic()
