@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("rules", ["worker.rules"]),
     ("alerting", ["worker.alerting"]),
     ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),
-    ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload"]),
+    ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
     ("loop steps", ["worker.casework"]),
     ("loop", ["worker.app"]),
     ("wiring", ["worker.service"]),

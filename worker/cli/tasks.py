@@ -1,10 +1,10 @@
 """`feedback-worker task list|show|ack|assign|step|resolve|reopen`: work the follow-up tasks from a terminal.
 
 Reads every task from the worker state topic (as the workers see them) and sends actions
-through TASK_ACTIONS_TOPIC, like Slack and other systems do: the keeper applies them in order.
-An action is checked here first, so a refusal is immediate; then the command waits for the
-keeper's verdict (a running worker is needed for that). Exit codes: 0 done, 1 refused or not
-applied in time, 2 usage (a bad argument, an unknown setting).
+through TASK_ACTIONS_TOPIC, like Slack and other systems do: the keeper applies them in order
+(taskdesk.py). A refusal is immediate; otherwise the command waits for the keeper's verdict (a
+running worker is needed for that). Exit codes: 0 done, 1 refused or not applied in time,
+2 usage (a bad argument, an unknown setting).
 """
 
 from __future__ import annotations
@@ -13,22 +13,14 @@ import argparse
 import getpass
 import json
 import sys
-import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.partitioner.default import murmur2
-
-from ..broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
-from ..config import Settings, load_settings
-from ..state import StateView
-from ..tasks import ACTION, STEPS, TASK_RECORD, Actor, Case, Cases, refusal
+from ..config import load_settings
+from ..taskdesk import WAIT_S, TaskDesk
+from ..tasks import STEPS, Case, Cases
 from .exits import EXIT_FAILED, EXIT_OK
-
-WAIT_S = 15.0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,22 +59,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    topic = state_topic(settings)
-    if settings.create_topics:
-        ensure_topics(settings, [topic, settings.task_actions_topic], partitions=1, compacted=[topic])
-    consumer, producer = make_state_consumer(settings), make_producer(settings)
-    try:
-        view = StateView(topic, settings.feedback_topic, consumer, producer)
-        cases = Cases(view, settings.task_policy)
-        view.sync()
+    with TaskDesk(settings) as desk:
         if args.task_command == "list":
-            return list_tasks(cases, args)
+            return list_tasks(desk.cases, args)
         if args.task_command == "show":
-            return show_task(settings, cases, args)
-        return act(settings, view, cases, args)
-    finally:
-        consumer.close()
-        producer.close()
+            return show_task(desk, args)
+        return act(desk, args)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -113,9 +95,9 @@ def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def show_task(settings: Settings, cases: Cases, args: argparse.Namespace) -> int:
-    case = cases.get(args.task_id)
-    history = read_history(settings, args.task_id)
+def show_task(desk: TaskDesk, args: argparse.Namespace) -> int:
+    case = desk.cases.get(args.task_id)
+    history = desk.history(args.task_id)
     if case is None and not history:
         print(f"error: unknown task {args.task_id!r} (see `feedback-worker task list`)", file=sys.stderr)
         return EXIT_FAILED
@@ -151,67 +133,29 @@ def describe(case: Case) -> str:
     return "\n".join(lines)
 
 
-def read_history(settings: Settings, task_id: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
-    """The task's records on FOLLOWUP_TOPIC, in order: its partition only (keyed by task id), read to its end."""
-    consumer = KafkaConsumer(**(common_config(settings) | {"group_id": None, "enable_auto_commit": False}))
-    try:
-        deadline = time.monotonic() + 5
-        while not (partitions := sorted(consumer.partitions_for_topic(settings.followup_topic) or ())):
-            if time.monotonic() > deadline:
-                return []  # no such topic (yet)
-            consumer.poll(timeout_ms=100)  # metadata arrives in the background
-        key = task_id.encode()
-        tp = TopicPartition(settings.followup_topic, partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)])  # as producers pick it
-        consumer.assign([tp])
-        consumer.seek_to_beginning(tp)
-        records, quiet_since = [], time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:  # no end offsets: read until the partition stays quiet
-            batch = consumer.poll(timeout_ms=200)
-            if batch:
-                quiet_since = time.monotonic()
-            records += [json.loads(r.value) for rs in batch.values() for r in rs if r.key == key]
-        return [TASK_RECORD.validate_python(r).model_dump(mode="json") for r in records]
-    finally:
-        consumer.close()
-
-
 # -- acting ------------------------------------------------------------------------------------------------
 
 
-def act(settings: Settings, view: StateView, cases: Cases, args: argparse.Namespace) -> int:
+def act(desk: TaskDesk, args: argparse.Namespace) -> int:
     login = getpass.getuser()
     actor = {"source": "cli", "id": login, "name": args.by or login}
     name = {"ack": "acknowledge"}.get(args.task_command, args.task_command)
-    fields: dict[str, Any] = {"action": name, "task_id": args.task_id, "actor": actor, "action_id": f"cli:{uuid.uuid4().hex}"}
+    fields: dict[str, Any] = {}
     if name == "assign":
         fields["assignee"] = args.assignee
     elif name == "step":
-        fields |= {"step": args.step, "done": not args.undo, "note": args.note}
+        fields = {"step": args.step, "done": not args.undo, "note": args.note}
     elif name == "resolve":
-        fields |= {"root_cause": args.root_cause, "resolution": args.resolution, "customer_contacted": args.contacted}
+        fields = {"root_cause": args.root_cause, "resolution": args.resolution, "customer_contacted": args.contacted}
     elif name == "reopen":
         fields["reason"] = args.reason
-    action = ACTION.validate_python(fields)
-    case = cases.get(args.task_id)
-    reason = (f"unknown task {args.task_id!r} (see `feedback-worker task list`)" if case is None
-              else refusal(case, action, settings.task_policy))
-    if reason is not None:  # said now, not after a round trip; the keeper checks again anyway
-        print(f"error: {reason}", file=sys.stderr)
+    verdict = desk.act(name, args.task_id, actor, args.wait, **fields)
+    if not verdict.applied:
+        print(f"error: {verdict.message}", file=sys.stderr)
         return EXIT_FAILED
-    view.producer.send(settings.task_actions_topic, key=args.task_id.encode(),
-                       value=action.model_dump_json().encode()).get(timeout=30)
-    deadline = time.monotonic() + args.wait
-    while (outcome := cases.outcomes.get(fields["action_id"])) is None:
-        if time.monotonic() > deadline:
-            print(f"error: no worker applied the action within {args.wait:g} s (is one running?); it stays queued on "
-                  f"{settings.task_actions_topic} and is applied when one runs", file=sys.stderr)
-            return EXIT_FAILED
-        view.poll(timeout_ms=200)
-    if not outcome.applied:
-        print(f"error: {outcome.reason}", file=sys.stderr)
-        return EXIT_FAILED
-    print(describe(cases.get(args.task_id) or case))
-    print(f"{name}: done, by {Actor.model_validate(actor).shown()}", file=sys.stderr)
+    if verdict.case is not None:
+        print(describe(verdict.case))
+    print(f"{verdict.message}, by {actor['name']}", file=sys.stderr)
     return EXIT_OK
 
 

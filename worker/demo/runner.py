@@ -27,12 +27,17 @@ from ..metrics import MetricsConfig, iso
 from ..service import serve
 from ..stats import Stats
 from .samples import FeedbackGenerator
+from .teammate import ACK_WITHIN_S, POOL, rules_with_short_sla, status_line, wait_for_escalation, work_tasks
 
 PARTITIONS = 3
 
 
 def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
+    generator = FeedbackGenerator(seed=seed)
+    stream = list(generator.stream(events, malformed_every=40))
     with EmbeddedBroker() as broker:
+        shipped = load_settings(None)
+        rules, sla_task = rules_with_short_sla(shipped.rules_path, stream)
         settings = load_settings(
             None,
             kafka_bootstrap_servers=broker.bootstrap_servers,
@@ -40,12 +45,15 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             kafka_heartbeat_interval_ms=os.environ.get("KAFKA_HEARTBEAT_INTERVAL_MS") or 1000,
             commit_interval_seconds=0.5,
             metrics=MetricsConfig(emit_every=timedelta(seconds=1)),
+            rules_path=rules,
+            owners=POOL,
         )
         setup_logging("WARNING" if settings.log_level == "INFO" else settings.log_level, settings.secrets(), settings.log_format)
         say(f"▶ embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
         ensure_topics(settings, [settings.feedback_topic], partitions=PARTITIONS)
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"
-        say(f"▶ worker: rules from {settings.rules_path}, templates from {settings.templates_path}; alerts {where}")
+        say(f"▶ worker: rules from {shipped.rules_path} (+ demo-sla: acknowledge within {ACK_WITHIN_S} s), templates from "
+            f"{settings.templates_path}; alerts {where}; cx-oncall is a pool of three, in turn")
 
         stop, failed, stats = threading.Event(), [], []
 
@@ -59,11 +67,10 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         worker = threading.Thread(target=work, name="worker")
         worker.start()
 
-        generator = FeedbackGenerator(seed=seed)
         producer = make_producer(settings)
         sent = malformed = 0
         futures = []
-        for key, value in generator.stream(events, malformed_every=40):
+        for key, value in stream:
             futures.append(producer.send(settings.feedback_topic, key=key, value=value))
             sent += 1
             malformed += key.startswith(b"bad-")
@@ -76,15 +83,25 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         say(f"▶ produced {sent} feedback events ({malformed} deliberately malformed) to {settings.feedback_topic}\n")
 
         caught_up = wait_until_committed(settings, end, stop, timeout_s)
+        statuses = {}
+        if caught_up:
+            say("\n▶ closing the loop: a teammate works some tasks through the same path as `feedback-worker task ...`")
+            desk = work_tasks(settings, sla_task, say)
+            escalated = wait_for_escalation(desk, sla_task) if sla_task else None
+            if escalated is not None:
+                say(f"  {sla_task} ({escalated.customer_name}) was not acknowledged within {ACK_WITHIN_S} s: escalated to "
+                    f"{escalated.assignee or escalated.owner} and #cx-leads")
+            statuses = status_line(desk)
+            desk.close()
         snapshots = wait_for_snapshots(settings, sent - malformed, stop) if caught_up else {}
         stop.set()
         worker.join(timeout=30)
         if failed:
             say(f"\n✖ the worker failed: {failed[0]!r}")
             return 1
-        tasks = read_all(settings, settings.followup_topic)
+        tasks = [r for r in read_all(settings, settings.followup_topic) if r.get("type") == "followup.opened"]
         dead = read_all(settings, settings.dlq_topic)
-        print_summary(sent, malformed, tasks, dead, stats[0] if stats else None)
+        print_summary(sent, malformed, tasks, dead, stats[0] if stats else None, statuses)
         print_metrics(snapshots)
         if not caught_up:
             say(f"✖ the worker did not commit all {sent} events within {timeout_s:.0f}s")
@@ -167,10 +184,11 @@ def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, A
 
 
 def print_summary(
-    sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]], stats: Stats | None = None
+    sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]], stats: Stats | None = None,
+    statuses: dict[str, int] | None = None,
 ) -> None:
     by_rule = Counter(task["rule_id"] for task in tasks)
-    by_owner = Counter(task["owner"] for task in tasks)
+    by_owner = Counter(task["owner"] + (f" → {task['assignee']}" if task.get("assignee") else "") for task in tasks)
     invalid = [d for d in dead if d["type"] == "feedback.invalid"]
     undeliverable = [d for d in dead if d["type"] == "alert.undeliverable"]
     lines = [
@@ -182,6 +200,9 @@ def print_summary(
         f"follow-up tasks opened  {len(tasks):>6}",
     ]
     lines += [f"  {rule:<28}{n:>6}" for rule, n in by_rule.most_common()]
+    if statuses:
+        lines.append(f"tasks by status           {statuses['open']} open, {statuses['acknowledged']} acknowledged, "
+                     f"{statuses['resolved']} resolved; {statuses['escalated']} escalated")
     if stats is not None:
         lines.append(f"alert messages posted   {stats.alerts_sent:>6}")
         if stats.digests:
