@@ -17,7 +17,7 @@ from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..tasks import SEVERITY_RANK, FollowupSpec
 from ..yamlsource import LineDict, LineList, Location, SourceError, load_yaml, locate
 from .blocks import AlertSpec, GroupSpec, ThrottleSpec
-from .conditions import compile_condition
+from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet
 
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
@@ -144,7 +144,7 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
             template=alert.template,
             location=where,
         )
-    when = compile_condition(node["when"], node.where("when"), context=f"{name}: when")
+    condition = compile_cond(node["when"], node.where("when"), context=f"{name}: when")
     throttle = _validate(ThrottleSpec, node, "throttle", name) if node.get("throttle") is not None else None
     group = _validate(GroupSpec, node, "group", name) if node.get("group") is not None else None
     return Rule(
@@ -153,7 +153,8 @@ def _build_rule(node: LineDict, where: Location, order: int, templates: set[str]
         id=rule_id,
         description=description,
         severity=severity,
-        when=when,
+        when=predicate(condition),
+        condition=condition,
         followup=followup,
         alert=alert,
         location=where,
