@@ -78,10 +78,11 @@ class RuleSet:
 
     def evaluate_data(self, data: EventData) -> Match | None:
         """`evaluate` for the hot path's EventData (events.event_data): the same answer, without the models."""
-        matched = self._data.get((data["survey"], data["score"]))
-        if matched is None:
+        matcher = self._data.get((data["survey"], data["score"]))
+        if matcher is None:
             raise ValueError(f"not a valid event: {data['survey']!r} score {data['score']!r}")
-        return _match(matched(data))
+        matched = matcher(data)
+        return _match(matched) if matched else None  # most events: no match, no further call
 
     def __len__(self) -> int:
         return len(self.rules)
