@@ -1,30 +1,37 @@
-"""Throughput of the feedback worker, against a bare Kafka consumer as the ceiling.
+"""Throughput of the feedback worker, against a bare Kafka consumer as the ceiling; and alert latency.
 
-One run, on the embedded broker (Tansu), with nothing of your own needed:
+Throughput (the default), on the embedded broker (Tansu), with nothing of your own needed:
 
 1. create the feedback topic (--partitions) and the worker's output topics;
 2. produce --events realistic answers from FeedbackGenerator (1 in 1000 malformed);
 3. (a) drain the topic with a bare KafkaConsumer (assign + seek, count records, no
    deserialisation): what kafka-python alone fetches in one Python process, the ceiling;
-4. (b) run the worker (worker.service.serve) with the shipped rules and templates, posting
-   alerts over real HTTP to the fake Slack of tests/fake_slack/ (in a child process, as
-   Slack is remote); time it from the first event it handles (start-up and group join
-   excluded) until its committed offsets reach the end of every partition;
-5. check the counts (events, tasks, alerts, DLQ) and print a summary.
+4. (b) run the worker (worker.service.serve) with the --mix's rules (bench/mixes.py) and the
+   shipped templates, posting alerts over real HTTP to the fake Slack of tests/fake_slack/
+   (in a child process, as Slack is remote); time it from the first event it handles (start-up
+   and group join excluded) until its committed offsets reach the end of every partition;
+5. check the counts (events, tasks, alerts, DLQ) and print a summary, with the bench process's
+   CPU time in (b) per event and per alert.
 
-Usage: make bench, or .venv/bin/python bench/throughput.py --events 20000 (see bench/README.md).
+Latency (--latency RATE): run the worker with the shipped rules, produce RATE events/s for
+--duration seconds, one in five alerting, and report p50/p99 from each event's send to the
+moment the fake Slack receives its alert.
+
+Usage: make bench, or .venv/bin/python bench/throughput.py --events 20000 --mix quiet (see bench/README.md).
 Exits 1 if the worker does not finish in time or the counts do not add up.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import multiprocessing
 import os
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 
+from bench.mixes import MIXES, rules_for  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
+from worker import service  # noqa: E402
 from worker.alerting import SlackSink  # noqa: E402
-from worker.broker import EmbeddedBroker, common_config, ensure_topics, make_producer  # noqa: E402
+from worker.broker import EmbeddedBroker, common_config, ensure_topics, make_consumer, make_producer  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
 from worker.demo import FeedbackGenerator, read_all  # noqa: E402
 from worker.logs import setup_logging  # noqa: E402
@@ -90,6 +99,10 @@ class CpuClock:
         now, wall_s = self._now(), time.monotonic() - self.wall
         return "CPU: " + ", ".join(f"{name} {(now[name] - self.start[name]) / wall_s:.0%}" for name in now)
 
+    def seconds(self, name: str = "bench process") -> float:
+        """CPU seconds `name` used since reset()."""
+        return self._now()[name] - self.start[name]
+
 
 def rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
     """A process's resident set size: VmHWM is the peak so far, VmRSS the current one."""
@@ -99,7 +112,8 @@ def rss_mb(pid: int | str = "self", field: str = "VmHWM") -> float:
 
 class SlackProcess:
     """tests/fake_slack's FakeSlack in a child process: Slack is remote, and its HTTP server
-    must not compete with the worker for this process's GIL. Asked over a pipe for its count."""
+    must not compete with the worker for this process's GIL. Asked over a pipe for its count,
+    and for when each event's alert arrived (`arrivals`)."""
 
     token = "xoxb-bench-token"
 
@@ -120,17 +134,50 @@ class SlackProcess:
         self.pipe.send("attempts")
         return self.pipe.recv()
 
+    def arrivals(self) -> dict[str, float]:
+        """Event id -> time.time() when the first request carrying its alert arrived."""
+        self.pipe.send("arrivals")
+        return self.pipe.recv()
+
     def __exit__(self, *exc: object) -> None:
         if self.process.is_alive():
             self.pipe.send("stop")
             self.process.join(timeout=10)
 
 
+class ArrivalSlack(FakeSlack):
+    """FakeSlack noting when each event's alert arrives: the end of the latency measurement."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(token=token, record_requests=False)
+        self.arrived: dict[str, float] = {}
+
+    def _answer(self, path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        at = time.time()
+        try:
+            params = json.loads(body) if headers.get("Content-Type", "").startswith("application/json") else {}
+            metadata = params.get("metadata") or {}
+            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+            payload = metadata.get("event_payload") or {}
+            ids = payload.get("event_ids") or [payload.get("event_id")]
+        except ValueError:
+            ids = []
+        with self._lock:
+            for event_id in ids:
+                if event_id:
+                    self.arrived.setdefault(event_id, at)
+        return super()._answer(path, headers, body)
+
+
 def _serve_fake_slack(pipe: Any, token: str) -> None:
-    with FakeSlack(token=token, record_requests=False) as slack:
+    with ArrivalSlack(token) as slack:
         pipe.send(slack.url)
-        while pipe.recv() != "stop":
-            pipe.send(slack.attempts)
+        while (command := pipe.recv()) != "stop":
+            if command == "arrivals":
+                with slack._lock:
+                    pipe.send(dict(slack.arrived))
+            else:
+                pipe.send(slack.attempts)
 
 
 def produce(settings: Settings, args: argparse.Namespace) -> tuple[dict[int, int], int, float]:
@@ -162,7 +209,8 @@ def produce(settings: Settings, args: argparse.Namespace) -> tuple[dict[int, int
 
 def bare_consume(settings: Settings, end: dict[int, int], deadline_s: float) -> tuple[int, int, float]:
     """(a) Count every record, touching only its length: records, bytes, seconds from the first fetch."""
-    consumer = KafkaConsumer(**common_config(settings), enable_auto_commit=False, max_poll_records=500)
+    consumer = KafkaConsumer(**common_config(settings), enable_auto_commit=False, max_poll_records=500,  # as the worker's
+                             fetch_max_wait_ms=getattr(settings, "kafka_fetch_max_wait_ms", 500))
     partitions = [TopicPartition(settings.feedback_topic, p) for p in sorted(end)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -183,33 +231,78 @@ def bare_consume(settings: Settings, end: dict[int, int], deadline_s: float) -> 
         consumer.close()
 
 
-class TimedSink:
-    """The worker's SlackSink, noting when the first alert is submitted: the first event handled."""
+class Handled:
+    """Hooks on the worker's consumer.poll and its Slack sink, to time the work and nothing else.
 
-    def __init__(self, inner: SlackSink) -> None:
-        self.inner, self.first = inner, None
+    The clock starts when the first records arrive (not at the first alert: a quiet mix has
+    none) and stops when every record up to `end` has been handled (the next poll after the
+    batch holding the last one): the throughput. Alerts still in flight then, and rate-limit
+    summaries still gathering (they wait RATE_SUMMARY_WAIT_S by design), are answered later:
+    that tail is reported apart, and its CPU is counted. Commits come last, within
+    COMMIT_INTERVAL_SECONDS: waited for, not timed."""
+
+    def __init__(self, cpu: CpuClock, end: dict[int, int], sink: SlackSink) -> None:
+        self.cpu, self.end, self.inner = cpu, end, sink
+        self.position = dict.fromkeys(end, 0)
+        self.first: float | None = None
+        self.last: float | None = None
+        self.answered = (0.0, 0.0)  # (monotonic, process CPU) when Slack last answered
+        self.cpu_last = 0.0  # process CPU when the last record was handled
+        self._all_fetched = False
 
     def submit(self, alert: Any, abandon: threading.Event) -> Any:
-        self.first = self.first or time.monotonic()
-        return self.inner.submit(alert, abandon)
+        future = self.inner.submit(alert, abandon)
+        future.add_done_callback(self._answered)
+        return future
+
+    def _answered(self, _: Any) -> None:
+        self.answered = (time.monotonic(), time.process_time())
 
     def close(self) -> None:
         self.inner.close()
+
+    def timings(self) -> tuple[float, float, float]:
+        """Seconds to handle every record; seconds more until Slack answered the last alert; the bench
+        process's CPU seconds from the first record to whichever came last."""
+        assert self.first is not None and self.last is not None
+        cpu_end = max(self.cpu_last, self.answered[1])
+        return self.last - self.first, max(0.0, self.answered[0] - self.last), cpu_end - self.cpu.start["bench process"]
+
+    def consumer(self, settings: Settings) -> Any:
+        consumer = make_consumer(settings)
+        poll = consumer.poll
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._all_fetched and self.last is None:
+                self.last, self.cpu_last = time.monotonic(), time.process_time()
+            batch = poll(*args, **kwargs)
+            if batch:
+                if self.first is None:
+                    self.first = time.monotonic()
+                    self.cpu.reset()
+                for tp, records in batch.items():
+                    self.position[tp.partition] = max(self.position.get(tp.partition, 0), records[-1].offset + 1)
+                self._all_fetched = all(self.position[p] >= n for p, n in self.end.items())
+            return batch
+
+        consumer.poll = timed
+        return consumer
 
 
 def run_worker(settings: Settings, slack: SlackProcess, end: dict[int, int], deadline_s: float, cpu: CpuClock) -> dict[str, Any]:
     """(b) Run serve() in a thread until its group has committed every end offset, then stop it."""
     stop, result = threading.Event(), {}
-    sink = TimedSink(SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency))
+    handled = Handled(cpu, end, SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency))
 
     def work() -> None:
         try:
-            result["stats"] = serve(settings, stop, sink=sink)
+            result["stats"] = serve(settings, stop, sink=handled)
         except BaseException as err:  # reported below instead of hanging the bench
             result["error"] = err
             stop.set()
 
     started = time.monotonic()
+    service.make_consumer = handled.consumer  # the bench's hook: nothing else of serve() changes
     thread = threading.Thread(target=work, name="worker")
     thread.start()
     probe = KafkaConsumer(**common_config(settings), group_id=settings.consumer_group, enable_auto_commit=False)
@@ -218,27 +311,28 @@ def run_worker(settings: Settings, slack: SlackProcess, end: dict[int, int], dea
     try:
         while not stop.is_set() and time.monotonic() < started + deadline_s:
             committed = {p: probe.committed(tp) or 0 for p, tp in tps.items()}
-            if all(committed[p] >= n for p, n in end.items()):
+            if all(committed[p] >= n for p, n in end.items()) and handled.last is not None:
                 finished, cpu_used, rss_end = time.monotonic(), cpu.used(), rss_mb(field="VmRSS")
                 break
-            if sink.first is not None:
-                if progress is None:  # the first event: the clocks start here
-                    progress, rss_first = Progress("committed", total, start=sink.first), rss_mb(field="VmRSS")
-                    cpu.reset()
+            if handled.first is not None:
+                if progress is None:  # the first event: the clocks started there
+                    progress, rss_first = Progress("committed", total, start=handled.first), rss_mb(field="VmRSS")
                 progress.tick(sum(min(committed[p], n) for p, n in end.items()), f", {slack.attempts:,} alerts posted")
             time.sleep(0.2)
     finally:
         stop.set()
         thread.join(timeout=settings.shutdown_timeout_seconds + 30)
         probe.close()
+        service.make_consumer = make_consumer
     if "error" in result:
         raise BenchError(f"the worker failed: {result['error']!r}")
     if thread.is_alive():
         raise BenchError("the worker did not stop within 30s of the stop event")
-    if finished is None or sink.first is None:
+    if finished is None or handled.first is None or handled.last is None:
         raise BenchError(f"the worker did not commit all {total:,} events within {deadline_s:.0f}s")
-    return {"stats": result["stats"], "join_s": sink.first - started, "elapsed_s": finished - sink.first,
-            "cpu": cpu_used, "rss": (rss_first, rss_end, rss_mb())}
+    elapsed_s, tail_s, cpu_s = handled.timings()
+    return {"stats": result["stats"], "join_s": handled.first - started, "elapsed_s": elapsed_s, "tail_s": tail_s,
+            "committed_s": finished - handled.first, "cpu": cpu_used, "cpu_s": cpu_s, "rss": (rss_first, rss_end, rss_mb())}
 
 
 def count_records(settings: Settings, topic: str, idle_ms: int = 1500) -> int:
@@ -255,64 +349,53 @@ def count_records(settings: Settings, topic: str, idle_ms: int = 1500) -> int:
 
 def check(stats: Any, events: int, malformed: int, alerts: int, tasks: int, dead: list[dict[str, Any]]) -> list[str]:
     """Every way the counts could disagree; empty when the run is consistent."""
+    rate_limited, digests = getattr(stats, "rate_limited", 0), getattr(stats, "digests", 0)
     expect = {
         "events consumed by the worker": (stats.consumed, events),
         "invalid events counted by the worker": (stats.invalid, malformed),
         "invalid events in the DLQ": (sum(d["type"] == "feedback.invalid" for d in dead), malformed),
         "tasks in the follow-up topic": (tasks, stats.tasks),
         "alerts answered by the fake Slack": (alerts, stats.alerts_sent),
-        # one alert per task, plus metric-rule alerts where the worker has them
-        "alerts sent + dead-lettered": (stats.alerts_sent + stats.alerts_dead, stats.tasks + getattr(stats, "metric_alerts", 0)),
+        # one alert per task (or a place in a rate-limit summary), plus metric-rule alerts where the worker has them
+        "alerts sent + dead-lettered": (stats.alerts_sent + stats.alerts_dead,
+                                        stats.tasks - rate_limited + digests + getattr(stats, "metric_alerts", 0)),
     }
     return [f"{what}: {got:,}, expected {want:,}" for what, (got, want) in expect.items() if got != want]
 
 
-def event_rules_only(rules_dir: Path) -> Path:
-    """With --no-metrics: the shipped rules minus metric rules (the worker refuses those without metrics)."""
-    import tempfile
+def base_settings(broker: EmbeddedBroker, slack: SlackProcess, mix: str, metrics: bool, **overrides: Any) -> Settings:
+    """The worker's settings for a run: the environment may tune the worker (e.g. SLACK_CONCURRENCY,
+    KAFKA_FETCH_MAX_WAIT_MS); these win."""
+    return load_settings(
+        None,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_session_timeout_ms=6000,
+        kafka_heartbeat_interval_ms=1000,
+        rules_path=rules_for(mix, ROOT / "rules", metrics),
+        templates_path=ROOT / "templates",
+        slack_bot_token=slack.token,
+        slack_api_url=slack.url,
+        metrics=MetricsConfig(enabled=metrics),
+        **overrides,
+    )
 
-    import yaml
 
-    out = Path(tempfile.mkdtemp(prefix="bench-rules-"))
-    for path in sorted(rules_dir.glob("*.yaml")):
-        document = yaml.safe_load(path.read_text()) or {}
-        document["rules"] = [r for r in document.get("rules", []) if "metric" not in (r.get("when") or {})]
-        (out / path.name).write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False))
-    return out
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200_000, help="events to produce (default 200000)")
-    parser.add_argument("--partitions", type=int, default=4, help="partitions of the feedback topic (default 4)")
-    parser.add_argument("--seed", type=int, default=7, help="FeedbackGenerator seed (default 7)")
-    parser.add_argument("--compression", default="lz4", choices=["lz4", "gzip", "snappy", "zstd", "none"])
-    parser.add_argument("--no-metrics", dest="metrics", action="store_false", help="run the worker with metrics off")
-    args = parser.parse_args()
-    if args.events < 1 or args.partitions < 1:
-        parser.error("--events and --partitions must be at least 1")
+def throughput(args: argparse.Namespace) -> int:
     deadline_s = 60 + args.events / 1000  # generous: the worker must beat 1,000 events/s
-
     with SlackProcess() as slack, EmbeddedBroker() as broker:
         children = {"broker": broker.process.pid, "fake Slack": slack.process.pid}
-        settings = load_settings(  # the environment may tune the worker (e.g. SLACK_CONCURRENCY); these win
-            None,
-            kafka_bootstrap_servers=broker.bootstrap_servers,
-            kafka_session_timeout_ms=6000,
-            kafka_heartbeat_interval_ms=1000,
-            rules_path=ROOT / "rules" if args.metrics else event_rules_only(ROOT / "rules"),
-            templates_path=ROOT / "templates",
-            slack_bot_token=slack.token,
-            slack_api_url=slack.url,
-            metrics=MetricsConfig(enabled=args.metrics),
-            channel_rate_limit_per_minute=0,  # measure every alert's full cost, not the summaries that would replace them
-        )
+        # shipped and quiet: every alert's full cost, not the summaries that would replace them; burst: the
+        # default limit (or CHANNEL_RATE_LIMIT_PER_MINUTE), so the rate-limit summaries are what is measured.
+        overrides: dict[str, Any] = {} if args.mix == "burst" else {"channel_rate_limit_per_minute": 0}
+        if args.mix == "burst":  # a summary holds its events' offsets for its wait: let them all be in flight
+            overrides["max_in_flight_alerts"] = max(args.events, 1000)
+        settings = base_settings(broker, slack, args.mix, args.metrics, **overrides)
         setup_logging("WARNING", settings.secrets())
         logging.getLogger("worker").addFilter(lambda r: not r.getMessage().startswith("invalid event"))  # expected
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
         ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
         say(f"▶ broker {broker.bootstrap_servers}; {args.events:,} events, {args.partitions} partitions, {args.compression}; "
-            f"metrics {'on' if args.metrics else 'off'}")
+            f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}")
 
         say("▶ producing")
         cpu = CpuClock(children)
@@ -322,15 +405,18 @@ def main() -> int:
         say("▶ (a) bare consumer: assign, seek to beginning, count")
         cpu = CpuClock(children)
         count, size, bare_s = bare_consume(settings, end, deadline_s)
+        bare_cpu_s = cpu.seconds()
         say(f"  {count / bare_s:,.0f} events/s ({bare_s:.1f}s, {size / bare_s / 1e6:.1f} MB/s of values); {cpu.used()}")
         if count != args.events:
             raise BenchError(f"the bare consumer read {count:,} records, not {args.events:,}")
 
-        say(f"▶ (b) worker: shipped rules, alerts to the fake Slack, commits every {settings.commit_interval_seconds:g}s")
+        say(f"▶ (b) worker: {args.mix} rules, alerts to the fake Slack (rate limit "
+            f"{settings.channel_rate_limit_per_minute or 'off'}), commits every {settings.commit_interval_seconds:g}s")
         cpu = CpuClock(children)
         run = run_worker(settings, slack, end, deadline_s, cpu)
-        say(f"  {args.events / run['elapsed_s']:,.0f} events/s ({run['elapsed_s']:.1f}s, after {run['join_s']:.1f}s of "
-            f"start-up and group join); {run['cpu']}")
+        say(f"  {args.events / run['elapsed_s']:,.0f} events/s ({run['elapsed_s']:.1f}s to handle them, the last alert answered "
+            f"{run['tail_s']:.1f}s later, all committed after {run['committed_s']:.1f}s; {run['join_s']:.1f}s of start-up and "
+            f"group join before); {run['cpu']}")
 
         say("▶ reading back the follow-up and dead-letter topics")
         tasks = count_records(settings, settings.followup_topic)
@@ -340,14 +426,20 @@ def main() -> int:
 
     bare_rate, worker_rate = count / bare_s, args.events / run["elapsed_s"]
     rss_first, rss_end, rss_peak = run["rss"]
+    matched = stats.matched
+    per_alert = f"{run['cpu_s'] / matched * 1e6:>9,.0f} µs per matched event (task + alert or summary place)" if matched else "        – (no alerts)"
     rows = [
-        ("events", f"{args.events:,} ({malformed} malformed), {args.partitions} partitions, {args.compression}"),
+        ("events", f"{args.events:,} ({malformed} malformed), {args.partitions} partitions, {args.compression}, mix {args.mix}"),
         ("produce", f"{args.events / produce_s:>9,.0f} events/s"),
-        ("(a) bare consumer", f"{bare_rate:>9,.0f} events/s"),
+        ("(a) bare consumer", f"{bare_rate:>9,.0f} events/s  ({bare_cpu_s / count * 1e6:,.1f} µs CPU per event)"),
         ("(b) worker", f"{worker_rate:>9,.0f} events/s"),
         ("(b) / (a)", f"{worker_rate / bare_rate:>9.3f}"),
+        ("(b) CPU, bench process", f"{run['cpu_s'] / args.events * 1e6:>9,.1f} µs per event"),
+        ("", per_alert),
         ("start-up + group join", f"{run['join_s']:>9.1f} s (excluded from (b))"),
-        ("alerts posted", f"{alerts:>9,}"),
+        ("last alert answered", f"{run['tail_s']:>9.1f} s after the last event was handled (excluded from (b))"),
+        ("matched events", f"{matched:>9,} ({getattr(stats, 'rate_limited', 0):,} of them in rate-limit summaries)"),
+        ("Slack messages posted", f"{alerts:>9,} ({getattr(stats, 'digests', 0):,} summaries)"),
         ("tasks published", f"{tasks:>9,}"),
         ("DLQ records", f"{len(dead):>9,} ({stats.invalid:,} invalid events, {stats.alerts_dead:,} undeliverable alerts)"),
         ("peak RSS, bench process", f"{rss_peak:>9,.0f} MB (during (b): {rss_first:,.0f} MB at the first event, {rss_end:,.0f} MB at the end)"),
@@ -357,6 +449,115 @@ def main() -> int:
     if problems:
         raise BenchError("the counts do not add up:\n  " + "\n  ".join(problems))
     return 0
+
+
+# -- latency -------------------------------------------------------------------------------
+
+ALERT_EVERY = 5  # one event in five alerts (an NPS detractor); the others are promoters that match no rule
+
+
+def latency_event(generator: FeedbackGenerator, n: int) -> dict[str, Any]:
+    """Event n of the steady stream: a detractor every ALERT_EVERY-th, otherwise a quiet promoter."""
+    event = generator.event(n) | {"event_id": f"lat-{n:07d}", "occurred_at": datetime.now(UTC).isoformat(), "survey": "nps"}
+    if n % ALERT_EVERY == 0:
+        return event | {"score": 3, "comment": "Printer ink arrived late again"}
+    event = event | {"score": 10}
+    event.pop("comment", None)  # a promoter's comment could still name a churn word
+    return event
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def latency(args: argparse.Namespace) -> int:
+    """Produce --latency events/s for --duration s; p50/p99 from each alerting event's send to its arrival at Slack."""
+    rate, total = args.latency, int(args.latency * args.duration)
+    expected = [f"lat-{n:07d}" for n in range(total) if n % ALERT_EVERY == 0]
+    with SlackProcess() as slack, EmbeddedBroker() as broker:
+        # No rate limit: every alert goes out at once (a summary would wait by design).
+        settings = base_settings(broker, slack, "shipped", args.metrics, channel_rate_limit_per_minute=0)
+        setup_logging("WARNING", settings.secrets())
+        ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
+        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
+        stop, result = threading.Event(), {}
+
+        def work() -> None:
+            try:
+                result["stats"] = serve(settings, stop)
+            except BaseException as err:
+                result["error"] = err
+                stop.set()
+
+        thread = threading.Thread(target=work, name="worker")
+        thread.start()
+        producer = make_producer(settings, linger_ms=0)  # each event leaves at once: the worker's latency, not the producer's
+        generator = FeedbackGenerator(seed=args.seed)
+        sent: dict[str, float] = {}
+        try:
+            say(f"▶ broker {broker.bootstrap_servers}; {args.partitions} partitions; waiting for the worker to join")
+            warmup = latency_event(generator, 0) | {"event_id": "lat-warmup"}
+            deadline = time.monotonic() + 60
+            producer.send(settings.feedback_topic, key=b"warmup", value=json.dumps(warmup).encode())
+            while "lat-warmup" not in slack.arrivals():
+                if stop.is_set() or time.monotonic() > deadline:
+                    raise BenchError(f"the worker did not alert on a first event within 60s: {result.get('error')!r}")
+                time.sleep(0.2)
+            fetch_wait = getattr(settings, "kafka_fetch_max_wait_ms", None)  # None: a worker without the setting
+            say(f"▶ producing {rate:g} events/s for {args.duration:g}s ({total:,} events, 1 in {ALERT_EVERY} alerting); "
+                f"fetch wait {'500 (kafka-python default)' if fetch_wait is None else fetch_wait} ms")
+            start = time.monotonic()
+            for n in range(total):
+                pause = start + n / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the producer, not synchronisation
+                event = latency_event(generator, n)
+                value = json.dumps(event, ensure_ascii=False).encode()
+                sent[event["event_id"]] = time.time()
+                producer.send(settings.feedback_topic, key=event["customer"]["id"].encode(), value=value)
+            producer.flush()
+            achieved = total / (time.monotonic() - start)
+            deadline = time.monotonic() + 30
+            while len(arrived := slack.arrivals()) < len(expected) + 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            producer.close()
+            stop.set()
+            thread.join(timeout=settings.shutdown_timeout_seconds + 30)
+        if "error" in result:
+            raise BenchError(f"the worker failed: {result['error']!r}")
+    missing = [event_id for event_id in expected if event_id not in arrived]
+    if missing:
+        raise BenchError(f"{len(missing):,} of {len(expected):,} alerts did not arrive within 30s of the last event")
+    delays = [(arrived[event_id] - sent[event_id]) * 1000 for event_id in expected]
+    rows = [
+        ("events", f"{total:,} at {achieved:,.0f}/s ({rate:g}/s asked), {args.partitions} partitions, {len(expected):,} alerting"),
+        ("send → Slack, p50", f"{percentile(delays, 0.50):>9,.1f} ms"),
+        ("send → Slack, p99", f"{percentile(delays, 0.99):>9,.1f} ms"),
+        ("send → Slack, max", f"{max(delays):>9,.1f} ms"),
+    ]
+    say("\n" + "═" * 72 + "\n" + "\n".join(f"{name:<26}{value}" for name, value in rows) + "\n" + "═" * 72)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events to produce (default 200000)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the feedback topic (default 4)")
+    parser.add_argument("--seed", type=int, default=7, help="FeedbackGenerator seed (default 7)")
+    parser.add_argument("--compression", default="lz4", choices=["lz4", "gzip", "snappy", "zstd", "none"])
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false", help="run the worker with metrics off")
+    parser.add_argument("--mix", choices=MIXES, default="shipped",
+                        help="shipped: the shipped rules (default); quiet: no event matches; burst: every event matches")
+    parser.add_argument("--latency", type=float, metavar="RATE", help="measure alert latency at RATE events/s instead")
+    parser.add_argument("--duration", type=float, default=20.0, help="with --latency: seconds of steady production (default 20)")
+    args = parser.parse_args()
+    if args.events < 1 or args.partitions < 1:
+        parser.error("--events and --partitions must be at least 1")
+    if args.latency is not None and (args.latency <= 0 or args.duration <= 0):
+        parser.error("--latency and --duration must be positive")
+    return latency(args) if args.latency is not None else throughput(args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from worker.broker import make_consumer, make_state_consumer
 from worker.config import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +88,19 @@ def test_defaults_match_the_documented_contract():
     assert settings.slack_bot_token is None and settings.slack_api_url == "https://slack.com/api/"
     assert settings.kafka_session_timeout_ms is None and settings.kafka_heartbeat_interval_ms is None
     assert settings.rules_path.name == "rules" and settings.templates_path.name == "templates"
+
+
+def test_fetch_wait_defaults_to_100_ms_and_is_read_from_the_environment():
+    assert load_settings(None, environ={}).kafka_fetch_max_wait_ms == 100
+    assert load_settings(None, environ={"KAFKA_FETCH_MAX_WAIT_MS": "20"}).kafka_fetch_max_wait_ms == 20
+    with pytest.raises(ConfigError, match="KAFKA_FETCH_MAX_WAIT_MS: Input should be greater than or equal to 1"):
+        load_settings(None, environ={"KAFKA_FETCH_MAX_WAIT_MS": "0"})  # 0 would fetch in a busy loop when idle
+
+
+def test_fetch_wait_reaches_the_feedback_and_the_state_consumer(kafka_bootstrap: str):
+    settings = load_settings(None, environ={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "KAFKA_FETCH_MAX_WAIT_MS": "25"})
+    for consumer in (make_consumer(settings), make_state_consumer(settings)):
+        try:
+            assert consumer.config["fetch_max_wait_ms"] == 25
+        finally:
+            consumer.close()

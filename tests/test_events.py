@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import random
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
 from worker import deadletter
-from worker.events import FeedbackEvent, score_in_words
+from worker.demo import FeedbackGenerator
+from worker.events import FeedbackEvent, epoch_seconds, event_data, score_in_words
 from tests.conftest import event_bytes
 
 SOURCE = deadletter.Source(topic="t", partition=1, offset=42, timestamp=1)
@@ -94,3 +97,73 @@ def test_an_infinite_monthly_value_is_dead_lettered_not_summed_into_revenue_at_r
     # at risk became infinite and the task and snapshot JSON carried null where a number was promised.
     raw = event_bytes(customer={"id": "c-1", "monthly_value": 0.5}).replace(b"0.5", monthly_value)
     assert _letter(raw).error == "customer.monthly_value: Input should be a finite number"
+
+
+# -- the worker's fast validation (events.event_data) ---------------------------------------
+
+EDGE_VALUES = [
+    event_bytes(),
+    event_bytes(comment=None, channel=None, touchpoint=None, attributes={"tier": 1, "vip": True, "tags": ["a"], "n": None}),
+    event_bytes(customer={"id": "c", "monthly_value": 7}),  # an int is a valid float
+    event_bytes(customer={"id": "c", "monthly_value": "12.5"}),  # as the model's lax float allows
+    event_bytes(customer={"id": "c", "monthly_value": None, "segment": None, "extra": 1}),
+    event_bytes(occurred_at="2026-11-24T10:00:00.123456-05:30", unknown={"x": [1]}),
+    event_bytes(occurred_at="2026-11-24T10:00:00Z", survey="ces", score=5),
+    event_bytes(survey="csat", score=1),
+    event_bytes(survey="csat", score=6),
+    event_bytes(survey="ces", score=0),
+    event_bytes(score=-1),
+    event_bytes(score=10.0),
+    event_bytes(score=None),
+    event_bytes(attributes=[1]),
+    event_bytes(attributes=None),
+    event_bytes(customer=None),
+    event_bytes(customer={"id": ""}),
+    event_bytes(event_id=None),
+    event_bytes(comment=5),
+    event_bytes(occurred_at=1764000000),
+    event_bytes(survey=None),
+    event_bytes(customer={"id": "c-1", "monthly_value": 0.5}).replace(b"0.5", b"1e400"),  # infinite: refused by both
+    b"",
+    b"null",
+    b"{}",
+    b'{"event_id": "a"',
+    b"\xc3\x28",
+]
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+def test_event_data_accepts_exactly_what_the_model_accepts_and_reads_the_same(value: bytes):
+    """The worker validates with event_data and builds the model only when a rule matched or the
+    value is bad: both must agree on every input, and give the same field values."""
+    data = event_data(value)
+    try:
+        event = FeedbackEvent.model_validate_json(value)
+    except ValidationError:
+        assert data is None
+        return
+    assert data == event.model_dump()
+
+
+def test_event_data_agrees_with_the_model_on_the_demo_mix_and_its_malformed_messages():
+    generator = FeedbackGenerator(seed=3)
+    values = [value for _, value in generator.stream(3000, malformed_every=7)]
+    assert sum(event_data(v) is None for v in values) == 3000 // 7
+    for value in values:
+        data = event_data(value)
+        if data is None:
+            with pytest.raises(ValidationError):
+                FeedbackEvent.model_validate_json(value)
+        else:
+            assert data == FeedbackEvent.model_validate_json(value).model_dump()
+
+
+def test_epoch_seconds_is_int_of_timestamp():
+    rng = random.Random(5)
+    for _ in range(20000):
+        offset = timedelta(minutes=rng.choice([0, 1, -300, 330, -660, 840, -1439]))
+        seconds = rng.choice([rng.uniform(-1e10, 5e9), rng.uniform(-1e5, 1e5), rng.uniform(4.1e9, 4.11e9), float(rng.randint(0, 4 * 10**9))])
+        when = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)).astimezone(timezone(offset))
+        data = event_data(event_bytes(occurred_at=when.isoformat()))
+        assert data is not None
+        assert epoch_seconds(data["occurred_at"]) == int(data["occurred_at"].timestamp()), when.isoformat()

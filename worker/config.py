@@ -59,6 +59,11 @@ class Settings(BaseModel):
 
     kafka_session_timeout_ms: int | None = Field(None, description="Unset: kafka-python's default.")
     kafka_heartbeat_interval_ms: int | None = None
+    kafka_fetch_max_wait_ms: int = Field(
+        100, ge=1, le=60000,
+        description="How long the broker may hold a fetch while waiting for new events: an alert's worst-case wait "
+                    "on a broker that holds the whole time (Tansu); real Kafka answers as soon as an event arrives.",
+    )
     kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts: earliest never skips feedback."
     )

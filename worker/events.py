@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
+from pydantic_core import SchemaValidator, core_schema
 
 Survey = Literal["nps", "csat", "ces"]
 
@@ -104,12 +106,99 @@ def is_known_path(path: str) -> bool:
 
 KNOWN_PATHS = field_paths()
 
+# -- the hot path's form of an event -------------------------------------------------------------
+
+#: An event as plain dicts: what `event_data` returns, and `FeedbackEvent.model_dump()` too. Every
+#: field is present (defaults filled in), `customer` is a dict of its own fields.
+EventData = dict[str, Any]
+
+#: Every (survey, score) a valid event can have.
+VALID_SCORES = frozenset((survey, score) for survey, (low, high) in SCORE_RANGES.items() for score in range(low, high + 1))
+
+
+def _as_dicts(schema: Any) -> Any:
+    """FeedbackEvent's core schema with each model validated into a plain dict instead of an instance.
+
+    The fields keep their own schemas (types, lengths, bounds, defaults), so exactly the same
+    inputs are accepted; only the score-range validator is left out, as `event_data` checks
+    VALID_SCORES. A schema feature this does not know is refused here, at import, rather than
+    checked differently."""
+    kind = schema["type"]
+    if kind == "model":
+        fields = schema["schema"]
+        if fields["type"] != "model-fields" or fields.get("computed_fields") or schema.get("post_init") or schema.get("custom_init"):
+            raise TypeError(f"event_data cannot mirror the model {schema['cls'].__name__}: it has more than plain fields")
+        return core_schema.typed_dict_schema(
+            {name: core_schema.typed_dict_field(_as_dicts(f["schema"]), required=f["schema"]["type"] != "default")
+             for name, f in fields["fields"].items()},
+            extra_behavior=schema.get("config", {}).get("extra_fields_behavior", "ignore"),
+        )
+    if kind == "function-after" and getattr(schema["function"]["function"], "__func__", None) is FeedbackEvent._score_in_range.__func__:
+        return _as_dicts(schema["schema"])
+    if kind in ("default", "nullable"):
+        return schema | {"schema": _as_dicts(schema["schema"])}
+    if kind in ("str", "int", "float", "datetime", "literal", "any") or (kind == "dict" and "model" not in repr(schema)):
+        return schema
+    raise TypeError(f"event_data cannot mirror a {kind!r} schema in FeedbackEvent: teach events._as_dicts about it")
+
+
+_DATA = SchemaValidator(_as_dicts(FeedbackEvent.__pydantic_core_schema__))
+
+
+def event_data(value: bytes) -> EventData | None:
+    """Validate like `FeedbackEvent.model_validate_json`, about twice as fast, into `EventData`.
+
+    None: the value is not a valid event; `FeedbackEvent.model_validate_json(value)` says why
+    (the dead letter's reason comes from the model, never from here)."""
+    try:
+        data = _DATA.validate_json(value)
+    except ValidationError:
+        return None
+    return data if (data["survey"], data["score"]) in VALID_SCORES else None
+
+
+_EPOCH_DAY = 719163  # date(1970, 1, 1).toordinal()
+_OFFSETS: dict[Any, int] = {}  # tzinfo -> its UTC offset in whole seconds (pydantic shares one tzinfo per offset)
+
+
+def epoch_seconds(when: datetime) -> int:
+    """`int(when.timestamp())` for an aware datetime, in integer arithmetic: a third of the cost.
+
+    Exact: for times before 1970 or after 2099, or offsets in fractions of a second, it asks `timestamp()`."""
+    tz = when.tzinfo
+    offset = _OFFSETS.get(tz)
+    if offset is None:
+        delta = when.utcoffset()
+        if delta is None or delta.microseconds or len(_OFFSETS) > 1000:
+            return int(when.timestamp())
+        offset = _OFFSETS[tz] = int(delta.total_seconds())
+    seconds = (when.toordinal() - _EPOCH_DAY) * 86400 + when.hour * 3600 + when.minute * 60 + when.second - offset
+    if not 0 <= seconds < 4102444800:  # before 1970 int() rounds up, not down; beyond 2099 a float's µs may round
+        return int(when.timestamp())
+    return seconds
+
+
+def data_getter(path: str) -> Callable[[EventData], Any]:
+    """`field_getter` for EventData: the same dotted path, the same value (None when absent)."""
+    if path.startswith("attributes."):
+        key = path.removeprefix("attributes.")
+        return lambda data: data["attributes"].get(key)
+    outer, _, inner = path.partition(".")
+    if inner:
+        return lambda data: data[outer][inner]
+    return operator.itemgetter(path)
+
 __all__ = [
     "Customer",
+    "EventData",
     "FUTURE_LIMIT_S",
     "FeedbackEvent",
     "SCORE_RANGES",
     "Survey",
+    "VALID_SCORES",
+    "data_getter",
+    "epoch_seconds",
+    "event_data",
     "field_getter",
     "field_paths",
     "is_known_path",

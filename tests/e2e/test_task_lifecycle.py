@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, WorkerProcess, all_committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import ROOT, WorkerProcess, event_bytes, produce, read_topic, wait_for
 from tests.fake_slack import FakeSlack
 from worker.tasks import task_id_for
 

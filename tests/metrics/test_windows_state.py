@@ -6,6 +6,8 @@ that PartitionMetrics.changes() would publish to the state topic.
 
 from __future__ import annotations
 
+import json
+import random
 from datetime import UTC, datetime
 from itertools import count
 
@@ -342,3 +344,50 @@ def test_snapshot_key_and_current_start() -> None:
     assert emitter.current_start(D, T0) == T0 - 23 * H  # the oldest 24h window still holding T0
     week = emitter.current_start(7 * D, T0)
     assert week == pane_start(T0, D) - 6 * D and week <= T0 < week + 7 * D
+
+
+# -- the worker's way in: add_data, counted per bucket and added to the panes at checkpoints ---
+
+CONFIGS = {
+    "default": MetricsConfig(),
+    "two dimensions": MetricsConfig.model_validate({"dimensions": ["customer.segment", "attributes.tier"]}),
+    "one odd dimension": MetricsConfig.model_validate({"dimensions": ["attributes.tier"]}),
+    "no dimension": MetricsConfig.model_validate({"dimensions": []}),
+    "steps of 45m and 1h": MetricsConfig.model_validate({"windows": [{"size": "90m", "step": "45m"}, {"size": "1h"}],
+                                                         "lateness": "10m"}),
+}
+
+
+def published(records: list[tuple[bytes, bytes | None]]) -> dict[bytes, object]:
+    """changes() records by key, values parsed: the same partials, whatever order the panes were made in."""
+    return {key: None if value is None else json.loads(value) for key, value in records}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_add_data_publishes_exactly_what_add_publishes(name: str) -> None:
+    """Late events, windows half closed, replays below restored stamps, odd dimension values (1, "1",
+    True, 1.0, a list): `add_data` and `add` publish the same partials at every checkpoint."""
+    config, rng = CONFIGS[name], random.Random(name)
+    now = T0 + 10 * D
+    tiers = [1, "1", True, 1.0, "gold", None, ["x"], "attributes.tier=1"]
+    events = []
+    for offset in range(3000):
+        survey = rng.choice(["nps", "csat", "ces"])
+        low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 5)}[survey]
+        ts = now - rng.choice([rng.randint(0, 2 * H), rng.randint(0, 9 * D), rng.randint(0, 60)])
+        events.append(event(survey, rng.randint(low, high), customer=f"c{rng.randint(0, 9)}", ts=ts,
+                            value=rng.choice([None, 0.0, 10.0, 2500.5]), segment=rng.choice(["smb", "enterprise", None]),
+                            attributes={"tier": rng.choice(tiers)}))
+    first = PartitionMetrics(TOPIC, 2, config)
+    for offset in range(1000):
+        first.add(events[offset], int(events[offset].occurred_at.timestamp()), offset, now)
+    restored = view_of(first.changes(next_offset=1000, now=now))
+    exact = PartitionMetrics(TOPIC, 2, config, restored.restore(2))
+    fast = PartitionMetrics(TOPIC, 2, config, restored.restore(2))
+    for offset in range(900, 3000):  # from below the stamps: a replay after a restart
+        when = now + (offset - 900) * 37  # time goes on: windows close while events arrive
+        ts = int(events[offset].occurred_at.timestamp())
+        assert exact.add(events[offset], ts, offset, when) == fast.add_data(events[offset].model_dump(), ts, offset, when)
+        if offset % 500 == 0 or offset == 2999:
+            assert published(fast.changes(offset + 1, when)) == published(exact.changes(offset + 1, when)), offset
+    assert fast.late == exact.late > 0

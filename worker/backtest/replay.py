@@ -5,10 +5,10 @@ it would have done to last week's traffic: how many alerts, to which channels, o
 for which owners, and which rules never match or are always outranked.
 
 The replay follows the worker's own steps (worker/app.py `handle` and `act`): validate with
-`FeedbackEvent.model_validate_json`, refuse events dated in the future, `RuleSet.evaluate`,
-and one task and at most one alert per event, owned by the highest-severity match. It renders
-nothing and keeps only counters, so a million events take seconds; the few events kept for
-`--show` are the only objects it holds on to.
+`events.event_data` (the model's reason for a bad one), refuse events dated in the future,
+`RuleSet.evaluate_data`, and one task and at most one alert per event, owned by the
+highest-severity match. It renders nothing and keeps only counters, so a million events take
+seconds; the few events kept for `--show` are the only models it builds and holds on to.
 
 Two hooks, so features the worker does not have yet can be replayed without changing this
 loop: `AlertPolicy` (a future throttle or grouping decides whether an owned event's alert is
@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from ..deadletter import describe_validation_error
-from ..events import FUTURE_LIMIT_S, FeedbackEvent  # refused beyond the limit, as in the worker
+from ..events import FUTURE_LIMIT_S, FeedbackEvent, event_data  # refused beyond the limit, as in the worker
 from ..rules import NO_CHANNEL, Match, Rule, RuleSet
 
 FUTURE_REASON = "occurred_at: more than 5 minutes in the future"
@@ -108,8 +108,8 @@ class Replay:
 
         The hot path: locals only, no per-event objects beyond the event and its match.
         """
-        validate = FeedbackEvent.model_validate_json
-        evaluate = self.rules.evaluate
+        model = FeedbackEvent.model_validate_json
+        evaluate = self.rules.evaluate_data
         policy, route, static = self.policy, self.route, self.static
         matches, owned, tasks, alerts, held = self.matches, self.owned, self.tasks, self.alerts, self.held
         show, samples = self.samples_per_rule, self.samples
@@ -117,15 +117,18 @@ class Replay:
         low, high = self.first_ts, self.last_ts
         valid = blank = 0
         for index, value in enumerate(values):
-            try:
-                event = validate(value if value is not None else b"")
-            except ValidationError as exc:
-                if skip_blank and value is not None and value.strip() == b"":
-                    blank += 1
+            raw = value if value is not None else b""
+            data = event_data(raw)
+            if data is None:
+                try:
+                    data = model(raw).model_dump()  # never expected: the model accepted what event_data refused
+                except ValidationError as exc:
+                    if skip_blank and value is not None and value.strip() == b"":
+                        blank += 1
+                        continue
+                    self._count_invalid(describe_validation_error(exc, value)[0], index, where)
                     continue
-                self._count_invalid(describe_validation_error(exc, value)[0], index, where)
-                continue
-            ts = event.occurred_at.timestamp()
+            ts = data["occurred_at"].timestamp()
             if ts > future_limit:
                 self._count_invalid(FUTURE_REASON, index, where)
                 continue
@@ -134,7 +137,7 @@ class Replay:
                 low = ts
             if ts > high:
                 high = ts
-            match = evaluate(event)
+            match = evaluate(data)
             if match is None:
                 continue
             rule = match.owner
@@ -142,6 +145,8 @@ class Replay:
             for matched in match.rules:
                 matches[matched.id] += 1
             owned[rule_id] += 1
+            keep = show and len(samples[rule_id]) < show
+            event = model(raw) if keep or policy is not None or route is not None else None  # the hooks take the model
             channel, owner = static[rule_id] if route is None else route(event, rule)
             key = (rule_id, owner)
             reason = None if policy is None else policy(event, match, channel)
@@ -153,7 +158,7 @@ class Replay:
                 continue
             alert_key = (int(ts // 3600), rule_id, channel)
             alerts[alert_key] = alerts.get(alert_key, 0) + 1
-            if show and len(samples[rule_id]) < show:
+            if keep:
                 samples[rule_id].append(Sample(event, match, channel, owner))
         self.read += len(values) - blank
         self.blank += blank

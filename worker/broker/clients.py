@@ -32,12 +32,17 @@ def common_config(settings: Settings) -> dict[str, Any]:
 
 
 def make_consumer(settings: Settings, **extra: Any) -> KafkaConsumer:
-    """A group member that never commits on its own: the checkpoint decides when."""
+    """A group member that never commits on its own: the checkpoint decides when.
+
+    KAFKA_FETCH_MAX_WAIT_MS bounds how long a fetch may wait for new events: with real Kafka
+    (fetch_min_bytes=1) an event ends the wait at once; a broker that holds every fetch for the
+    whole wait, like the embedded Tansu, delays each event by up to that much."""
     config = common_config(settings) | {
         "group_id": settings.consumer_group,
         "enable_auto_commit": False,
         "auto_offset_reset": settings.kafka_auto_offset_reset,
         "max_poll_records": 500,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
     }
     if settings.kafka_session_timeout_ms is not None:
         config["session_timeout_ms"] = settings.kafka_session_timeout_ms
@@ -47,8 +52,11 @@ def make_consumer(settings: Settings, **extra: Any) -> KafkaConsumer:
 
 
 def make_state_consumer(settings: Settings) -> KafkaConsumer:
-    """A plain reader of the worker state topic: no group, no commits (see state.StateView)."""
-    config = common_config(settings) | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000}
+    """A plain reader of the worker state topic: no group, no commits (see state.StateView).
+
+    The same fetch wait as the feedback consumer: a sync (start-up, every rebalance) waits for its marker."""
+    config = common_config(settings) | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000,
+                                        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}
     return KafkaConsumer(**config)
 
 

@@ -1,7 +1,7 @@
 """Metrics inside the worker loop: count, checkpoint, restore on rebalance, emit.
 
 The worker calls four things and nothing else:
-    count()     on the hot path, for each valid event;
+    count_data() on the hot path, for each valid event (count() takes a FeedbackEvent instead);
     assigned()  / revoked() from the rebalance listener;
     checkpoint() from the commit sequence, before the producer is flushed;
     tick()      about once a second.
@@ -14,7 +14,7 @@ import logging
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from ..events import FeedbackEvent
+from ..events import EventData, FeedbackEvent
 from .partials import MetricState, PartitionMetrics
 from .snapshots import SnapshotEmitter
 from .windows import MetricsConfig
@@ -50,6 +50,13 @@ class Metering:
         if metrics is None:  # not restored: can only happen between revoke and reassignment
             return True
         return metrics.add(event, ts, offset, now)
+
+    def count_data(self, partition: int, data: EventData, ts: int, offset: int, now: int) -> bool:
+        """`count` for EventData (events.event_data): the worker's hot path."""
+        metrics = self.partitions.get(partition)
+        if metrics is None:
+            return True
+        return metrics.add_data(data, ts, offset, now)
 
     def assigned(self, tps: list[TopicPartition]) -> None:
         """Restore the partials of newly owned partitions before any of their events is counted.

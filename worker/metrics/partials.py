@@ -24,11 +24,14 @@ The records this module owns in the state topic (the value is JSON; None is a to
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ..events import FeedbackEvent, field_getter
+from ..events import VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
 from ..state import StateView
-from .tally import Tally
+from .tally import UNHAPPY, Tally
 from .windows import MetricsConfig
 
 #: Panes are kept this long after their last window closed, so emitters can still sum them for a final.
@@ -45,7 +48,13 @@ class Pane:
 
 
 class PartitionMetrics:
-    """The partials of one input partition owned by this worker."""
+    """The partials of one input partition owned by this worker.
+
+    Two ways in: `add` counts a FeedbackEvent into its panes at once; `add_data`, the worker's
+    hot path, only notes the event in a per-bucket count (a few dict operations) and adds the
+    counts to the panes in `changes()` (the only reader of the panes). The sums are the same
+    either way: counts add up, and the unhappy customers' latest values are a maximum. Events
+    too late for every window, and replays below a restored pane's stamp, take `add`'s way."""
 
     def __init__(self, topic: str, partition: int, config: MetricsConfig, panes: dict[PaneKey, Pane] | None = None) -> None:
         self.topic = topic
@@ -54,18 +63,52 @@ class PartitionMetrics:
         self.lateness = int(config.lateness.total_seconds())
         self.steps = sorted(config.steps().items())  # [(step, largest size using it)]
         self.dimensions = [(path, field_getter(path)) for path in config.dimensions]
+        self._data_dimensions = [(path, data_getter(path)) for path in config.dimensions]
         self.late = 0
         # Below this offset events were seen before the last checkpoint: their late counts are in the restored panes.
         self.resume_at = max((pane.stamp for pane in self.panes.values()), default=0)
+        # Every pane boundary is a multiple of the grain, so a grain-long bucket lies in one pane of each step.
+        self._grain = math.gcd(*(step for step, _ in self.steps))
+        self._dimension_key = _dimension_key(config.dimensions)
+        # Where: (bucket, open steps, dimension key). The counts of `add_data` not yet in the panes:
+        self._pending: dict[tuple[tuple[Any, ...], str, int], int] = {}  # (where, survey, score) -> events
+        self._pending_unhappy: dict[tuple[tuple[Any, ...], str], tuple[int, float | None]] = {}  # (where, customer) -> latest
+        self._now = -1
+        self._open: dict[int, tuple[int, ...]] = {}  # bucket -> the steps whose pane of it is open at `_now`
 
     def add(self, event: FeedbackEvent, ts: int, offset: int, now: int) -> bool:
         """Count one event into one pane per step and dimension. False if too late for every window."""
-        dims = [""]
-        for path, get in self.dimensions:
-            value = get(event)
-            if value is not None:
-                dims.append(f"{path}={value}")
+        values = [get(event) for _, get in self.dimensions]
         customer = event.customer
+        return self._add(event.survey, event.score, customer.id, customer.monthly_value, values, ts, offset, now)
+
+    def add_data(self, data: EventData, ts: int, offset: int, now: int) -> bool:
+        """`add` for EventData (events.event_data), the worker's hot path. False if too late for every window."""
+        bucket = ts - ts % self._grain
+        if now != self._now:
+            self._now, self._open = now, {}
+        steps = self._open.get(bucket)
+        if steps is None:  # the same decision as `_add`'s, once per bucket and `now`
+            steps = self._open[bucket] = tuple(step for step, size in self.steps if now <= bucket - bucket % step + size + self.lateness)
+        if not steps or offset < self.resume_at:
+            customer = data["customer"]
+            values = [get(data) for _, get in self._data_dimensions]
+            return self._add(data["survey"], data["score"], customer["id"], customer["monthly_value"], values, ts, offset, now)
+        survey, score = data["survey"], data["score"]
+        where = (bucket, steps, self._dimension_key(data))
+        key = (where, survey, score)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        if score in _UNHAPPY_SCORES[survey]:
+            customer = data["customer"]
+            who, value = (where, customer["id"]), customer["monthly_value"]
+            seen = self._pending_unhappy.get(who)
+            if seen is None or (ts, _num(value)) > (seen[0], _num(seen[1])):
+                self._pending_unhappy[who] = (ts, value)
+        return True
+
+    def _add(self, survey: str, score: int, customer: str, value: float | None, values: list[Any], ts: int, offset: int,
+             now: int) -> bool:
+        dims = [""] + [f"{path}={v}" for (path, _), v in zip(self.dimensions, values) if v is not None]
         counted = False
         for step, size in self.steps:
             start = ts - ts % step
@@ -75,7 +118,7 @@ class PartitionMetrics:
             for dim in dims:
                 pane = self._pane((step, start, dim))
                 if offset >= pane.stamp:
-                    pane.tally.add(event.survey, event.score, customer.id, ts, customer.monthly_value)
+                    pane.tally.add(survey, score, customer, ts, value)
                     pane.dirty = True
         if not counted and offset >= self.resume_at:
             self.late += 1
@@ -87,6 +130,24 @@ class PartitionMetrics:
                         pane.dirty = True
         return counted
 
+    def _fold(self) -> None:
+        """Add the pending counts of `add_data` to the panes."""
+        pending, self._pending = self._pending, {}
+        for (where, survey, score), n in pending.items():
+            for pane in self._panes_of(where):
+                pane.tally.count(survey, score, n)
+                pane.dirty = True
+        unhappy, self._pending_unhappy = self._pending_unhappy, {}
+        for (where, customer), (ts, value) in unhappy.items():
+            for pane in self._panes_of(where):
+                pane.tally.unhappy_answer(customer, ts, value)
+
+    def _panes_of(self, where: tuple[Any, ...]) -> list[Pane]:
+        bucket, steps, dimension_key = where
+        values = dimension_key if len(self.dimensions) != 1 else (dimension_key,)
+        dims = [""] + [v[0] if type(v) is tuple else f"{path}={v}" for (path, _), v in zip(self.dimensions, values) if v is not None]
+        return [self._pane((step, bucket - bucket % step, dim)) for step in steps for dim in dims]
+
     def _pane(self, key: PaneKey) -> Pane:
         pane = self.panes.get(key)
         if pane is None:
@@ -95,6 +156,7 @@ class PartitionMetrics:
 
     def changes(self, next_offset: int, now: int) -> list[tuple[bytes, bytes | None]]:
         """Records for the state topic: changed panes (stamped) and tombstones for expired ones."""
+        self._fold()
         records: list[tuple[bytes, bytes | None]] = []
         sizes = dict(self.steps)
         for key, pane in list(self.panes.items()):
@@ -114,6 +176,37 @@ class PartitionMetrics:
     def _key(self, key: PaneKey) -> bytes:
         step, start, dim = key
         return f"pane|{self.topic}|{self.partition}|{step}|{start}|{dim}".encode()
+
+
+#: survey -> the scores that are unhappy responses (tally.UNHAPPY, without a tuple per lookup)
+_UNHAPPY_SCORES = {survey: frozenset(score for s, score in UNHAPPY if s == survey) for survey, _ in VALID_SCORES}
+
+
+def _pending_value(path: str, value: Any) -> Any:
+    """A dimension value as a hashable key, one per pane dimension: text as it is (the common case), None,
+    or else a 1-tuple of the pane's `path=value` (never equal to a text value)."""
+    return value if value is None or type(value) is str else (f"{path}={value}",)
+
+
+def _dimension_key(paths: list[str]) -> Callable[[EventData], Any]:
+    """The dimension values of an event as one hashable key (`_pending_value` each): the value itself for
+    one dimension (the usual case, one call), a tuple for several."""
+    getters = [(path, data_getter(path)) for path in paths]
+    if len(getters) != 1:
+        return lambda data: tuple(_pending_value(path, get(data)) for path, get in getters)
+    path = paths[0]
+    outer, _, inner = path.partition(".")
+    if inner and outer == "customer":
+        def customer_field(data: EventData) -> Any:
+            value = data["customer"][inner]
+            return value if value is None or type(value) is str else (f"{path}={value}",)
+        return customer_field
+    get = getters[0][1]
+    return lambda data: _pending_value(path, get(data))
+
+
+def _num(value: float | None) -> float:
+    return -1.0 if value is None else value
 
 
 class MetricState:

@@ -16,10 +16,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import VALID_SCORES
 from .snapshot import CesFigures, CsatFigures, NpsFigures
 
 #: customer id -> (occurred_at of their latest unhappy response, its monthly_value)
 Unhappy = dict[str, tuple[int, float | None]]
+
+
+def is_unhappy(survey: str, score: int) -> bool:
+    """An NPS detractor (0-6), a CSAT of 1-3 or a CES of 4-5."""
+    return score <= 6 if survey == "nps" else score <= 3 if survey == "csat" else score >= 4
+
+
+#: Every (survey, score) that is an unhappy response.
+UNHAPPY = frozenset(pair for pair in VALID_SCORES if is_unhappy(*pair))
 
 
 @dataclass(slots=True)
@@ -39,28 +49,33 @@ class Tally:
     unhappy: Unhappy = field(default_factory=dict)
 
     def add(self, survey: str, score: int, customer: str, ts: int, value: float | None) -> None:
-        """One response. The hot path: a few integer increments."""
-        self.responses += 1
+        """One response."""
+        self.count(survey, score, 1)
+        if (survey, score) in UNHAPPY:
+            self.unhappy_answer(customer, ts, value)
+
+    def count(self, survey: str, score: int, n: int) -> None:
+        """`n` responses with this score, the counts only (see `unhappy_answer` for who was unhappy)."""
+        self.responses += n
         if survey == "nps":
             if score >= 9:
-                self.promoters += 1
-                return
-            if score >= 7:
-                self.passives += 1
-                return
-            self.detractors += 1
+                self.promoters += n
+            elif score >= 7:
+                self.passives += n
+            else:
+                self.detractors += n
         elif survey == "csat":
-            self.csat += 1
+            self.csat += n
             if score >= 4:
-                self.satisfied += 1
-                return
+                self.satisfied += n
         else:
-            self.ces += 1
-            self.effort_sum += score
-            if score < 4:
-                return
-            self.high_effort += 1
-        # unhappy: keep the customer's latest value (ties: the larger value, so order never matters)
+            self.ces += n
+            self.effort_sum += score * n
+            if score >= 4:
+                self.high_effort += n
+
+    def unhappy_answer(self, customer: str, ts: int, value: float | None) -> None:
+        """Keep the customer's latest value (ties: the larger value, so order never matters)."""
         seen = self.unhappy.get(customer)
         if seen is None or (ts, _num(value)) > (seen[0], _num(seen[1])):
             self.unhappy[customer] = (ts, value)
@@ -76,10 +91,8 @@ class Tally:
         self.effort_sum += other.effort_sum
         self.high_effort += other.high_effort
         self.late += other.late
-        for customer, latest in other.unhappy.items():
-            seen = self.unhappy.get(customer)
-            if seen is None or (latest[0], _num(latest[1])) > (seen[0], _num(seen[1])):
-                self.unhappy[customer] = latest
+        for customer, (ts, value) in other.unhappy.items():
+            self.unhappy_answer(customer, ts, value)
 
     def to_json(self) -> dict[str, Any]:
         counts = {name: getattr(self, name) for name in _COUNTS}

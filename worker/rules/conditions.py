@@ -4,6 +4,11 @@ The hot path then costs a few attribute reads and comparisons per rule: no YAML,
 walking, no regex compilation per event. Every mistake an ops person can make in `when:`
 is caught here with the file, the line and the key.
 
+The compiler builds a small tree first (Cond: field tests under all/any/not), so that a
+rule can also be specialised for a known survey and score (`specialize`, used by
+model.RuleSet's pre-filter), and turned into a predicate over a FeedbackEvent or over
+EventData (`predicate`, with `field_getter` or `data_getter`).
+
 Syntax (a contract; see README "Writing rules"):
     field.path: value              equals
     field.path: {op: value, ...}   several operators on one field are ANDed
@@ -17,6 +22,8 @@ import operator
 import re
 import unicodedata
 from collections.abc import Callable
+from itertools import filterfalse
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +31,33 @@ from ..events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, field_getter, is_
 from ..yamlsource import LineDict, LineList, Location, Problems
 
 Predicate = Callable[[FeedbackEvent], bool]
+
+
+@dataclass(frozen=True)
+class Test:
+    """One operator on one field: `test(value at path)`. Tests are pure and never raise."""
+
+    path: str
+    test: Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class All:
+    parts: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[Cond, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Cond
+
+
+#: A compiled `when:`; True and False are what specialising can leave of one.
+Cond = Test | All | AnyOf | Not | bool
 
 COMBINATORS = ("all", "any", "not")
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "contains_any", "matches", "exists")
@@ -40,10 +74,13 @@ def fold(text: str, ignore_accents: bool = False) -> str:
     if text.isascii():  # the common case, ~10x cheaper than casefold + NFKD
         return text.lower()
     text = text.casefold()
-    if ignore_accents:
-        return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    if ignore_accents:  # drop the combining marks NFKD splits off (filterfalse: no Python code per character)
+        return "".join(filterfalse(unicodedata.combining, unicodedata.normalize("NFKD", text)))
     # casefold does not compose: "tühista" typed as u + U+0308 (macOS, some phones) must still match.
     return unicodedata.normalize("NFC", text)
+
+
+_PLAIN_NUMBERS = (int, float)  # exactly these types (not bool) skip _is_number on the hot path
 
 
 def _is_number(value: Any) -> bool:
@@ -65,11 +102,11 @@ class _Compiler:
 
     # -- structure ---------------------------------------------------------------------
 
-    def condition(self, node: Any, where: Location, context: str) -> Predicate | None:
+    def condition(self, node: Any, where: Location, context: str) -> Cond | None:
         if not isinstance(node, dict) or not node:
             return self.fail(where, f"{context}: expected a mapping of field paths or all/any/not, got {_show(node)}")
         assert isinstance(node, LineDict)
-        parts: list[Predicate | None] = []
+        parts: list[Cond | None] = []
         for key, value in node.items():
             at = node.where(key)
             if key in ("all", "any"):
@@ -78,10 +115,10 @@ class _Compiler:
                     continue
                 assert isinstance(value, LineList)
                 children = [self.condition(item, value.where(i), f"{context}.{key}[{i}]") for i, item in enumerate(value)]
-                parts.append(_combine(children, _all if key == "all" else _any))
+                parts.append(_join(children, All if key == "all" else AnyOf))
             elif key == "not":
                 inner = self.condition(value, at, f"{context}.not")
-                parts.append(None if inner is None else (lambda event, inner=inner: not inner(event)))
+                parts.append(None if inner is None else Not(inner))
             elif isinstance(key, str) and is_known_path(key):
                 parts.append(self.field(key, value, at, f"{context}.{key}"))
             elif isinstance(key, str) and key in OPERATORS:
@@ -92,15 +129,14 @@ class _Compiler:
                     f"{context}: unknown field path {key!r} "
                     f"(known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
                 ))
-        return _combine(parts, _all)
+        return _join(parts, All)
 
-    def field(self, path: str, spec: Any, where: Location, context: str) -> Predicate | None:
-        get = field_getter(path)
+    def field(self, path: str, spec: Any, where: Location, context: str) -> Cond | None:
         if not isinstance(spec, dict):
             if isinstance(spec, list):
                 return self.fail(where, f"{context}: a list is not a value to compare; did you mean `{{in: [...]}}`?")
             test = self.operator(path, "eq", spec, where, context, ignore_accents=False)
-            return None if test is None else (lambda event: test(get(event)))
+            return None if test is None else Test(path, test)
         assert isinstance(spec, LineDict)
         if not spec:
             return self.fail(where, f"{context}: empty operator mapping")
@@ -124,10 +160,7 @@ class _Compiler:
             return None
         if not tests:
             return self.fail(where, f"{context}: no operator given, only options")
-        if len(tests) == 1:
-            only = tests[0]
-            return lambda event: only(get(event))
-        return lambda event: all(test(get(event)) for test in tests)
+        return Test(path, tests[0]) if len(tests) == 1 else All(tuple(Test(path, test) for test in tests))
 
     # -- operators ---------------------------------------------------------------------
 
@@ -147,9 +180,10 @@ class _Compiler:
             if any(item is _BAD for item in checked):
                 return None
             items = frozenset(_exact(item) for item in checked)
+            texts = frozenset(x for is_bool, x in items if not is_bool and type(x) is str)  # text: the common case, no _exact
             if op == "in":
-                return lambda v: v is not None and _exact(v) in items
-            return lambda v: v is None or _exact(v) not in items
+                return lambda v: v in texts if type(v) is str else v is not None and _exact(v) in items
+            return lambda v: v not in texts if type(v) is str else v is None or _exact(v) not in items
 
         if op in ("contains", "contains_any", "matches"):
             if path in NUMERIC_FIELDS | TIME_FIELDS:
@@ -178,14 +212,14 @@ class _Compiler:
         if op in ("eq", "ne"):
             key = _exact(expected)
             if op == "eq":
-                return lambda v: v is not None and _exact(v) == key
-            return lambda v: v is None or _exact(v) != key
+                return lambda v: v == expected if type(v) is str else v is not None and _exact(v) == key
+            return lambda v: v != expected if type(v) is str else v is None or _exact(v) != key
         if not (_is_number(expected) or isinstance(expected, datetime)):
             return bad(f"a number for {op}" if path not in TIME_FIELDS else "an RFC 3339 time")
         compare = getattr(operator, op.replace("lte", "le").replace("gte", "ge"))
         if isinstance(expected, datetime):
             return lambda v: isinstance(v, datetime) and compare(v, expected)
-        return lambda v: _is_number(v) and compare(v, expected)
+        return lambda v: compare(v, expected) if type(v) in _PLAIN_NUMBERS else _is_number(v) and compare(v, expected)
 
     def value(self, path: str, value: Any, where: Location, context: str) -> Any:
         """Check one literal against the field's type; return it in comparable form, or _BAD."""
@@ -217,32 +251,77 @@ _BAD = object()
 
 
 def compile_condition(node: Any, where: Location, context: str, problems: Problems) -> Predicate | None:
-    """Compile `when:`. Every mistake is added to `problems` (file:line and the key); None if any."""
+    """Compile `when:` into one predicate. Every mistake is added to `problems` (file:line and the key); None if any."""
+    cond = compile_cond(node, where, context, problems)
+    return None if cond is None else predicate(cond)
+
+
+def compile_cond(node: Any, where: Location, context: str, problems: Problems) -> Cond | None:
+    """Compile `when:` into its tree (see `predicate`). Every mistake is added to `problems`; None if any."""
     before = len(problems)
-    predicate = _Compiler(problems).condition(node, where, context)
-    return predicate if len(problems) == before else None
+    cond = _Compiler(problems).condition(node, where, context)
+    return cond if len(problems) == before else None
 
 
-def _combine(parts: list[Predicate | None], join: Callable[[list[Predicate]], Predicate]) -> Predicate | None:
+def _join(parts: list[Cond | None], kind: type[All] | type[AnyOf]) -> Cond | None:
     """AND/OR of the parts; None if any part had a problem."""
     if any(part is None for part in parts):
         return None
-    preds = [part for part in parts if part is not None]
-    return preds[0] if len(preds) == 1 else join(preds)
+    kept = [part for part in parts if part is not None]
+    return kept[0] if len(kept) == 1 else kind(tuple(kept))
+
+
+def predicate(cond: Cond, getter: Callable[[str], Callable[[Any], Any]] = field_getter) -> Callable[[Any], bool]:
+    """The tree as one function of an event; `getter(path)` reads a field (field_getter or data_getter)."""
+    if cond is True or cond is False:
+        return lambda event, answer=cond: answer
+    if isinstance(cond, Test):
+        get, test = getter(cond.path), cond.test
+        return lambda event: test(get(event))
+    if isinstance(cond, Not):
+        inner = predicate(cond.part, getter)
+        return lambda event: not inner(event)
+    assert isinstance(cond, (All, AnyOf))
+    parts = [predicate(part, getter) for part in cond.parts]
+    return _all(parts) if isinstance(cond, All) else _any(parts)
+
+
+def specialize(cond: Cond, known: dict[str, Any]) -> Cond:
+    """What is left of `cond` once the fields in `known` have those values: True, False, or a smaller tree.
+
+    Exact because tests are pure: a test of a known field is decided now, the rest stays in order."""
+    if cond is True or cond is False:
+        return cond
+    if isinstance(cond, Test):
+        return bool(cond.test(known[cond.path])) if cond.path in known else cond
+    if isinstance(cond, Not):
+        inner = specialize(cond.part, known)
+        return (not inner) if isinstance(inner, bool) else Not(inner)
+    assert isinstance(cond, (All, AnyOf))
+    decisive = isinstance(cond, AnyOf)  # True decides an any, False an all
+    parts = []
+    for part in (specialize(p, known) for p in cond.parts):
+        if part is decisive:
+            return decisive
+        if part is not (not decisive):
+            parts.append(part)
+    if not parts:
+        return not decisive
+    return parts[0] if len(parts) == 1 else type(cond)(tuple(parts))
 
 
 def _all(preds: list[Predicate]) -> Predicate:
-    if len(preds) == 2:
-        a, b = preds
-        return lambda event: a(event) and b(event)
-    return lambda event: all(p(event) for p in preds)
+    if len(preds) == 1:
+        return preds[0]
+    a, b = preds[0], _all(preds[1:])  # nested pairs: cheaper than all() over a generator
+    return lambda event: a(event) and b(event)
 
 
 def _any(preds: list[Predicate]) -> Predicate:
-    if len(preds) == 2:
-        a, b = preds
-        return lambda event: a(event) or b(event)
-    return lambda event: any(p(event) for p in preds)
+    if len(preds) == 1:
+        return preds[0]
+    a, b = preds[0], _any(preds[1:])
+    return lambda event: a(event) or b(event)
 
 
 def _exact(value: Any) -> tuple[bool, Any]:

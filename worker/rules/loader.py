@@ -17,7 +17,7 @@ from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..tasks import SEVERITY_RANK, FollowupSpec
 from ..yamlsource import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
 from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
-from .conditions import compile_condition
+from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet
 
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
@@ -150,10 +150,10 @@ def _build_rule(
             template=alert.template,
             location=where,
         )
-    when = compile_condition(when_node, node.where("when"), f"{name}: when", problems) if "when" in node else None
+    condition = compile_cond(when_node, node.where("when"), f"{name}: when", problems) if "when" in node else None
     throttle = _validate(ThrottleSpec, node, "throttle", name, problems) if node.get("throttle") is not None else None
     group = _validate(GroupSpec, node, "group", name, problems) if node.get("group") is not None else None
-    if len(problems) > before or when is None:
+    if len(problems) > before or condition is None:
         return None
     return Rule(
         throttle=throttle,
@@ -161,7 +161,8 @@ def _build_rule(
         id=rule_id,
         description=description,
         severity=severity,
-        when=when,
+        when=predicate(condition),
+        condition=condition,
         followup=followup,
         alert=alert,
         location=where,

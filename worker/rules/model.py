@@ -3,18 +3,29 @@
 One event opens at most one task and one alert: among the rules that match, the one with
 the highest severity owns it (ties: the first in file order), and the task and the alert
 list every rule that matched.
+
+The hot path runs few tests per event: every rule is specialised, at load time, for each
+(survey, score) a valid event can have (conditions.specialize). Most rules test the survey or
+the score, so most events leave one or two rules with something to check, and those only their
+other fields; what is left is one generated function per (survey, score) (compiled.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..events import FeedbackEvent
+from ..events import VALID_SCORES, EventData, FeedbackEvent
 from ..metrics import MetricRule
 from ..tasks import SEVERITY_RANK, FollowupSpec, Severity
 from ..yamlsource import Location
 from .blocks import AlertSpec, GroupSpec, ThrottleSpec
-from .conditions import Predicate
+from .compiled import Form, matcher
+from .conditions import Cond, Predicate, specialize
+
+#: Per valid (survey, score): a function of the event returning the rules it matches, in file order.
+Matchers = dict[tuple[str, int], Callable[[Any], list["Rule"]]]
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,7 @@ class Rule:
     description: str
     severity: Severity
     when: Predicate = field(repr=False)
+    condition: Cond = field(repr=False, compare=False)  # `when` as a tree: what the pre-filter specialises
     followup: FollowupSpec
     alert: AlertSpec
     location: Location
@@ -53,13 +65,39 @@ class RuleSet:
     files: tuple[str, ...] = ()
     metric_rules: tuple[MetricRule, ...] = ()  # `when: {metric: ...}`: checked on snapshots, not events
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_events", _matchers(self.rules, "event"))
+        object.__setattr__(self, "_data", _matchers(self.rules, "data"))
+
     def evaluate(self, event: FeedbackEvent) -> Match | None:
-        """The hot path: run every precompiled predicate once."""
-        matched = [rule for rule in self.rules if rule.when(event)]
-        if not matched:
-            return None
-        owner = matched[0] if len(matched) == 1 else max(matched, key=lambda rule: rule.rank)
-        return Match(owner=owner, rules=tuple(matched))
+        """Every rule that matches `event`, and the one that owns it."""
+        matched = self._events.get((event.survey, event.score))
+        if matched is None:  # not a valid event (a model built without validation): ask every rule
+            return _match([rule for rule in self.rules if rule.when(event)])
+        return _match(matched(event))
+
+    def evaluate_data(self, data: EventData) -> Match | None:
+        """`evaluate` for the hot path's EventData (events.event_data): the same answer, without the models."""
+        matcher = self._data.get((data["survey"], data["score"]))
+        if matcher is None:
+            raise ValueError(f"not a valid event: {data['survey']!r} score {data['score']!r}")
+        matched = matcher(data)
+        return _match(matched) if matched else None  # most events: no match, no further call
 
     def __len__(self) -> int:
         return len(self.rules)
+
+
+def _match(matched: list[Rule]) -> Match | None:
+    if not matched:
+        return None
+    owner = matched[0] if len(matched) == 1 else max(matched, key=lambda rule: rule.rank)
+    return Match(owner=owner, rules=tuple(matched))
+
+
+def _matchers(rules: tuple[Rule, ...], form: Form) -> Matchers:
+    table: Matchers = {}
+    for survey, score in sorted(VALID_SCORES):
+        rests = [(rule, specialize(rule.condition, {"survey": survey, "score": score})) for rule in rules]
+        table[(survey, score)] = matcher([(rule, rest) for rule, rest in rests if rest is not False], form)
+    return table
