@@ -70,27 +70,32 @@ def assert_exactly_once(seen: Counter[str], matching: set[str]) -> None:
     assert twice == {}, f"{len(twice)} of {len(matching)} answers reached Slack more than once"
 
 
+def kill_burst(bootstrap: str, topics: dict[str, str], slack: FakeSlack, start: Callable[..., WorkerProcess], folder: Path,
+               kills: int = 20, seed: int = 21, **env: str) -> tuple[Counter[str], set[str]]:
+    """A burst of alerts, a worker killed with kill -9 at `kills` random moments and restarted each time; then
+    how often each answer reached Slack, and the answers that should have. Shared with bench/exactly_once.py."""
+    rules, messages, matching = burst(folder, 2400, seed=seed)
+    assert len(matching) > 400
+    slack.delay_s = 0.03  # keeps posts in flight when a kill lands
+    end = produce(bootstrap, topics["FEEDBACK_TOPIC"], messages)
+    rng = random.Random(seed)
+    done = 0
+    while done < kills and not all_committed(bootstrap, topics, end):
+        worker = start(f"worker-{done}", RULES_PATH=str(rules), **FAST, **env)
+        target = len(slack.messages) + rng.randint(1, 12)  # a random moment of the burst
+        wait_for(lambda: len(slack.messages) >= target or all_committed(bootstrap, topics, end), 90, f"posts after restart {done}")
+        worker.kill9()
+        done += 1
+    assert done == kills, f"the burst was over after {done} kills: make it longer"
+    start("last", RULES_PATH=str(rules), **FAST, **env)
+    wait_for(lambda: all_committed(bootstrap, topics, end), 180, "every offset committed after the last restart")
+    return appearances(slack), matching
+
+
 def test_twenty_kills_under_a_burst_post_every_alert_exactly_once(
     kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    rules, messages, matching = burst(tmp_path, 2400, seed=21)
-    assert len(matching) > 400
-    fake_slack.delay_s = 0.03  # keeps posts in flight when a kill lands
-    end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages)
-    rng = random.Random(5)
-    kills = 0
-    while kills < 20 and not all_committed(kafka_bootstrap, topics, end):
-        worker = start_worker(f"worker-{kills}", RULES_PATH=str(rules), **FAST)
-        target = len(fake_slack.messages) + rng.randint(1, 12)  # a random moment of the burst
-        wait_for(lambda: len(fake_slack.messages) >= target or all_committed(kafka_bootstrap, topics, end), 90,
-                 f"posts after restart {kills}")
-        worker.kill9()
-        kills += 1
-    assert kills == 20, f"the burst was over after {kills} kills: make it longer"
-    start_worker("last", RULES_PATH=str(rules), **FAST)
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed after the last restart")
-
-    assert_exactly_once(appearances(fake_slack), matching)
+    assert_exactly_once(*kill_burst(kafka_bootstrap, topics, fake_slack, start_worker, tmp_path))
 
 
 def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
