@@ -53,7 +53,8 @@ def test_json_is_the_chat_post_message_call_with_the_hostile_comment_escaped(eve
     }
     comment = next(b["text"]["text"] for b in payload["blocks"] if b["type"] == "section" and "text" in b and "ping" in b["text"]["text"])
     assert comment == '“Hey &lt;!channel&gt; ping &lt;@U123&gt; {{ 7*7 }} "quoted" &amp; co\nik wil mijn geld terug”'
-    assert "<!channel>" not in result.stdout and "<@U123>" not in result.stdout and "49" not in texts(payload["blocks"])
+    assert "<!channel>" not in result.stdout and "<@U123>" not in result.stdout
+    assert "49" not in comment  # {{ 7*7 }} not evaluated (elsewhere a due time at :49 holds "49")
     assert payload["text"] == ":red_circle: HIGH: Purrfect Prints would not recommend us: NPS 2/10 · detractor · smb"
     assert (payload["unfurl_links"], payload["unfurl_media"]) == (False, False)
     assert "Matched: nps-detractor, churn-words · event f-123" in texts(payload["blocks"])

@@ -283,17 +283,22 @@ _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
 
 
-def mention(value: Any) -> str:
-    """`{{ task.assignee | mention }}`: <@U01ABC> for a Slack user id, <!subteam^S01> for a user group,
-    the escaped text for anything else (a team name). Ids are checked, so nothing else can ping."""
+def slack_mention(value: Any) -> str:
+    """<@U01ABC> for a Slack user id, <!subteam^S01> for a user group, the escaped text for anything else
+    (a team name). Ids are checked, so nothing else can ping."""
     if value is None:
-        return _Rendered("")
+        return ""
     text = str(value)
     if _SLACK_USER.match(text):
-        return _Rendered(f"<@{text}>")
+        return f"<@{text}>"
     if _SLACK_GROUP.match(text):
-        return _Rendered(f"<!subteam^{text}>")
-    return _Rendered(_finalize(text))
+        return f"<!subteam^{text}>"
+    return slack_escape(text)
+
+
+def mention(value: Any) -> str:
+    """`{{ task.assignee | mention }}` in a template: slack_mention, escaped for the JSON string it sits in."""
+    return _Rendered(json.dumps(slack_mention(value), ensure_ascii=False)[1:-1])
 
 
 def _money(value: Any) -> str:
