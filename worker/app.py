@@ -37,10 +37,14 @@ from .alerting import (
     Silences,
     Sink,
     Throttle,
+    new_card,
     notice_alert,
     reply_slot,
+    with_card,
 )
 from .casework import Casework
+from .interactions import SlackLink
+from .livecard import LiveCards
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
@@ -76,6 +80,7 @@ class Worker:
         router: Router,
         metering: Metering | None = None,
         reloader: Reloader | None = None,
+        link: SlackLink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
@@ -109,6 +114,9 @@ class Worker:
         self.cases = cases
         self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.posting, posts, lambda: self.renderer,
                                  self.stats, clock)
+        self.link = link  # Slack interactivity (Socket Mode): buttons on alerts, and their live card
+        if settings.slack_app_token is not None:
+            self.casework.cards = LiveCards(posts, self.posting, self.checkpoint, sink, cases.get, clock)
         self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
@@ -141,11 +149,13 @@ class Worker:
                         for record in records:
                             handle(tp, record)
                     self.deliveries.settle()
-                    if self.casework.waiting:  # alerts waiting for their task's pool member: read the state topic now
-                        self.view.poll()
+                    if self.casework.waiting or (self.casework.cards is not None and self.casework.cards.waiting):
+                        self.view.poll()  # alerts waiting for their task's pool member, cards for their alert: read now
                         self.casework.wake()
                     self.posting.post_digests(self.digests, self.renderer)
                     self.casework.release()
+                    if self.casework.cards is not None:
+                        self.casework.cards.release()
                     self.deliveries.release()  # intents, one flush, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
@@ -234,6 +244,8 @@ class Worker:
             if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
                 self.checkpoint.done(tp, record.offset)  # the task is open either way
                 return
+            if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
+                alert.blocks = with_card(alert.blocks, new_card(task))
 
             def batch_and_send() -> None:
                 held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None)
@@ -310,6 +322,8 @@ class Worker:
             self.metering.tick(self.now)
         self.throttle.expire(self.now)
         self.casework.tick(self.clock())
+        if self.link is not None:
+            self.link.settle()
         if self.now >= self._next_expiry:
             self._next_expiry = self.now + 60
             retention = int(self.settings.alert_record_retention.total_seconds())

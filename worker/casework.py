@@ -31,6 +31,7 @@ from .alerting import AlertRenderer, Intent, Posts
 from .checkpoint import Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
+from .livecard import LiveCards
 from .posting import Done, Posting
 from .stats import Stats
 from .tasks import (
@@ -105,6 +106,7 @@ class Casework:
         self.clock = clock
         self.partition = TopicPartition(self.topic, 0)
         self.keeping = False
+        self.cards: LiveCards | None = None  # with Slack interactivity on: every change shows on the alert
         self._due: list[tuple[float, str]] = []  # (when a timer runs out, task id): the keeper's clock
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
@@ -198,6 +200,9 @@ class Casework:
         case = self.cases.get(action.task_id)
         if isinstance(action, Escalate) and case is not None:  # applied now or before a crash: its notices go out once
             self._announce(case, action, [(tp, record)], state)
+        if self.cards is not None and case is not None and action.action not in ("open", "update"):
+            person = result.record if result is not None and action.actor.source != "worker" else None
+            self.cards.changed(case, person, [(tp, record)], state)  # type: ignore[arg-type]
 
     def _announce(self, case: Case, action: Escalate, done: Done, state: PartitionState, since: float | None = None) -> None:
         """The escalation in Slack: a reply in the alert's thread mentioning who must act; a post in the escalation channel."""

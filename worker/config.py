@@ -50,6 +50,12 @@ class Settings(BaseModel):
     slack_default_channel: str | None = Field(None, description="Used when a rule names no channel.")
     slack_concurrency: int = Field(4, ge=1, le=64, description="Alerts posted in parallel.")
     slack_timeout_seconds: int = Field(10, ge=1, le=120, description="How long one Slack request may take.")
+    slack_app_token: SecretStr | None = Field(
+        None, description="An app-level token (xapp-, connections:write): buttons on alerts over Socket Mode; unset: none."
+    )
+    task_actors: list[str] = Field(
+        default_factory=list, description="Slack users (U...) and user groups (S...) who may change tasks from Slack; empty: anyone."
+    )
     slack_history_lookup: bool = Field(
         True, description="After a crash, search the channel before posting an alert again (channels:history scope)."
     )
@@ -94,6 +100,22 @@ class Settings(BaseModel):
 
     _root_causes = field_validator("root_causes")(lambda cls, causes: check_root_causes(causes))
 
+    @field_validator("task_actors", mode="before")
+    @classmethod
+    def _actors(cls, value: object) -> object:
+        entries = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        for entry in entries if isinstance(entries, list) else []:
+            if not (isinstance(entry, str) and entry[:1] in "UWS" and entry[1:].isalnum() and entry.isupper()):
+                raise ValueError(f"{entry!r} is not a Slack user (U...) or user group (S...) id")
+        return entries
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not token.get_secret_value().startswith("xapp-"):
+            raise ValueError("an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope connections:write)")
+        return token
+
     @property
     def task_policy(self) -> TaskPolicy:
         return TaskPolicy(owners=self.owners, root_causes=self.root_causes, sla_calendar=self.sla_calendar)
@@ -113,11 +135,12 @@ class Settings(BaseModel):
 
     def secrets(self) -> list[str]:
         """Secret values, for the log redaction filter."""
-        return [s.get_secret_value() for s in (self.slack_bot_token, self.kafka_sasl_password) if s and s.get_secret_value()]
+        secrets = (self.slack_bot_token, self.slack_app_token, self.kafka_sasl_password)
+        return [s.get_secret_value() for s in secrets if s and s.get_secret_value()]
 
 
 #: The settings held as SecretStr: never shown in an error, scrubbed from every log line.
-SECRET_SETTINGS = ("slack_bot_token", "kafka_sasl_password")
+SECRET_SETTINGS = ("slack_bot_token", "slack_app_token", "kafka_sasl_password")
 
 #: Nested settings (`metrics:`) come from the config file only.
 CONFIG_FILE_ONLY = ("metrics", "routes", "owners", "root_causes", "sla_calendar")

@@ -7,11 +7,17 @@ up and handed to the loop (app.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import timedelta
+from typing import Any
+
+from kafka import KafkaProducer
+from slack_sdk import WebClient
 
 from .alerting import Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
+from .interactions import SlackLink, actors_allowed
 from .tasks import Cases
 from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
@@ -32,6 +38,26 @@ def make_sink(settings: Settings) -> Sink:
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
     return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
                      timeout_s=settings.slack_timeout_seconds)
+
+
+def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> SlackLink | None:
+    """Slack interactivity over Socket Mode, with SLACK_APP_TOKEN (and a bot token to answer with)."""
+    if settings.slack_app_token is None or settings.slack_bot_token is None:
+        if settings.slack_app_token is not None:
+            log.warning("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: alerts are printed, so there are no buttons")
+        return None
+
+    def send(action: dict[str, Any]) -> bool:
+        try:  # in Kafka before the envelope is acknowledged: a click is never lost to a crash in between
+            producer.send(settings.task_actions_topic, key=action["task_id"].encode(), value=json.dumps(action).encode()).get(timeout=5)
+            return True
+        except Exception as err:  # KafkaError, a timeout: the user is told to try again
+            log.error("could not send a Slack action to %s: %s", settings.task_actions_topic, err)
+            return False
+
+    web = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=5)
+    return SlackLink(settings.slack_app_token, settings.slack_bot_token, settings.slack_api_url, cases, settings.task_policy, send,
+                     actors_allowed(settings.task_actors, web))
 
 
 def serve(
@@ -64,19 +90,23 @@ def serve(
     metering = None
     if settings.metrics.enabled:
         metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer)
+    link = make_link(settings, cases := Cases(view, settings.task_policy), producer)
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
     worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view),
-        Cases(view, settings.task_policy), make_router(settings),
-        metering=metering, reloader=reloader,
+        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view), cases,
+        make_router(settings), metering=metering, reloader=reloader, link=link,
     )
     if ready is not None:
         ready.set()
     try:
+        if link is not None:
+            link.start()
         return worker.run(stop)
     finally:
+        if link is not None:
+            link.close()
         sink.close()
         consumer.close(autocommit=False)
         state_consumer.close(autocommit=False)

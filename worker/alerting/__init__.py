@@ -8,8 +8,10 @@
     posts.py      what is in Slack already, per task: the records that make every alert go out once
     delivery.py   intents, posts, outcomes (on the worker thread) and the search after a crash
     preview.py    `template render`: an alert as it would be posted, from an event file
+    cards.py      the live task card on an alert (buttons, steps, status) and the resolve dialog
 """
 
+from .cards import RESOLVE_VIEW, audit_line, card, is_card, new_card, resolve_view, with_card
 from .delivery import Deliveries, Intent, Settle, outcome_of
 from .digest import Digest, Digests, Item
 from .preview import Preview, PreviewError, read_event, render_preview
@@ -43,6 +45,7 @@ __all__ = [
     "Post",
     "Posts",
     "Preview",
+    "RESOLVE_VIEW",
     "PreviewError",
     "REPLY_TEMPLATE",
     "Settle",
@@ -52,6 +55,12 @@ __all__ = [
     "SlackSink",
     "StdoutSink",
     "TemplateRenderError",
+    "audit_line",
+    "card",
+    "is_card",
+    "new_card",
+    "resolve_view",
+    "with_card",
     "Throttle",
     "describe",
     "fit",

@@ -190,6 +190,10 @@ class Deliveries:
             self.posts.posted(recheck.slot, post.kind, post.channel, post.partition, int(self.clock()), channel, ts, post.thread_ts)
         recheck.settle(Outcome("found", channel=channel, ts=ts))
 
+    def later(self, future: Future[Outcome], settle: Settle) -> None:
+        """Run `settle` with this future's outcome on the worker thread (at the next `settle()`)."""
+        future.add_done_callback(lambda done: self._outcomes.put((settle, outcome_of(done))))
+
     # -- outcomes, on the worker thread ----------------------------------------------------------
 
     def settle(self, wait_s: float = 0.0) -> None:

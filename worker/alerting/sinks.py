@@ -35,6 +35,7 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from .cards import is_card, with_card
 from .render import Alert
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
+BASES_KEPT = 2000  # alerts whose text and blocks are kept for card updates (else fetched once from the history)
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
 
 
@@ -77,6 +79,8 @@ class Sink(Protocol):
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]: ...
 
+    def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]: ...
+
     def close(self) -> None: ...
 
 
@@ -99,6 +103,12 @@ class StdoutSink:
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
         return _done(Outcome("found"))  # stdout keeps no history: nothing is found
+
+    def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]:
+        status = next((b["text"]["text"] for b in card if b.get("type") == "section"), "")
+        with self._lock:
+            print(f"[card {ts} → {channel}] {status}", file=self.stream, flush=True)
+        return _done(Outcome("sent", channel=channel, ts=ts))
 
     def close(self) -> None:
         pass
@@ -124,6 +134,7 @@ class SlackSink:
         self._max_backoff_s = max_backoff_s
         self._local = threading.local()
         self._channel_ids: dict[str, str] = {}  # channel name -> id, for searches
+        self._bases: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}  # (channel, ts) -> an alert's text and blocks
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
         self._queue: queue.SimpleQueue[tuple[Job, str, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
@@ -171,6 +182,25 @@ class SlackSink:
             return Outcome("found", channel=channel, found=found)
 
         return self._enqueue(job, f"search of {search.channel} for {len(search.slots) + len(search.orphans) + sum(map(len, search.threads.values()))} posts", abandon)
+
+    def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]:
+        """The alert `ts` with its task card replaced (chat.update): what the template rendered stays as it was."""
+
+        def job(client: WebClient) -> Outcome:
+            base = self._bases.get((channel, ts))
+            if base is None:  # the message as posted, once: by another replica, or before a restart
+                page = client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+                message = next((m for m in page.get("messages") or [] if m.get("ts") == ts), None)
+                if message is None:
+                    return Outcome("undeliverable", reason=f"message {ts} not found in {channel}")
+                base = (message.get("text") or "", [b for b in message.get("blocks") or [] if not is_card(b)])
+                self._bases[(channel, ts)] = base
+                while len(self._bases) > BASES_KEPT:
+                    self._bases.pop(next(iter(self._bases)))
+            client.chat_update(channel=channel, ts=ts, text=base[0], blocks=with_card(base[1], card))
+            return Outcome("sent", channel=channel, ts=ts)
+
+        return self._enqueue(job, f"card update of {ts} in {channel}", abandon)
 
     def _channel_id(self, client: WebClient, channel: str) -> str | None:
         """History is searched by channel id; a name is looked up once (conversations.list, channels:read)."""
