@@ -293,7 +293,7 @@ class Casework:
         while self._due and self._due[0][0] <= moment:
             _, task_id = heapq.heappop(self._due)
             case = self.cases.get(task_id)
-            reason = case.due_escalation(now) if case is not None else None
+            reason = case.due_timer(now) if case is not None else None
             if case is None or reason is None:
                 continue  # resolved, acknowledged or escalated meanwhile: its change rescheduled it
             action_id = f"escalate:{task_id}:{reason}:{case.reopened}"

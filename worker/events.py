@@ -116,6 +116,17 @@ EventData = dict[str, Any]
 VALID_SCORES = frozenset((survey, score) for survey, (low, high) in SCORE_RANGES.items() for score in range(low, high + 1))
 
 
+def is_unhappy(survey: str, score: int) -> bool:
+    """An unhappy response (README "Metric definitions"): an NPS detractor (0-6), a CSAT of 1-3 or a CES of 4-5.
+
+    It counts towards revenue at risk, and decides whether a follow-up answer recovered the customer."""
+    return score <= 6 if survey == "nps" else score <= 3 if survey == "csat" else score >= 4
+
+
+#: Every (survey, score) that is an unhappy response.
+UNHAPPY = frozenset(pair for pair in VALID_SCORES if is_unhappy(*pair))
+
+
 def _as_dicts(schema: Any) -> Any:
     """FeedbackEvent's core schema with each model validated into a plain dict instead of an instance.
 

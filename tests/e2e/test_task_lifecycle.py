@@ -104,7 +104,7 @@ def test_every_transition_through_the_actions_topic_and_the_cli_allowed_or_refus
         f"cannot resolve task {t[2]} (open): root cause 'weather' is not in the taxonomy (one of: shipping-delay, billing-error, "
         "product-defect, other)",
         f"cannot assign task {t[2]}: it is resolved (reopen it first)",
-        f"cannot reopen task {t[3]}: it is open; only a resolved task can be reopened",
+        f"cannot reopen task {t[3]}: it is open; only a resolved or closed task can be reopened",
         "unknown task 'task-nope' (see `feedback-worker task list`)",
         "acknowledge.actor.source: Input should be 'slack', 'cli', 'api' or 'worker'",  # malformed: the field is named
         "resolve.root_cuase: Extra inputs are not permitted",  # a misspelt field is not silently ignored

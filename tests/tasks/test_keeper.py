@@ -96,8 +96,8 @@ def test_every_allowed_transition_publishes_its_record_and_moves_the_case(before
      "cannot resolve task {id} (open): root cause 'bad-weather' is not in the taxonomy (one of: "),
     (ACKNOWLEDGED, "resolve", {"root_cause": "billing-error", "resolution": "  "}, "cannot resolve task {id} (acknowledged): say what was done"),
     (RESOLVED, "resolve", RESOLVE, "cannot resolve task {id}: it is already resolved (shipping-delay, by Alice)"),
-    (OPEN, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is open; only a resolved task can be reopened"),
-    (ACKNOWLEDGED, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is acknowledged; only a resolved task can be reopened"),
+    (OPEN, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is open; only a resolved or closed task can be reopened"),
+    (ACKNOWLEDGED, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is acknowledged; only a resolved or closed task can be reopened"),
 ])
 def test_every_refused_transition_names_the_task_its_status_and_why(before, action, fields, reason) -> None:
     case = status_after(new_case(), *before)
@@ -140,22 +140,22 @@ def test_a_step_can_be_ticked_and_unticked_and_answers_count_up() -> None:
 
 def test_timers_fall_due_once_per_reason_and_restart_on_a_reopen() -> None:
     case = new_case()
-    assert case.due_escalation(NOW + timedelta(minutes=29)) is None
-    assert case.due_escalation(NOW + timedelta(minutes=31)) == "not_acknowledged"
+    assert case.due_timer(NOW + timedelta(minutes=29)) is None
+    assert case.due_timer(NOW + timedelta(minutes=31)) == "not_acknowledged"
     escalated = apply(case, ACTION.validate_python({"action": "escalate", "task_id": case.task_id, "actor": {"source": "worker"},
                                                     "reason": "not_acknowledged"}), "esc-1", NOW, POLICY, no_pool)
     assert isinstance(escalated, Applied)
     case = escalated.case
-    assert case.due_escalation(NOW + timedelta(hours=1)) is None  # escalated once for that reason
-    assert case.due_escalation(NOW + timedelta(hours=5)) == "overdue"
+    assert case.due_timer(NOW + timedelta(hours=1)) is None  # escalated once for that reason
+    assert case.due_timer(NOW + timedelta(hours=5)) == "overdue"
     acknowledged = status_after(new_case(), ("acknowledge", {}))
-    assert acknowledged.due_escalation(NOW + timedelta(hours=1)) is None  # acknowledged: that timer stopped
+    assert acknowledged.due_timer(NOW + timedelta(hours=1)) is None  # acknowledged: that timer stopped
     resolved = status_after(new_case(), ("resolve", RESOLVE))
-    assert resolved.due_escalation(NOW + timedelta(days=9)) is None  # resolved: no timer at all
+    assert resolved.due_timer(NOW + timedelta(days=9)) is None  # resolved: no timer at all
     reopened = act(resolved, "reopen", "r-1", at=NOW + timedelta(hours=6), reason="still broken")
     assert isinstance(reopened, Applied)
     assert reopened.case.sla.resolve_by == NOW + timedelta(hours=10)  # restarted from the reopen
-    assert reopened.case.due_escalation(NOW + timedelta(hours=6, minutes=31)) == "not_acknowledged"
+    assert reopened.case.due_timer(NOW + timedelta(hours=6, minutes=31)) == "not_acknowledged"
 
 
 def cases_with(members: list[str], strategy: str) -> Cases:

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks.register(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
-    schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), action (input), task, lifecycle, snapshot, dlq")
+    schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), action (input), task, lifecycle, snapshot, survey, dlq")
     schema.set_defaults(func=cmd_schema)
 
     args = parser.parse_args(argv)
@@ -157,6 +157,7 @@ SCHEMAS = {
     "lifecycle": ("worker.tasks", "TASK_RECORD"),  # every record of FOLLOWUP_TOPIC, by `type`
     "action": ("worker.tasks", "ACTION"),  # what TASK_ACTIONS_TOPIC accepts, by `action`
     "snapshot": ("worker.metrics", "MetricSnapshot"),
+    "survey": ("worker.tasks", "SurveyRequest"),  # what SURVEY_REQUEST_TOPIC carries: ask the customer again
     "dlq": ("worker.deadletter", "DeadLetter"),
 }
 

@@ -16,20 +16,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import VALID_SCORES
+from ..events import UNHAPPY
 from .snapshot import CesFigures, CsatFigures, NpsFigures
 
 #: customer id -> (occurred_at of their latest unhappy response, its monthly_value)
 Unhappy = dict[str, tuple[int, float | None]]
-
-
-def is_unhappy(survey: str, score: int) -> bool:
-    """An NPS detractor (0-6), a CSAT of 1-3 or a CES of 4-5."""
-    return score <= 6 if survey == "nps" else score <= 3 if survey == "csat" else score >= 4
-
-
-#: Every (survey, score) that is an unhappy response.
-UNHAPPY = frozenset(pair for pair in VALID_SCORES if is_unhappy(*pair))
 
 
 @dataclass(slots=True)

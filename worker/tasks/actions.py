@@ -5,7 +5,7 @@
      "resolution": "Re-sent the order", "customer_contacted": true}
 
 The topic is the single way into a task's lifecycle: the worker itself also asks through it
-(`open`, `update`, `escalate`, as the `worker` actor), and one worker applies them in order
+(`open`, `update`, `escalate`, `answer`, `close`, as the `worker` actor), and one worker applies them in order
 (keeper.py), so two clicks at once are applied one after the other, never both. An action
 that is malformed or not allowed is dead-lettered with the reason (`action.rejected`).
 `action_id` makes a retry harmless: an id already applied is applied once.
@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from .heard import Step
 from .lifecycle import EscalationReason
-from .records import Actor, FollowUpTask, FollowUpUpdate
+from .records import Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate
+from .spec import Recheck
 
 
 class _Action(BaseModel):
@@ -76,11 +77,27 @@ class Open(_WorkerAction):
     acknowledge_within_s: int | None = None  # the rule's timers, to restart them on a reopen
     due_in_s: int
     channel: str | None = None  # where its alert went: escalations reply there when the alert is not known
+    recheck: Recheck = "csat"  # the rule's follow-up survey, asked for when the task is resolved
+    recovery_window_s: int = 14 * 86400
+    dims: list[str] = Field(default_factory=list)  # the event's metric dimensions (`customer.segment=smb`): loop KPIs per dimension
 
 
 class Update(_WorkerAction):
     action: Literal["update"]
     update: FollowUpUpdate
+
+
+class Answer(_WorkerAction):
+    """The customer answered again: closes a resolved task (recovered) or reopens it (still unhappy)."""
+
+    action: Literal["answer"]
+    answer: FollowupAnswer
+
+
+class Close(_WorkerAction):
+    """The recovery window of a resolved task ran out without an answer."""
+
+    action: Literal["close"]
 
 
 class Escalate(_WorkerAction):
@@ -90,7 +107,7 @@ class Escalate(_WorkerAction):
 
 
 PersonAction = Acknowledge | Assign | StepAction | Resolve | Reopen
-Action = Annotated[PersonAction | Open | Update | Escalate, Field(discriminator="action")]
+Action = Annotated[PersonAction | Open | Update | Escalate | Answer | Close, Field(discriminator="action")]
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 #: The actions people and other systems may send (the rest are the worker's own).
 ACTION_NAMES = ("acknowledge", "assign", "step", "resolve", "reopen")

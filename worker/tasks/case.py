@@ -1,8 +1,11 @@
-"""A task as it stands: the fold of its records, in order. Status: open → acknowledged → resolved (→ reopened = open).
+"""A task as it stands: the fold of its records, in order.
+
+Status: open → acknowledged → resolved → closed (the customer's next answer, or none within the
+recovery window); reopened = open again, by a person or by an answer that is still unhappy.
 
 The fold is what every replica keeps (table.py, from the state topic) and what `task show`
 rebuilds from FOLLOWUP_TOPIC; both give the same case, because `fold` is the only way a case
-changes.
+changes. Its `marks` are the moments the loop KPIs count (metrics/loop.py, tasks/kpis.py).
 """
 
 from __future__ import annotations
@@ -12,11 +15,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .lifecycle import EscalationReason, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskEscalated, TaskReopened, TaskResolved
-from .records import Actor, FollowUpTask, FollowUpUpdate, Sla
-from .spec import EscalateTo
+from .lifecycle import (
+    EscalationReason,
+    Lifecycle,
+    StepDone,
+    TaskAcknowledged,
+    TaskAssigned,
+    TaskClosed,
+    TaskEscalated,
+    TaskReopened,
+    TaskResolved,
+)
+from .records import COMMENT_KEPT, Actor, FollowUpTask, FollowUpUpdate, Sla
+from .spec import EscalateTo, Recheck
 
-Status = Literal["open", "acknowledged", "resolved"]
+Status = Literal["open", "acknowledged", "resolved", "closed"]
+#: What a case's timers can ask for when they run out.
+Timer = Literal["not_acknowledged", "overdue", "no_response"]
 APPLIED_KEPT = 200  # action ids remembered per task, so a retried action is applied once
 
 
@@ -33,6 +48,17 @@ class Resolution(BaseModel):
     root_cause: str
     resolution: str
     customer_contacted: bool
+
+
+class Mark(BaseModel):
+    """One moment of the loop: what happened, when, and against which deadline (for the KPIs)."""
+
+    kind: Literal["opened", "acknowledged", "escalated", "resolved", "reopened", "closed"]
+    at: datetime
+    due: datetime | None = Field(None, description="acknowledged/resolved: the SLA deadline it was measured against.")
+    detail: str | None = Field(None, description="resolved: the root cause; reopened: the reason; closed: the outcome; "
+                                                 "escalated: the reason.")
+    answer: str | None = Field(None, description="The event id of the customer's answer that closed or reopened it.")
 
 
 class Case(BaseModel):
@@ -61,10 +87,32 @@ class Case(BaseModel):
     answers: int = 1
     applied: list[str] = Field(default_factory=list)
     updated_at: datetime
+    comment: str | None = None  # the first 500 characters: root-cause digests quote examples
+    recheck: Recheck = "none"  # the follow-up survey asked for when it is resolved
+    recovery_window_s: int = 14 * 86400
+    dims: list[str] = Field(default_factory=list)  # metric dimensions of the opening answer, e.g. customer.segment=smb
+    outcome: Literal["recovered", "no_response"] | None = None  # once closed
+    marks: list[Mark] = Field(default_factory=list)
 
     @property
     def unresolved(self) -> bool:
-        return self.status != "resolved"
+        return self.status in ("open", "acknowledged")
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """Resolved, and the customer was asked again: their next answer (or its absence) closes the loop."""
+        return self.status == "resolved" and self.recheck != "none"
+
+    def answer_window(self) -> tuple[datetime, datetime] | None:
+        """(resolved at, end of the recovery window) while an answer can close or reopen it; None otherwise."""
+        if self.status not in ("resolved", "closed") or self.resolution is None or self.recheck == "none":
+            return None
+        start = self.resolution.at
+        return start, start + timedelta(seconds=self.recovery_window_s)
+
+    def answered_by(self, event_id: str) -> bool:
+        """This event already closed or reopened the task (a replayed answer)."""
+        return any(mark.answer == event_id for mark in self.marks)
 
     def overdue(self, now: datetime) -> bool:
         return self.unresolved and now >= self.sla.resolve_by
@@ -73,8 +121,11 @@ class Case(BaseModel):
         """Escalated for this reason since it was (re)opened."""
         return any(e.reason == reason and e.round == self.reopened for e in self.escalations)
 
-    def due_escalation(self, now: datetime) -> EscalationReason | None:
-        """The SLA timer that has run out and not been escalated yet, if any."""
+    def due_timer(self, now: datetime) -> Timer | None:
+        """The timer that has run out and not been acted on yet, if any: an SLA escalation, or no answer in time."""
+        if self.awaiting_answer:
+            window = self.answer_window()
+            return "no_response" if window is not None and now >= window[1] else None
         if not self.unresolved:
             return None
         if self.status == "open" and self.sla.acknowledge_by is not None and now >= self.sla.acknowledge_by \
@@ -86,6 +137,9 @@ class Case(BaseModel):
 
     def next_due(self) -> datetime | None:
         """When a timer of this case runs out next (for the keeper's clock); None: nothing pending."""
+        if self.awaiting_answer:
+            window = self.answer_window()
+            return window[1] if window is not None else None
         if not self.unresolved:
             return None
         moments = []
@@ -96,7 +150,8 @@ class Case(BaseModel):
         return min(moments, default=None)
 
 
-def opened(task: FollowUpTask, acknowledge_within: timedelta | None, due_in: timedelta, channel: str | None = None) -> Case:
+def opened(task: FollowUpTask, acknowledge_within: timedelta | None, due_in: timedelta, channel: str | None = None,
+           recheck: Recheck = "none", recovery_window: timedelta = timedelta(days=14), dims: list[str] | None = None) -> Case:
     sla = task.sla or Sla(resolve_by=task.due_at)
     return Case(
         task_id=task.task_id, rule_id=task.rule_id, severity=task.severity, owner=task.owner, assignee=task.assignee,
@@ -104,16 +159,20 @@ def opened(task: FollowUpTask, acknowledge_within: timedelta | None, due_in: tim
         event_id=task.event_id, opened_at=task.opened_at, sla=sla,
         acknowledge_within_s=int(acknowledge_within.total_seconds()) if acknowledge_within else None,
         due_in_s=int(due_in.total_seconds()), escalate_to=task.escalate_to, channel=channel, updated_at=task.opened_at,
+        comment=task.comment[:COMMENT_KEPT] if task.comment else None, recheck=recheck,
+        recovery_window_s=int(recovery_window.total_seconds()), dims=dims or [], marks=[Mark(kind="opened", at=task.opened_at)],
     )
 
 
 def fold(case: Case, record: FollowUpUpdate | Lifecycle, sla: Sla | None = None) -> Case:
     """The case after one more record. `sla`: the restarted timers, for a reopen."""
     changes: dict[str, object] = {"updated_at": record.at or case.updated_at}
+    mark = None
     if isinstance(record, FollowUpUpdate):
         changes["answers"] = max(case.answers, record.answers_in_episode)
     elif isinstance(record, TaskAcknowledged):
         changes |= {"status": "acknowledged", "acknowledged_at": record.at, "acknowledged_by": record.actor}
+        mark = Mark(kind="acknowledged", at=record.at, due=case.sla.acknowledge_by)
     elif isinstance(record, TaskAssigned):
         changes["assignee"] = record.assignee
     elif isinstance(record, StepDone):
@@ -121,14 +180,23 @@ def fold(case: Case, record: FollowUpUpdate | Lifecycle, sla: Sla | None = None)
     elif isinstance(record, TaskEscalated):
         changes["escalations"] = [*case.escalations, Escalation(reason=record.reason, level=record.level, at=record.at,
                                                                 round=case.reopened)]
+        mark = Mark(kind="escalated", at=record.at, detail=record.reason)
     elif isinstance(record, TaskResolved):
         changes |= {"status": "resolved", "resolution": Resolution(at=record.at, by=record.actor, root_cause=record.root_cause,
                                                                    resolution=record.resolution,
                                                                    customer_contacted=record.customer_contacted)}
+        mark = Mark(kind="resolved", at=record.at, due=case.sla.resolve_by, detail=record.root_cause)
     elif isinstance(record, TaskReopened):
-        changes |= {"status": "open", "reopened": case.reopened + 1, "acknowledged_at": None, "acknowledged_by": None}
+        changes |= {"status": "open", "reopened": case.reopened + 1, "acknowledged_at": None, "acknowledged_by": None,
+                    "outcome": None}
         if sla is not None:
             changes["sla"] = sla
+        mark = Mark(kind="reopened", at=record.at, detail=record.reason, answer=record.answer.event_id if record.answer else None)
+    elif isinstance(record, TaskClosed):
+        changes |= {"status": "closed", "outcome": record.outcome}
+        mark = Mark(kind="closed", at=record.at, detail=record.outcome, answer=record.answer.event_id if record.answer else None)
+    if mark is not None:
+        changes["marks"] = [*case.marks, mark]
     return case.model_copy(update=changes)
 
 

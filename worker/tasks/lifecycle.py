@@ -1,4 +1,4 @@
-"""The lifecycle records of a task on FOLLOWUP_TOPIC: acknowledged, assigned, steps, escalated, resolved, reopened.
+"""The lifecycle records of a task on FOLLOWUP_TOPIC: acknowledged, assigned, steps, escalated, resolved, reopened, closed.
 
 Each is a pydantic model, so the record is its own schema (`feedback-worker schema lifecycle`).
 Every record has `type`, `task_id`, `at` (UTC), `actor`, and an `id` that is the same when a
@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from .heard import Step
-from .records import Actor, FollowUpTask, FollowUpUpdate
+from .records import Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate
 
 EscalationReason = Literal["not_acknowledged", "overdue"]
 
@@ -69,11 +69,24 @@ class TaskResolved(_Record):
 
 
 class TaskReopened(_Record):
+    """Opened again: by a person (a reason in words), or by the customer's next answer (`still_unhappy`, with the answer).
+
+    The SLA timers restart."""
+
     type: Literal["followup.reopened"] = "followup.reopened"
-    reason: str
+    reason: str = Field(description="Why; `still_unhappy` when the customer's follow-up answer was unhappy.")
+    answer: FollowupAnswer | None = Field(None, description="The answer that reopened it (reason still_unhappy).")
 
 
-Lifecycle = TaskAcknowledged | TaskAssigned | StepDone | TaskEscalated | TaskResolved | TaskReopened
+class TaskClosed(_Record):
+    """The loop is closed: the customer answered again and is no longer unhappy, or did not answer within the window."""
+
+    type: Literal["followup.closed"] = "followup.closed"
+    outcome: Literal["recovered", "no_response"]
+    answer: FollowupAnswer | None = Field(None, description="The answer that closed it (outcome recovered).")
+
+
+Lifecycle = TaskAcknowledged | TaskAssigned | StepDone | TaskEscalated | TaskResolved | TaskReopened | TaskClosed
 #: Any record of FOLLOWUP_TOPIC, read back by type (the CLI's `task show`).
 TaskRecord = Annotated[FollowUpTask | FollowUpUpdate | Lifecycle, Field(discriminator="type")]
 TASK_RECORD: TypeAdapter[TaskRecord] = TypeAdapter(TaskRecord)

@@ -15,9 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..events import Customer, FeedbackEvent, Survey
+from ..events import Customer, FeedbackEvent, Survey, is_unhappy
 from .heard import TaskStep, heard_steps
 from .spec import EscalateTo, FollowupSpec, Severity
+
+
+#: Comments kept in a case and in answers: enough to quote, bounded so the state topic stays small.
+COMMENT_KEPT = 500
 
 
 class Actor(BaseModel):
@@ -85,6 +89,24 @@ class FollowUpUpdate(BaseModel):
     survey: Survey
     score: int
     comment: str | None
+
+
+class FollowupAnswer(BaseModel):
+    """The customer's next answer after a resolution: it closes the task (recovered) or reopens it (still unhappy)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    occurred_at: datetime
+    survey: Survey
+    score: int
+    unhappy: bool = Field(description="By the README's definition: NPS 0-6, CSAT 1-3, CES 4-5.")
+    comment: str | None = Field(None, max_length=COMMENT_KEPT, description="The first 500 characters of the comment.")
+
+    @classmethod
+    def of(cls, event: FeedbackEvent) -> FollowupAnswer:
+        return cls(event_id=event.event_id, occurred_at=event.occurred_at, survey=event.survey, score=event.score,
+                   unhappy=is_unhappy(event.survey, event.score), comment=event.comment[:COMMENT_KEPT] if event.comment else None)
 
 
 def task_id_for(event_id: str) -> str:

@@ -15,6 +15,8 @@ from ..names import check_name_template
 from .heard import Step
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
+#: The follow-up survey a resolved task asks the customer (recheck), or none.
+Recheck = Literal["csat", "nps", "ces", "none"]
 #: Higher wins when several rules match one event.
 SEVERITY_RANK: dict[str, int] = {"critical": 5, "high": 4, "medium": 3, "low": 2, "info": 1}
 #: The owner of a task when neither the rule nor a route names one.
@@ -49,5 +51,11 @@ class FollowupSpec(BaseModel):
     acknowledge_within: Duration | None = Field(None, description="Time to acknowledge before escalating; none by default.")
     escalate_to: EscalateTo | None = Field(None, description="Who else hears of an escalation, and where.")
     guidance: dict[Step, str] = Field(default_factory=dict, description="Override the guidance text of any HEARD step.")
+    recheck: Recheck = Field(
+        "csat", description="The survey sent to the customer when the task is resolved (survey.requested); none: no follow-up survey.",
+    )
+    recovery_window: Duration = Field(
+        timedelta(days=14), description="How long after the resolution the customer's answer can close the task; then no_response.",
+    )
 
     _owner_template = field_validator("owner")(lambda cls, value: check_name_template(value))

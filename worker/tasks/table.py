@@ -12,6 +12,7 @@ check an action before sending it, and know who has a task.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +39,9 @@ class Cases:
         self.rotation: dict[str, int] = {}
         self.outcomes: dict[str, ActionOutcome] = {}
         self.changed: set[str] = set()  # task ids whose case changed since the last look (read back or saved)
+        self.by_customer: dict[str, set[str]] = {}  # customer id -> their task ids: the hot path's one lookup per answer
+        #: Called with every case as it changes (None: gone), here or on another replica: the loop KPIs follow.
+        self.watchers: list[Callable[[str, Case | None], None]] = []
         #: Cases this worker wrote since its last sync: their records coming back are echoes, older than memory.
         self.own: set[str] = set()
         view.register("task", self._task, before_sync=self.own.clear)
@@ -47,11 +51,13 @@ class Cases:
     def get(self, task_id: str) -> Case | None:
         return self.by_id.get(task_id)
 
+    def of_customer(self, customer_id: str) -> list[Case]:
+        return [self.by_id[task_id] for task_id in self.by_customer.get(customer_id, ())]
+
     # -- written by the keeper ---------------------------------------------------------------------
 
     def save(self, case: Case) -> None:
-        self.by_id[case.task_id] = case
-        self.changed.add(case.task_id)
+        self._put(case.task_id, case)
         self.own.add(case.task_id)
         self.view.publish([(self.view.key("task", case.task_id), case.model_dump_json(exclude_defaults=True).encode())])
 
@@ -77,16 +83,17 @@ class Cases:
         self.view.publish([(self.view.key("outcome", action_id), json.dumps(outcome.__dict__).encode())])
 
     def expire(self, now: datetime, retention_s: int) -> int:
-        """Tombstone action outcomes after an hour, and resolved cases older than the retention."""
+        """Tombstone action outcomes after an hour, and finished cases (resolved and not awaiting an answer, or closed)
+        untouched for the retention."""
         at = int(now.timestamp())
         gone = [a for a, o in self.outcomes.items() if o.at + OUTCOME_KEPT_S < at]
         for action_id in gone:
             del self.outcomes[action_id]
             self.view.publish([(self.view.key("outcome", action_id), None)])
         old = [t for t, c in self.by_id.items()
-               if c.resolution is not None and not c.unresolved and c.resolution.at.timestamp() + retention_s < at]
+               if not c.unresolved and not c.awaiting_answer and c.updated_at.timestamp() + retention_s < at]
         for task_id in old:
-            del self.by_id[task_id]
+            self._put(task_id, None)
             self.own.add(task_id)
             self.view.publish([(self.view.key("task", task_id), None)])
         return len(old)
@@ -96,11 +103,22 @@ class Cases:
     def _task(self, task_id: str, value: bytes | None) -> None:
         if task_id in self.own:
             return  # our own write coming back: memory is newer
-        if value is None:
-            self.by_id.pop(task_id, None)
-        else:
-            self.by_id[task_id] = Case.model_validate_json(value)
+        self._put(task_id, None if value is None else Case.model_validate_json(value))
+
+    def _put(self, task_id: str, case: Case | None) -> None:
+        old = self.by_id.pop(task_id, None)
+        if old is not None:
+            tasks = self.by_customer.get(old.customer_id)
+            if tasks is not None:
+                tasks.discard(task_id)
+                if not tasks:
+                    del self.by_customer[old.customer_id]
+        if case is not None:
+            self.by_id[task_id] = case
+            self.by_customer.setdefault(case.customer_id, set()).add(task_id)
         self.changed.add(task_id)
+        for watcher in self.watchers:
+            watcher(task_id, case)
 
     def _pool(self, owner: str, value: bytes | None) -> None:
         if value is not None:
