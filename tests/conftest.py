@@ -81,6 +81,7 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
         "CONSUMER_GROUP": f"group-{suffix}",
         "STATE_TOPIC": f"state-{suffix}",
         "TASK_ACTIONS_TOPIC": f"actions-{suffix}",
+        "SURVEY_REQUEST_TOPIC": f"surveys-{suffix}",
     }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
     ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)

@@ -33,7 +33,6 @@ from .alerting import (
     Intent,
     Item,
     Posts,
-    Silence,
     Silences,
     Sink,
     Throttle,
@@ -48,7 +47,7 @@ from .livecard import LiveCards
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
-from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data
+from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
 from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
 from .posting import Done, Posting
 from .rebalance import Rebalance
@@ -56,7 +55,7 @@ from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
 from .state import StateView
 from .stats import Stats
-from .tasks import Cases, FollowUpTask, open_task
+from .tasks import Case, Cases, FollowUpTask, open_task
 
 log = logging.getLogger("worker")
 
@@ -206,6 +205,8 @@ class Worker:
                     "event %s (occurred_at %s) is too late for every metric window: counted in late_events, not in the "
                     "figures (%d such events so far; see metrics.lateness)", data["event_id"], occurred_at.isoformat(), self.stats.late,
                 )
+        if data["customer"]["id"] in self.cases.by_customer and self.casework.answered(data):
+            return  # the customer's answer after a resolution: it closes or reopens their task, and opens none
         match = self.rules.evaluate_data(data)
         if match is None:
             return
@@ -224,6 +225,9 @@ class Worker:
         if key is not None and episode is not None:  # a repeat within the window: the open task's thread instead
             self.reply(tp, record, event, match, state, key, episode)
             return
+        if is_unhappy(event.survey, event.score) and (case := self.casework.joinable(event.customer.id, event.event_id)):
+            self.reply(tp, record, event, match, state, None, self._episode_of(case))  # their unresolved task, not one more
+            return
         destination = self.router.destination(event, rule)
         now = self.clock()
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner,
@@ -233,7 +237,7 @@ class Worker:
             self.posting.replayed(earlier, key)
             return
         if earlier is None:  # else it was asked for, and flushed with the intent, before the crash
-            self.casework.open(task, rule.followup, destination.channel)
+            self.casework.open(task, rule.followup, destination.channel, event)
         self.checkpoint.wait_for(state, record.offset)
         done: Done = [(tp, record)]
 
@@ -241,7 +245,7 @@ class Worker:
             what = f"alert for event {event.event_id}"
             alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
                                         lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
-            if alert is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
+            if alert is None or self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
                 self.checkpoint.done(tp, record.offset)  # the task is open either way
                 return
             if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
@@ -266,38 +270,35 @@ class Worker:
         self.casework.when_assigned(task, state.abandon, alert)
 
     def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
-              state: PartitionState, key: str, episode: Episode) -> None:
-        """A throttled match: update the open task and reply in its Slack thread; no new task, no new alert."""
+              state: PartitionState, key: str | None, episode: Episode) -> None:
+        """A throttled match (`key`: its episode), or another unhappy answer from a customer with an unresolved task:
+        update that task and reply in its Slack thread; no new task, no new alert."""
         rule = match.owner
         slot = reply_slot(episode.task_id, event.event_id)
         earlier = self.posts.get(slot)
         if earlier is not None and earlier.state == "posted":
             self.posting.replayed(earlier, None)
             return
-        self.stats.throttled += 1
+        if key is None:
+            self.stats.joined += 1
+        else:
+            self.stats.throttled += 1
         if earlier is None:  # else the answer was counted, and its update flushed with the intent, before the crash
             self.casework.update(self.throttle.join(key, episode, event, match, self.clock()))
         channel = episode.channel or self.router.destination(event, rule).channel
         what = f"thread reply for event {event.event_id}"
         reply = self.posting.render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
                              lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers))
-        if reply is None or self._silenced(self.silences.holding(event, rule.id, self.clock()), what):
+        if reply is None or self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), what):
             return
         reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
-        self.checkpoint.wait_for(state, record.offset)
-        done: Done = [(tp, record)]
-        intent = Intent(slot, "reply", channel, tp.partition, episode.thread_ts)
-        if earlier is None:
-            self.posting.send(reply, state.abandon, done, [intent])
-        else:
-            self.posting.recheck(earlier, slot, state, done,
-                          lambda: self.posting.send(reply, state.abandon, done, [intent]), None)
+        self.posting.once(reply, Intent(slot, "reply", channel, tp.partition, episode.thread_ts), earlier, state, [(tp, record)])
 
     def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
         """A metric rule fired: silence → render → send; if it cannot be delivered, dead-letter it."""
         self.stats.metric_alerts += 1
         channel = rule.channel or self.settings.slack_default_channel or NO_CHANNEL
-        if self._silenced(self.silences.holding_metric(rule.id, snapshot.dimension, self.clock()), f"metric alert {rule.id}"):
+        if self.posting.silenced(self.silences.holding_metric(rule.id, snapshot.dimension, self.clock()), f"metric alert {rule.id}"):
             return
         log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
         alert = self.posting.render(f"metric alert for rule {rule.id}", [None], {"channel": channel, "template": rule.template},
@@ -307,11 +308,12 @@ class Worker:
 
     # -- the steps' plumbing -----------------------------------------------------------------
 
-    def _silenced(self, silence: Silence | None, what: str) -> bool:
-        if silence is not None:
-            self.stats.silenced += 1
-            log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
-        return silence is not None
+    def _episode_of(self, case: Case) -> Episode:
+        """A task's thread as a throttle episode: where another answer joining it is replied."""
+        alert = self.posts.get(case.task_id)
+        posted = alert is not None and alert.state == "posted"
+        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=alert.ts if posted else None,  # type: ignore[union-attr]
+                       channel=alert.channel_id if posted else case.channel)  # type: ignore[union-attr]
 
     # -- between batches -------------------------------------------------------------------
 

@@ -3,15 +3,15 @@
 TASK_ACTIONS_TOPIC has one partition and is consumed with the feedback topic, by the same
 group. The worker that owns that partition is the *keeper*: it applies each action
 (tasks/keeper.py), publishes the record on FOLLOWUP_TOPIC, saves the case and the action's
-outcome to the state topic, and runs the SLA timers. Every worker *asks*: a new task, an
-answer joining one, an escalation that fell due, a click in Slack, a CLI command all become
+outcome to the state topic, and runs the timers (SLA escalations, the end of a recovery
+window). Every worker *asks*: a new task, an answer joining one, the customer's answer after a
+resolution, an escalation that fell due, a click in Slack, a CLI command all become
 actions, so a task has one writer and one order, and two clicks at once are applied one
 after the other, never both.
 
-What an escalation says in Slack (a reply in the alert's thread, a post in the escalation
-channel) is tied to the escalate action's offset and posted once, like alerts (posting.py).
-When many escalations fall due at once (after an outage), each escalation channel gets one
-summary instead of a flood.
+A resolution asks the customer again (a survey.requested record, tasks/recheck.py); the
+customer's next answer closes the task or reopens it. What the keeper says in Slack
+(escalations, a reopening by the customer) is tasknotes.py's.
 """
 
 from __future__ import annotations
@@ -27,36 +27,44 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Intent, Posts
-from .checkpoint import Checkpoint, PartitionState
+from .alerting import AlertRenderer, Posts
+from .checkpoint import Checkpoint
 from .config import Settings
 from .deadletter import DeadLetters
+from .events import EventData, FeedbackEvent, field_getter, is_unhappy
 from .livecard import LiveCards
-from .posting import Done, Posting
+from .posting import Posting
 from .stats import Stats
+from .tasknotes import TaskNotes
 from .tasks import (
     ACTION,
+    COMMENT_KEPT,
+    TASK_ATTRIBUTE,
     WORKER,
     Action,
+    Answer,
     Case,
     Cases,
+    Close,
     Escalate,
+    FollowupAnswer,
     FollowupSpec,
     FollowUpTask,
     FollowUpUpdate,
     Open,
     Refused,
     Sla,
+    TaskResolved,
     Update,
+    answered_tasks,
     apply,
+    survey_request,
 )
 
 log = logging.getLogger("worker")
 
 ASK_AGAIN_S = 60.0  # an escalation asked for and not applied yet (the keeper moved) is asked for again
-GATHER_S = 2.0  # escalations for one channel within this are posted together
 SLOW_ASSIGNMENT_S = 30.0
-ALERT_WAIT_S = 30.0  # an escalation waits this long for its task's alert (in flight, or rechecked after a crash)
 
 
 @dataclass
@@ -68,26 +76,6 @@ class _Waiting:
     go: Callable[[FollowUpTask], None]
     since: float = field(default_factory=time.monotonic)
     warned: bool = False
-
-
-@dataclass
-class _Later:
-    """An escalation waiting for its alert to land, so it can reply in the alert's thread."""
-
-    case: Case
-    action: Escalate
-    done: Done
-    state: PartitionState
-    since: float
-
-
-@dataclass
-class _Notice:
-    case: Case
-    reason: str
-    slot: str
-    done: Done
-    abandon: object
 
 
 class Casework:
@@ -110,8 +98,9 @@ class Casework:
         self._due: list[tuple[float, str]] = []  # (when a timer runs out, task id): the keeper's clock
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
-        self._notices: dict[str, tuple[float, list[_Notice]]] = {}  # escalation channel -> (due, notices)
-        self._later: list[_Later] = []
+        self.notes = TaskNotes(posting, posts, checkpoint, renderer)
+        self.survey_topic = settings.survey_request_topic
+        self.dimensions = [(path, field_getter(path)) for path in settings.metrics.dimensions]
 
     # -- asking (any worker) -----------------------------------------------------------------------
 
@@ -119,12 +108,40 @@ class Casework:
         """Send an action to the keeper (the commit of the event that asked waits for it to be in Kafka)."""
         self.checkpoint.publish(self.topic, action.task_id.encode(), action.model_dump_json().encode())
 
-    def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str) -> None:
+    def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent) -> None:
         """A new task: the keeper picks its pool member, publishes followup.opened and starts its timers."""
         self.stats.tasks += 1
         within = int(spec.acknowledge_within.total_seconds()) if spec.acknowledge_within else None
+        dims = [f"{path}={value}" for path, get in self.dimensions if (value := get(event)) is not None]
         self.ask(Open(action="open", task_id=task.task_id, actor=WORKER, action_id=f"open:{task.task_id}", task=task,
-                      acknowledge_within_s=within, due_in_s=int(spec.due_in.total_seconds()), channel=channel))
+                      acknowledge_within_s=within, due_in_s=int(spec.due_in.total_seconds()), channel=channel,
+                      recheck=spec.recheck, recovery_window_s=int(spec.recovery_window.total_seconds()), dims=dims))
+
+    def answered(self, data: EventData) -> bool:
+        """The customer answered again: does this answer close (or reopen) resolved tasks? Then ask the keeper.
+
+        Called for an event whose customer has tasks (one dict lookup decides that on the hot path).
+        True: it answered tasks, so it opens none (tasks/recheck.py says which tasks it answers)."""
+        customer = data["customer"]["id"]
+        survey, score = data["survey"], data["score"]
+        tasks = answered_tasks(self.cases.of_customer(customer), data["event_id"], data["occurred_at"], is_unhappy(survey, score),
+                               data["attributes"].get(TASK_ATTRIBUTE))
+        if not tasks:
+            return False
+        comment = data["comment"]
+        answer = FollowupAnswer(event_id=data["event_id"], occurred_at=data["occurred_at"], survey=survey, score=score,
+                                unhappy=is_unhappy(survey, score), comment=comment[:COMMENT_KEPT] if comment else None)
+        for case in tasks:
+            self.stats.answers += 1
+            log.info("answer %s from customer %s (%s %d) answers task %s", answer.event_id, customer, survey, score, case.task_id)
+            self.ask(Answer(action="answer", task_id=case.task_id, actor=WORKER, action_id=f"answer:{case.task_id}:{answer.event_id}",
+                            answer=answer))
+        return True
+
+    def joinable(self, customer: str, event_id: str) -> Case | None:
+        """The customer's unresolved task another unhappy answer joins (the oldest), rather than opening one more."""
+        open_ = [c for c in self.cases.of_customer(customer) if c.unresolved and c.event_id != event_id]
+        return min(open_, key=lambda c: c.opened_at, default=None)
 
     def update(self, update: FollowUpUpdate) -> None:
         self.ask(Update(action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}",
@@ -193,95 +210,30 @@ class Casework:
             self.checkpoint.publish(self.followup_topic, action.task_id.encode(), result.record.model_dump_json().encode())
             self.cases.save(result.case)
             self._schedule(result.case)
+            if isinstance(result.record, TaskResolved) and (request := survey_request(result.case)) is not None:
+                # Ask the customer again; their answer closes the loop (answered(), on whichever worker reads it).
+                self.checkpoint.publish(self.survey_topic, request.customer.encode(), request.model_dump_json().encode())
             if action.action not in ("open", "update"):
                 log.info("task %s: %s by %s", action.task_id, result.record.type, action.actor.shown())
         if action.actor.source != "worker":
             self.cases.record_outcome(action_id, action.task_id, True, "", now)
         case = self.cases.get(action.task_id)
         if isinstance(action, Escalate) and case is not None:  # applied now or before a crash: its notices go out once
-            self._announce(case, action, [(tp, record)], state)
+            self.notes.escalated(case, action.reason, [(tp, record)], state)
+        if isinstance(action, Answer) and case is not None and (round_ := _reopened_by(case, action.answer.event_id)):
+            self.notes.reopened(case, action.answer, round_, [(tp, record)], state)  # still unhappy: said in the thread, once
         if self.cards is not None and case is not None and action.action not in ("open", "update"):
             person = result.record if result is not None and action.actor.source != "worker" else None
             self.cards.changed(case, person, [(tp, record)], state)  # type: ignore[arg-type]
 
-    def _announce(self, case: Case, action: Escalate, done: Done, state: PartitionState, since: float | None = None) -> None:
-        """The escalation in Slack: a reply in the alert's thread mentioning who must act; a post in the escalation channel."""
-        round_ = f"{action.reason}:{case.reopened}"
-        alert = self.posts.get(case.task_id)
-        since = time.monotonic() if since is None else since
-        if alert is not None and alert.state == "posting" and time.monotonic() - since < ALERT_WAIT_S:
-            # Its alert is on its way (or being rechecked after a crash): reply in its thread once it is there.
-            self._later.append(_Later(case, action, done, state, since))
-            self.checkpoint.wait_for(state, done[0][1].offset)
-            return
-        thread_ts = alert.ts if alert is not None and alert.state == "posted" else None
-        channel = (alert.channel_id if thread_ts else None) or case.channel
-        if channel:
-            self._post_once(f"{case.task_id}/escalated:{round_}", "reply", channel, thread_ts, done, state,
-                            lambda: self.renderer().render_escalation(case, action.reason, channel, thread_ts))
-        to = case.escalate_to.channel if case.escalate_to else None
-        if to:
-            due, notices = self._notices.get(to, (time.monotonic() + GATHER_S, []))
-            notices.append(_Notice(case, action.reason, f"{case.task_id}/escalation:{round_}", done, state.abandon))
-            self._notices[to] = (due, notices)
-            self.checkpoint.wait_for(state, done[0][1].offset)
-
-    def _post_once(self, slot: str, kind: str, channel: str, thread_ts: str | None, done: Done, state: PartitionState,
-                   render: Callable[[], object]) -> None:
-        earlier = self.posts.get(slot)
-        if earlier is not None and earlier.state == "posted":
-            return
-        message = self.posting.render(f"escalation {slot}", [record for _, record in done], {"channel": channel}, render)  # type: ignore[arg-type]
-        if message is None:
-            return  # dead-lettered with the reason
-        self.checkpoint.wait_for(state, done[0][1].offset)
-        intent = Intent(slot, kind, channel, done[0][0].partition, thread_ts)  # type: ignore[arg-type]
-
-        def send() -> None:
-            self.posting.send(message, state.abandon, done, [intent])
-
-        if earlier is None:
-            send()
-        else:
-            self.posting.recheck(earlier, slot, state, done, send, None)
-
     def release(self) -> None:
-        """Between batches: escalations whose alert has landed go out; escalation posts gathered long enough go out,
-        one message per channel."""
-        later, self._later = self._later, []
-        for waiting in later:
-            if not waiting.state.abandon.is_set():
-                self._announce(waiting.case, waiting.action, waiting.done, waiting.state, waiting.since)
-            tp, record = waiting.done[0]
-            self.checkpoint.done(tp, record.offset)  # the wait taken while it was deferred
-        now = time.monotonic()
-        for channel, (due, notices) in list(self._notices.items()):
-            if due > now:
-                continue
-            del self._notices[channel]
-            # Posted before a crash: nothing to do. (One in flight at a crash may be listed again: a summary line twice.)
-            live = [n for n in notices if not n.abandon.is_set()  # type: ignore[attr-defined]
-                    and (self.posts.get(n.slot) is None or self.posts.get(n.slot).state != "posted")]  # type: ignore[union-attr]
-            for notice in notices:
-                if notice not in live:
-                    for tp, record in notice.done:
-                        self.checkpoint.done(tp, record.offset)
-            if not live:
-                continue
-            message = self.posting.render(f"escalations to {channel}", [r for n in live for _, r in n.done], {"channel": channel},
-                                          lambda: self.renderer().render_escalations([(n.case, n.reason) for n in live], channel))
-            if message is None:  # dead-lettered with the reason: the actions are done
-                for notice in live:
-                    for tp, record in notice.done:
-                        self.checkpoint.done(tp, record.offset)
-                continue
-            intents = [Intent(n.slot, "summary" if len(live) > 1 else "alert", channel, n.done[0][0].partition) for n in live]
-            self.posting.send(message, live[0].abandon, [d for n in live for d in n.done], intents)  # type: ignore[arg-type]
+        """Between batches: the notes whose alert has landed, and gathered escalations, go out."""
+        self.notes.release()
 
-    # -- the SLA timers (the keeper) ----------------------------------------------------------------------
+    # -- the timers (the keeper) ----------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> None:
-        """About once a second: ask for the escalations that fell due (each once, whoever is keeper)."""
+        """About once a second: ask for the escalations and closings that fell due (each once, whoever is keeper)."""
         if not self.keeping:
             return
         for task_id in self.cases.changed:
@@ -296,10 +248,13 @@ class Casework:
             reason = case.due_timer(now) if case is not None else None
             if case is None or reason is None:
                 continue  # resolved, acknowledged or escalated meanwhile: its change rescheduled it
-            action_id = f"escalate:{task_id}:{reason}:{case.reopened}"
+            action_id = f"{'close' if reason == 'no_response' else 'escalate'}:{task_id}:{reason}:{case.reopened}"
             if time.monotonic() - self._asked.get(action_id, -ASK_AGAIN_S) >= ASK_AGAIN_S:
                 self._asked[action_id] = time.monotonic()
-                self.ask(Escalate(action="escalate", task_id=task_id, actor=WORKER, action_id=action_id, reason=reason))
+                if reason == "no_response":  # the recovery window ended without an answer
+                    self.ask(Close(action="close", task_id=task_id, actor=WORKER, action_id=action_id))
+                else:
+                    self.ask(Escalate(action="escalate", task_id=task_id, actor=WORKER, action_id=action_id, reason=reason))
             # Look again later: applied by then (and rescheduled by that change), or asked for again.
             heapq.heappush(self._due, (moment + ASK_AGAIN_S, task_id))
 
@@ -323,5 +278,15 @@ class Casework:
         if self.partition in partitions:
             self.keeping = False
             self._due, self._asked = [], {}
-            self._notices.clear()
-            self._later.clear()
+            self.notes.clear()
+
+
+def _reopened_by(case: Case, event_id: str) -> int:
+    """Which reopening of the case this answer caused (1 for the first), now or before a crash; 0: it did not reopen it."""
+    round_ = 0
+    for mark in case.marks:
+        if mark.kind == "reopened":
+            round_ += 1
+            if mark.answer == event_id:
+                return round_
+    return 0

@@ -41,6 +41,9 @@ class Settings(BaseModel):
     followup_topic: str = "feedback.followups"
     metrics_topic: str = "feedback.metrics"
     dlq_topic: str = "feedback.dlq"
+    survey_request_topic: str = Field(
+        "feedback.survey.requests", description="survey.requested records: ask the customer again when their task is resolved.",
+    )
     consumer_group: str = "feedback-worker"
     rules_path: Path = Field(default_factory=lambda: _shipped("rules"), description="A rules file or a directory of *.yaml.")
     templates_path: Path = Field(default_factory=lambda: _shipped("templates"))

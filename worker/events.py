@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 from pydantic_core import SchemaValidator, core_schema
@@ -74,8 +74,13 @@ def nps_category(score: int) -> str:
     return "detractor"
 
 
-def score_in_words(event: FeedbackEvent) -> str:
-    """'NPS 3/10 · detractor', 'CSAT 2/5 · dissatisfied', 'CES 5/5 · high effort'."""
+class Scored(Protocol):
+    survey: Survey
+    score: int
+
+
+def score_in_words(event: Scored) -> str:
+    """'NPS 3/10 · detractor', 'CSAT 2/5 · dissatisfied', 'CES 5/5 · high effort' (an event, or an answer in a task)."""
     if event.survey == "nps":
         return f"NPS {event.score}/10 · {nps_category(event.score)}"
     if event.survey == "csat":

@@ -18,7 +18,7 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from .alerting import Alert, AlertRenderer, Deliveries, Digests, Intent, Outcome, Post, TemplateRenderError, Throttle
+from .alerting import Alert, AlertRenderer, Deliveries, Digests, Intent, Outcome, Post, Silence, TemplateRenderError, Throttle
 from .checkpoint import Checkpoint, PartitionState
 from .deadletter import DeadLetters
 from .stats import Stats
@@ -72,6 +72,26 @@ class Posting:
             # abandoned: the partition moved on; its next owner rechecks
 
         self.deliveries.recheck(earlier, slot, state.abandon, settle)
+
+    def once(self, message: Alert, intent: Intent, earlier: Post | None, state: PartitionState, done: Done) -> None:
+        """Post `message` into `intent`'s slot, the first event of `done` waiting for it. `earlier`: the slot's record
+        left `posting` by a crash (Slack is searched before posting again); None: never tried."""
+        self.checkpoint.wait_for(state, done[0][1].offset)
+
+        def send() -> None:
+            self.send(message, state.abandon, done, [intent])
+
+        if earlier is None:
+            send()
+        else:
+            self.recheck(earlier, intent.slot, state, done, send, None)
+
+    def silenced(self, silence: Silence | None, what: str) -> bool:
+        """A silence holds this message back (the task is open all the same): counted and logged."""
+        if silence is not None:
+            self.stats.silenced += 1
+            log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
+        return silence is not None
 
     def send(self, alert: Alert, abandon: threading.Event, done: Done, intents: list[Intent],
              on_sent: Callable[[Outcome], None] | None = None) -> Future[Outcome]:

@@ -76,7 +76,7 @@ def serve(
         log.warning(message)
     state = state_topic(settings)
     if settings.create_topics:
-        outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic]
+        outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic, settings.survey_request_topic]
         compacted = [settings.metrics_topic, state]
         ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
         # One partition each: StateView.sync relies on a single ordered log (metrics, throttles and more live there);

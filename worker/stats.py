@@ -26,6 +26,8 @@ class Stats:
     rate_limited: int = 0  # alerts folded into a rate-limit summary
     throttled: int = 0  # matches that joined an open task's thread instead of alerting anew
     replayed: int = 0  # replayed matches whose Slack message was already posted: nothing posted again
+    answers: int = 0  # customers' answers after a resolution, sent to close (or reopen) their task
+    joined: int = 0  # unhappy answers that joined their customer's unresolved task instead of opening another
     by_rule: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 

@@ -43,8 +43,8 @@ def test_edits_take_effect_without_restart_and_a_broken_edit_keeps_the_old_rules
     worker = start_worker("worker", RULES_PATH=str(rules), RELOAD_INTERVAL_SECONDS="0.2", SLACK_DEFAULT_CHANNEL="#cx-ops")
     feedback = topics["FEEDBACK_TOPIC"]
 
-    def send(event_id: str, score: int) -> None:
-        produce(kafka_bootstrap, feedback, [(b"k", event_bytes(event_id=event_id, score=score))])
+    def send(event_id: str, score: int) -> None:  # a customer each: a second detractor of one customer would join their task
+        produce(kafka_bootstrap, feedback, [(b"k", event_bytes(event_id=event_id, score=score, customer={"id": event_id}))])
 
     send("before-detractor", 3)
     send("before-promoter", 10)  # no rule for promoters yet
@@ -62,7 +62,7 @@ def test_edits_take_effect_without_restart_and_a_broken_edit_keeps_the_old_rules
     notice = wait_for(lambda: [m for m in list(fake_slack.messages) if m["channel"] == "#cx-ops"], 30, "the notice in Slack")
     assert "unknown operator 'greater'" in str(notice[0]["blocks"])
     send("broken-promoter", 9)  # the old (two-rule) set still runs
-    end = produce(kafka_bootstrap, feedback, [(b"k", event_bytes(event_id="last-detractor", score=0))])
+    end = produce(kafka_bootstrap, feedback, [(b"k", event_bytes(event_id="last-detractor", score=0, customer={"id": "last"}))])
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 60, "everything committed")
     wait_for(lambda: len(_alerts(fake_slack)) == 5, 30, "alerts after the rejected edit")
 

@@ -53,7 +53,7 @@ def _card(task_id: str, status: str, assignee: str | None, steps: dict[str, bool
         line += f" · {mention(assignee)}"
     if case is not None and case.acknowledged_by is not None and status == "acknowledged":
         line += f" · taken by {_who(case.acknowledged_by.id, case.acknowledged_by.shown())}"
-    if status != "resolved":
+    if status not in ("resolved", "closed"):
         line += f" · due {due}"
         if overdue:
             line += " · :warning: overdue"
@@ -61,10 +61,10 @@ def _card(task_id: str, status: str, assignee: str | None, steps: dict[str, bool
             line += " · :rotating_light: escalated (" + ", ".join(r.replace("_", " ") for r in escalations) + ")"
     blocks: list[dict[str, Any]] = [{"type": "divider", "block_id": f"{CARD}:{task_id}:divider"},
                                     {"type": "section", "block_id": f"{CARD}:{task_id}:status", "text": {"type": "mrkdwn", "text": line}}]
-    if status == "resolved" and case is not None and case.resolution is not None:
+    if status in ("resolved", "closed") and case is not None and case.resolution is not None:
         r = case.resolution
         text = (f":white_check_mark: *Resolved* by {_who(r.by.id, r.by.shown())} · root cause *{slack_escape(r.root_cause)}*"
-                f"{' · customer contacted' if r.customer_contacted else ''}\n>{slack_escape(r.resolution)[:2800]}")
+                f"{' · customer contacted' if r.customer_contacted else ''}\n>{slack_escape(r.resolution)[:2700]}{_loop_line(case)}")
         blocks[1] = {"type": "section", "block_id": f"{CARD}:{task_id}:status", "text": {"type": "mrkdwn", "text": text}}
         blocks.append({"type": "actions", "block_id": f"{CARD}:{task_id}:actions", "elements": [
             _button("Reopen", "followup.reopen", task_id)]})
@@ -83,6 +83,17 @@ def _card(task_id: str, status: str, assignee: str | None, steps: dict[str, bool
                {"type": "actions", "block_id": f"{CARD}:{task_id}:actions",
                 "elements": [*buttons, _button("Resolve…", "followup.resolve", task_id), picker]}]
     return blocks
+
+
+def _loop_line(case: Case) -> str:
+    """Where the loop stands after the resolution: awaiting the customer's answer, or closed with its outcome."""
+    if case.status == "closed":
+        return ("\n:tada: *Closed: the customer recovered*" if case.outcome == "recovered"
+                else "\n:hourglass: *Closed: no answer from the customer in the recovery window*")
+    window = case.answer_window()
+    if case.awaiting_answer and window is not None:
+        return f"\n:hourglass_flowing_sand: Awaiting the customer's {case.recheck.upper()} answer until {window[1].strftime('%Y-%m-%d %H:%M UTC')}"
+    return ""
 
 
 def resolve_view(task_id: str, root_causes: list[str], customer: str) -> dict[str, Any]:

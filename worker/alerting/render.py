@@ -25,13 +25,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for
 from ..rules import Match
-from ..tasks import Case, FollowUpTask
+from ..tasks import Case, FollowupAnswer, FollowUpTask
 from .digest import Digest
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
 REPLY_TEMPLATE = "reply.slack.j2"
 ESCALATION_TEMPLATE = "escalation.slack.j2"
 ESCALATIONS_TEMPLATE = "escalations.slack.j2"
+REOPENED_TEMPLATE = "reopened.slack.j2"
 DIGEST_TEMPLATE = "digest.slack.j2"
 _SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -211,6 +212,17 @@ class AlertRenderer:
         alert = Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalation", "event_payload": {
             "task_id": case.task_id, "reason": reason, "rule_id": case.rule_id, "severity": case.severity}},
             event_id=case.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity, template=ESCALATION_TEMPLATE)
+        alert.thread_ts = thread_ts
+        return alert
+
+    def render_reopened(self, case: Case, answer: FollowupAnswer, channel: str, thread_ts: str | None) -> Alert:
+        """The customer's follow-up answer was still unhappy: a reply in the alert's thread (the task is open again)."""
+        context = {"task": case, "answer": answer, "score_words": score_in_words(answer),
+                   "in_thread": thread_ts is not None, "customer_name": case.customer_name or case.customer_id}
+        text, blocks = self.render_json(REOPENED_TEMPLATE, context)
+        alert = Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_task_reopened", "event_payload": {
+            "task_id": case.task_id, "event_id": answer.event_id, "rule_id": case.rule_id, "severity": case.severity}},
+            event_id=answer.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity, template=REOPENED_TEMPLATE)
         alert.thread_ts = thread_ts
         return alert
 

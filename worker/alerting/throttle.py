@@ -81,10 +81,12 @@ class Throttle:
         self._save(key, episode)
         return episode
 
-    def join(self, key: str, episode: Episode, event: FeedbackEvent, match: Match, at: datetime) -> FollowUpUpdate:
-        """One more answer in an open episode: the `followup.updated` record for its task."""
+    def join(self, key: str | None, episode: Episode, event: FeedbackEvent, match: Match, at: datetime) -> FollowUpUpdate:
+        """One more answer in an open episode: the `followup.updated` record for its task (`key` None: an episode
+        that is no throttle's, an unresolved task another answer joins)."""
         episode.answers += 1
-        self._save(key, episode)
+        if key is not None:
+            self._save(key, episode)
         return FollowUpUpdate(
             task_id=episode.task_id, event_id=event.event_id, rule_id=match.owner.id, matched_rules=match.rule_ids,
             updated_at=at, answers_in_episode=episode.answers, customer=event.customer,
