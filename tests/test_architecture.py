@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 LAYERS: list[tuple[str, list[str]]] = [
     ("foundation", ["worker", "worker.events", "worker.durations", "worker.yamlsource", "worker.deadletter", "worker.names"]),
     ("state", ["worker.state"]),
-    ("domain", ["worker.metrics", "worker.tasks"]),
+    ("metrics", ["worker.metrics"]),
+    ("tasks", ["worker.tasks"]),  # above metrics: a task's lifecycle feeds the loop KPIs (tasks/kpis.py)
     ("rules", ["worker.rules"]),
     ("alerting", ["worker.alerting"]),
     ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),

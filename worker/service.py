@@ -18,12 +18,12 @@ from slack_sdk import WebClient
 
 from .alerting import Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
 from .interactions import SlackLink, actors_allowed
-from .tasks import Cases
+from .tasks import Cases, follow_cases
 from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
 from .checks import load_checked, make_router
 from .config import Settings, deprecations
-from .metrics import Metering, MetricState
+from .metrics import LoopBook, Metering, MetricState
 from .reload import Reloader
 from .state import StateView
 from .stats import Stats
@@ -87,10 +87,14 @@ def serve(
     producer = make_producer(settings)
     state_consumer = make_state_consumer(settings)
     view = StateView(state, settings.feedback_topic, state_consumer, producer)
+    cases = Cases(view, settings.task_policy)
     metering = None
     if settings.metrics.enabled:
-        metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer)
-    link = make_link(settings, cases := Cases(view, settings.task_policy), producer)
+        loop = LoopBook(settings.metrics)  # the loop KPIs, from every case as it changes (here or on another replica)
+        cases.watchers.append(follow_cases(loop, settings.task_policy.sla_calendar))
+        metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer,
+                            loop)
+    link = make_link(settings, cases, producer)
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload

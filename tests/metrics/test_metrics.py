@@ -244,7 +244,7 @@ def test_snapshot_json_matches_the_contract() -> None:
     data = json.loads(snapshot.model_dump_json())
     assert set(data) == {
         "type", "window", "dimension", "final", "emitted_at", "responses",
-        "nps", "csat", "ces", "unhappy_customers", "revenue_at_risk", "late_events",
+        "nps", "csat", "ces", "unhappy_customers", "revenue_at_risk", "late_events", "loop", "root_causes",
     }  # fmt: skip
     assert data["type"] == "metrics.snapshot"
     assert set(data["window"]) == {"size", "start", "end"}

@@ -7,11 +7,13 @@
     metering.py      what the worker loop calls: count, checkpoint, restore, tick
     snapshots.py     merging partials and emitting snapshots, interim and final
     metric_rules.py  rules on rolling figures ("enterprise NPS below 0 over 24h")
+    loop.py          loop KPIs per window, from the follow-up tasks' lifecycle (fed by tasks/kpis.py)
 
 What other subpackages use is exported here.
 """
 
-from .snapshot import MetricSnapshot, WindowRef
+from .snapshot import LoopFigures, MetricSnapshot, Percentiles, WindowRef
+from .loop import LoopBook, LoopEntry, LoopTally, loop_figures, nearest_rank
 from .tally import Tally, figures
 from .metering import Metering
 from .metric_rules import (
@@ -21,6 +23,7 @@ from .metric_rules import (
     MetricRule,
     MetricWatch,
     holds,
+    loop_basis,
     metric_value,
     responses_for,
 )
@@ -31,6 +34,10 @@ from .windows import MetricsConfig, WindowSpec, iso
 __all__ = [
     "DEFAULT_METRIC_TEMPLATE",
     "GRACE_S",
+    "LoopBook",
+    "LoopEntry",
+    "LoopFigures",
+    "LoopTally",
     "METRIC_PATHS",
     "MetricCondition",
     "MetricRule",
@@ -40,6 +47,7 @@ __all__ = [
     "Metering",
     "MetricsConfig",
     "PartitionMetrics",
+    "Percentiles",
     "SnapshotEmitter",
     "Tally",
     "WindowRef",
@@ -47,7 +55,10 @@ __all__ = [
     "figures",
     "holds",
     "iso",
+    "loop_basis",
+    "loop_figures",
     "metric_value",
+    "nearest_rank",
     "responses_for",
     "snapshot_key",
 ]

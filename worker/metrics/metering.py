@@ -15,6 +15,7 @@ import logging
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ..events import EventData, FeedbackEvent
+from .loop import LoopBook
 from .partials import MetricState, PartitionMetrics
 from .snapshots import SnapshotEmitter
 from .windows import MetricsConfig
@@ -31,13 +32,16 @@ class Metering:
         metrics_topic: str,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
+        loop: LoopBook | None = None,
     ) -> None:
+        """`loop`: the tasks' lifecycle entries (fed from the cases by the wiring), for the snapshots' loop KPIs."""
         self.config = config
         self.input_topic = input_topic
         self.consumer = consumer
         self.partitions: dict[int, PartitionMetrics] = {}
         self.state = state
-        self.emitter = SnapshotEmitter(config, state, producer, metrics_topic, self.partitions.__contains__, self._count_partitions)
+        self.emitter = SnapshotEmitter(config, state, producer, metrics_topic, self.partitions.__contains__, self._count_partitions,
+                                       loop)
         self._partition_count = 0
 
     def start(self) -> None:

@@ -7,6 +7,9 @@
       lt: 0                    # lt, lte, gt, gte, eq, ne (several are ANDed)
       min_responses: 30        # below this the figure is "unknown": no firing, no re-arming
 
+Loop KPIs too (`loop.recovery_rate`, `loop.time_to_resolve.p90`, ...): for them `min_responses`
+counts the records behind the figure (see `responses_for`).
+
 A rule is checked on each new snapshot of the *current* window (the one covering the last
 `window`). It fires once when the condition becomes true and re-arms only after it has been
 false; that state lives in the worker state topic, so a restart or a move to another
@@ -25,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..durations import Duration, format_duration
 from ..events import is_known_path
-from .snapshot import MetricSnapshot
+from .snapshot import LoopFigures, MetricSnapshot
 from .partials import MetricState
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -125,9 +128,26 @@ def metric_value(snapshot: MetricSnapshot, path: str) -> float | None:
 
 
 def responses_for(snapshot: MetricSnapshot, path: str) -> int:
-    """The responses behind a figure: NPS answers for nps.score, all answers for revenue_at_risk."""
-    section = path.split(".", 1)[0]
+    """The responses behind a figure: NPS answers for nps.score, all answers for revenue_at_risk; for a loop KPI, the
+    lifecycle records behind it (`loop_basis`)."""
+    section, _, rest = path.partition(".")
+    if section == "loop":
+        return loop_basis(snapshot.loop, rest.split(".", 1)[0])
     return getattr(snapshot, section).responses if section in ("nps", "csat", "ces") else snapshot.responses
+
+
+def loop_basis(loop: LoopFigures, figure: str) -> int:
+    """What a loop figure is computed from: the decided follow-up answers for recovery_rate, the acknowledgements for
+    time_to_acknowledge and acknowledged_within_sla, the resolutions for time_to_resolve and resolved_within_sla; for a
+    plain count, every lifecycle record in the window (so "fewer than 5 resolved" can hold when none was)."""
+    if figure == "recovery_rate":
+        return loop.closed_recovered + loop.still_unhappy
+    if figure in ("time_to_acknowledge", "acknowledged_within_sla"):
+        return loop.acknowledged
+    if figure in ("time_to_resolve", "resolved_within_sla"):
+        return loop.resolved
+    return loop.opened + loop.acknowledged + loop.resolved + loop.reopened + loop.escalated + loop.closed_recovered \
+        + loop.closed_no_response
 
 
 def holds(condition: MetricCondition, snapshot: MetricSnapshot) -> bool | None:

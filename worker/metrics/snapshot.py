@@ -38,6 +38,38 @@ class CesFigures(BaseModel):
     high_effort: int = Field(description="Responses scoring 4-5.")
 
 
+class Percentiles(BaseModel):
+    p50: float | None = Field(None, description="Median, in seconds; null without data.")
+    p90: float | None = Field(None, description="90th percentile, in seconds; null without data.")
+
+
+class LoopFigures(BaseModel):
+    """The closed loop in the window: each count is of lifecycle records dated in it (README "Loop KPIs")."""
+
+    opened: int = Field(0, description="Tasks opened.")
+    acknowledged: int = Field(0, description="Acknowledgements (a reopened task can be acknowledged again).")
+    resolved: int = Field(0, description="Resolutions.")
+    reopened: int = Field(0, description="Reopens, by a person or by a still-unhappy follow-up answer.")
+    still_unhappy: int = Field(0, description="Reopens by the customer's follow-up answer (reason still_unhappy).")
+    escalated: int = Field(0, description="Escalations (not acknowledged in time, overdue).")
+    closed_recovered: int = Field(0, description="Tasks closed by a follow-up answer that was not unhappy.")
+    closed_no_response: int = Field(0, description="Tasks closed because no answer came within the recovery window.")
+    acknowledged_within_sla: int = Field(0, description="Acknowledgements by the deadline (or with none).")
+    resolved_within_sla: int = Field(0, description="Resolutions by the deadline.")
+    time_to_acknowledge: Percentiles = Field(
+        default_factory=Percentiles,
+        description="From (re)opening to acknowledgement, in seconds (business time with an SLA calendar). Exact: "
+                    "nearest rank over every acknowledgement in the window.")
+    time_to_resolve: Percentiles = Field(
+        default_factory=Percentiles,
+        description="From (re)opening to resolution, in seconds (business time with an SLA calendar). Exact: "
+                    "nearest rank over every resolution in the window.")
+    recovery_rate: float | None = Field(
+        None, description="closed_recovered / (closed_recovered + still_unhappy) x 100: of the follow-up answers that "
+                          "decided a task, the share that closed it; null when none did.")
+    revenue_recovered: float = Field(0.0, description="Monthly value of the distinct customers recovered in the window.")
+
+
 class MetricSnapshot(BaseModel):
     """A `metrics.snapshot` record on METRICS_TOPIC; key `<size>|<start>|<dimension>`."""
 
@@ -55,3 +87,6 @@ class MetricSnapshot(BaseModel):
     unhappy_customers: int = Field(description="Distinct customers with an unhappy response in the window.")
     revenue_at_risk: float = Field(description="Their latest monthly_value x churn probability.")
     late_events: int = Field(description="Responses that arrived in this window too late for any open window.")
+    loop: LoopFigures = Field(default_factory=LoopFigures, description="Loop KPIs of the follow-up tasks.")
+    root_causes: dict[str, int] = Field(
+        default_factory=dict, description="Root cause -> distinct tasks resolved with it in the window.")

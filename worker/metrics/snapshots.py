@@ -5,6 +5,9 @@ that owns input partition crc32(series) mod partitions. It re-emits changed open
 every `emit_every` (`final: false`) and, once a window has closed (end + lateness) and the
 owner of every input partition has checkpointed after that moment, emits it once with
 `final: true` and records that in the state topic so no replica emits it again.
+
+With a LoopBook (loop.py), a window also gets its loop KPIs, and a pane of task activity makes its
+windows changed and open like responses do: a window with tasks handled and no response is emitted too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 
+from .loop import LoopBook, loop_figures
 from .snapshot import MetricSnapshot, WindowRef
 from .tally import Tally, figures
 from .partials import GRACE_S, MetricState
@@ -48,8 +52,10 @@ class SnapshotEmitter:
         metrics_topic: str,
         owns: Callable[[int], bool],
         partitions: Callable[[], int],
+        loop: LoopBook | None = None,
     ) -> None:
         self.config = config
+        self.loop = loop
         self.state = state
         self.producer = producer
         self.metrics_topic = metrics_topic
@@ -66,6 +72,8 @@ class SnapshotEmitter:
 
     def tick(self, now: int) -> None:
         """Called about once a second from the worker loop."""
+        if self.loop is not None:
+            self.loop.expire(now)  # first: a restart places every case's entries, old panes included
         self._collect_changes()
         if now >= self._next_interim:
             self._next_interim = now + self.emit_every
@@ -76,6 +84,9 @@ class SnapshotEmitter:
 
     def _collect_changes(self) -> None:
         changed, self.state.changed = self.state.changed, set()
+        if self.loop is not None:
+            changed |= self.loop.changed
+            self.loop.changed = set()
         for step, start, dim in changed:
             for spec in self.config.windows:
                 if spec.step_s == step:
@@ -144,6 +155,7 @@ class SnapshotEmitter:
             final=final,
             emitted_at=datetime.fromtimestamp(now, UTC).isoformat(),
             **figures(self.tally(key), self.config.churn_probability),
+            **(loop_figures(self.loop.tally(size, start, dim)) if self.loop is not None else {}),
         )
 
     def _emit(self, key: WindowKey, final: bool, now: int) -> None:

@@ -10,6 +10,7 @@
     keeper.py     the transition table: an action on a case → a record, or a refusal
     recheck.py    the survey request a resolution sends, and which task the customer's next answer closes
     table.py      every case, from the state topic
+    kpis.py       a case's marks as loop-KPI entries for the metric snapshots (metrics/loop.py)
 """
 
 from .actions import (
@@ -31,6 +32,7 @@ from .actions import (
 from .case import Case, Mark, Status, Timer, fold, opened
 from .heard import DEFAULT_STEPS, STEPS, Step, TaskStep, heard_steps
 from .keeper import STILL_UNHAPPY, Applied, Refused, apply, refusal
+from .kpis import follow_cases, loop_entries
 from .lifecycle import (
     TASK_RECORD,
     EscalatedTo,
@@ -67,7 +69,9 @@ __all__ = [
     "apply",
     "check_root_causes",
     "fold",
+    "follow_cases",
     "heard_steps",
+    "loop_entries",
     "open_task",
     "opened",
     "refusal",
