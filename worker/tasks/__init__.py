@@ -10,6 +10,8 @@
     keeper.py     the transition table: an action on a case → a record, or a refusal
     recheck.py    the survey request a resolution sends, and which task the customer's next answer closes
     table.py      every case, from the state topic
+    schedule.py   `root_cause_digest:`: when the digest goes out, and its periods
+    diagnose.py   the root causes of the tasks resolved in a period, against the period before
 """
 
 from .actions import (
@@ -29,6 +31,19 @@ from .actions import (
     Update,
 )
 from .case import Case, Mark, Status, Timer, fold, opened
+from .diagnose import (
+    CauseLine,
+    CauseReport,
+    cases_from_records,
+    change_text,
+    money_text,
+    plain_table,
+    rate_text,
+    resolved_in,
+    root_cause_report,
+    summary_line,
+    terminal_safe,
+)
 from .heard import DEFAULT_STEPS, STEPS, Step, TaskStep, heard_steps
 from .keeper import STILL_UNHAPPY, Applied, Refused, apply, refusal
 from .lifecycle import (
@@ -47,6 +62,7 @@ from .lifecycle import (
 from .policy import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
 from .recheck import TASK_ATTRIBUTE, SurveyRequest, answered_tasks, survey_request
 from .records import COMMENT_KEPT, WORKER, Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate, Sla, open_task, task_id_for
+from .schedule import Period, RootCauseDigest
 from .spec import DEFAULT_OWNER, SEVERITY_RANK, EscalateTo, FollowupSpec, Recheck, Severity
 from .table import ActionOutcome, Cases
 
@@ -65,14 +81,23 @@ __all__ = [
     "WORKER",
     "answered_tasks",
     "apply",
+    "cases_from_records",
+    "change_text",
     "check_root_causes",
     "fold",
     "heard_steps",
+    "money_text",
     "open_task",
     "opened",
+    "plain_table",
+    "rate_text",
     "refusal",
+    "resolved_in",
+    "root_cause_report",
+    "summary_line",
     "survey_request",
     "task_id_for",
+    "terminal_safe",
     "Acknowledge",
     "Action",
     "ActionOutcome",
@@ -81,6 +106,8 @@ __all__ = [
     "Applied",
     "Assign",
     "Case",
+    "CauseLine",
+    "CauseReport",
     "Cases",
     "Close",
     "Escalate",
@@ -94,11 +121,13 @@ __all__ = [
     "Mark",
     "Open",
     "OwnerPool",
+    "Period",
     "PersonAction",
     "Recheck",
     "Refused",
     "Reopen",
     "Resolve",
+    "RootCauseDigest",
     "Severity",
     "Sla",
     "SlaCalendar",
