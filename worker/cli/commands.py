@@ -14,7 +14,7 @@ from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..rules import RulesError
 from ..yamlsource import SourceError
-from . import backtest, silences, tasks
+from . import backtest, report, silences, tasks
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     silences.register(commands)
     tasks.register(commands)
+    report.register(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
     schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), action (input), task, lifecycle, snapshot, survey, dlq")
