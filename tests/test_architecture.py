@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("alerting", ["worker.alerting"]),
     ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),
     ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
-    ("loop steps", ["worker.casework", "worker.livecard", "worker.tasknotes", "worker.interactions"]),
+    ("loop steps", ["worker.casework", "worker.livecard", "worker.tasknotes", "worker.interactions", "worker.rootcauses"]),
     ("loop", ["worker.app"]),
     ("wiring", ["worker.service"]),
     ("tools", ["worker.backtest", "worker.demo"]),

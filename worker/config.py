@@ -13,12 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from .durations import Duration
+from .durations import Duration, format_duration
 
 from .metrics import MetricsConfig
-from .tasks import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
+from .tasks import DEFAULT_ROOT_CAUSES, OwnerPool, RootCauseDigest, SlaCalendar, TaskPolicy, check_root_causes
 from .yamlsource import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +100,9 @@ class Settings(BaseModel):
         default_factory=lambda: list(DEFAULT_ROOT_CAUSES), description="The root-cause taxonomy a task is resolved with (config file only)."
     )
     sla_calendar: SlaCalendar | None = Field(None, description="Business hours for SLA timers (config file only); none: wall-clock time.")
+    root_cause_digest: RootCauseDigest | None = Field(
+        None, description="The top root causes of each period's resolved tasks, posted to a channel (config file only); none: off."
+    )
 
     _root_causes = field_validator("root_causes")(lambda cls, causes: check_root_causes(causes))
 
@@ -118,6 +121,19 @@ class Settings(BaseModel):
         if token is not None and not token.get_secret_value().startswith("xapp-"):
             raise ValueError("an app-level token starts with xapp- (Basic Information → App-Level Tokens, scope connections:write)")
         return token
+
+    @field_validator("root_cause_digest")
+    @classmethod
+    def _digest_fits_retention(cls, digest: RootCauseDigest | None, info: ValidationInfo) -> RootCauseDigest | None:
+        """The digest compares two periods of cases, and knows it posted a period by its record: both are kept for
+        ALERT_RECORD_RETENTION, so two periods must fit in it."""
+        retention = info.data.get("alert_record_retention")
+        if digest is not None and retention is not None and 2 * digest.every > retention:
+            raise ValueError(f"root_cause_digest.every ({format_duration(digest.every)}) is more than half of ALERT_RECORD_RETENTION "
+                             f"({format_duration(retention)}): the digest compares two periods of tasks, and finished tasks and "
+                             f"the record of each post are kept that long; set ALERT_RECORD_RETENTION to at least "
+                             f"{format_duration(2 * digest.every)}")
+        return digest
 
     @property
     def task_policy(self) -> TaskPolicy:
@@ -146,7 +162,7 @@ class Settings(BaseModel):
 SECRET_SETTINGS = ("slack_bot_token", "slack_app_token", "kafka_sasl_password")
 
 #: Nested settings (`metrics:`) come from the config file only.
-CONFIG_FILE_ONLY = ("metrics", "routes", "owners", "root_causes", "sla_calendar")
+CONFIG_FILE_ONLY = ("metrics", "routes", "owners", "root_causes", "sla_calendar", "root_cause_digest")
 ENV_NAMES = {name.upper(): name for name in Settings.model_fields if name not in CONFIG_FILE_ONLY}
 
 

@@ -9,12 +9,13 @@
     delivery.py   intents, posts, outcomes (on the worker thread) and the search after a crash
     preview.py    `template render`: an alert as it would be posted, from an event file
     cards.py      the live task card on an alert (buttons, steps, status) and the resolve dialog
+    rootcauses.py the root-cause digest as its template sees it, and sample cases to preview it
 """
 
 from .cards import RESOLVE_VIEW, audit_line, card, is_card, new_card, resolve_view, with_card
 from .delivery import Deliveries, Intent, Settle, outcome_of
 from .digest import Digest, Digests, Item
-from .preview import Preview, PreviewError, read_event, render_preview
+from .preview import DigestPreview, Preview, PreviewError, read_event, render_preview, render_root_causes_preview
 from .render import (
     DIGEST_TEMPLATE,
     REPLY_TEMPLATE,
@@ -26,6 +27,7 @@ from .render import (
     slack_escape,
 )
 from .posts import Post, Posts, reply_slot
+from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, sample_cases, sample_period, span_text
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
 from .sinks import Outcome, Search, Sink, SlackSink, StdoutSink
 from .throttle import Episode, Throttle
@@ -36,6 +38,7 @@ __all__ = [
     "DIGEST_TEMPLATE",
     "Deliveries",
     "Digest",
+    "DigestPreview",
     "Digests",
     "Episode",
     "Intent",
@@ -46,6 +49,7 @@ __all__ = [
     "Posts",
     "Preview",
     "RESOLVE_VIEW",
+    "ROOT_CAUSES_TEMPLATE",
     "PreviewError",
     "REPLY_TEMPLATE",
     "Settle",
@@ -60,6 +64,10 @@ __all__ = [
     "is_card",
     "new_card",
     "resolve_view",
+    "root_cause_context",
+    "sample_cases",
+    "sample_period",
+    "span_text",
     "with_card",
     "Throttle",
     "describe",
@@ -69,6 +77,7 @@ __all__ = [
     "parse_matchers",
     "read_event",
     "render_preview",
+    "render_root_causes_preview",
     "reply_slot",
     "silenced_by",
     "silenced_metric",

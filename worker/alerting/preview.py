@@ -19,10 +19,10 @@ from pydantic import ValidationError
 
 from ..events import FUTURE_LIMIT_S, FeedbackEvent
 from ..rules import Match, Router, Rule, RuleSet, load_rules
-from ..tasks import open_task
+from ..tasks import Period, RootCauseDigest, open_task, root_cause_report
 from ..yamlsource import Location, SourceError, load_yaml, locate
 from .render import AlertRenderer, TemplateRenderError
-
+from .rootcauses import ROOT_CAUSES_TEMPLATE, sample_cases, sample_period
 
 
 class PreviewError(Exception):
@@ -81,6 +81,43 @@ def render_preview(
     payload = {"channel": alert.channel, "text": alert.text, "blocks": alert.blocks, "metadata": alert.metadata,
                "unfurl_links": False, "unfurl_media": False}  # as SlackSink posts it
     return Preview(payload, owner, match.rule_ids, template, notes)
+
+
+@dataclass(frozen=True)
+class DigestPreview:
+    """The root-cause digest as it would be posted, for sample tasks: it renders from a period's cases, not an event."""
+
+    payload: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def format(self, as_json: bool = False) -> str:
+        body = json.dumps(self.payload, indent=2, ensure_ascii=False)
+        if as_json:
+            return body
+        return (f"# chat.postMessage · template {ROOT_CAUSES_TEMPLATE} · sample tasks\n{body}\n\n"
+                f"# text fallback (notifications, clients without Block Kit):\n{self.payload['text']}")
+
+
+def render_root_causes_preview(templates_path: Path, schedule: RootCauseDigest | None, channel: str | None,
+                               churn_probability: float, now: datetime | None = None) -> DigestPreview:
+    """The digest for sample tasks in the last period `schedule` would post (without one: the last week)."""
+    if not (templates_path / ROOT_CAUSES_TEMPLATE).is_file():
+        raise PreviewError(f"template {ROOT_CAUSES_TEMPLATE!r} not found in {templates_path}")
+    now = now or datetime.now(UTC)
+    period = schedule.last_ended(now) if schedule else sample_period(now)
+    previous = schedule.before(period) if schedule else Period(period.start - (period.end - period.start), period.start)
+    report = root_cause_report(sample_cases(period), period, previous, churn_probability, top=schedule.top if schedule else 5)
+    channel = (schedule.channel if schedule else None) or channel or "#cx-leads"
+    try:
+        alert = AlertRenderer(templates_path).render_root_causes(report, channel, schedule.timezone if schedule else "UTC")
+    except TemplateRenderError as err:
+        raise PreviewError(f"template does not render: {err}") from None
+    notes = ["rendered for sample tasks; `feedback-worker report root-causes` prints the real figures from FOLLOWUP_TOPIC"]
+    if schedule is None:
+        notes.append("no `root_cause_digest:` in the config: the worker posts no digest; shown for the last 7 days")
+    payload = {"channel": alert.channel, "text": alert.text, "blocks": alert.blocks, "metadata": alert.metadata,
+               "unfurl_links": False, "unfurl_media": False}
+    return DigestPreview(payload, notes)
 
 
 def _choose(rules: RuleSet, event: FeedbackEvent, rule_id: str | None) -> tuple[Match, list[str]]:

@@ -25,8 +25,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for
 from ..rules import Match
-from ..tasks import Case, FollowupAnswer, FollowUpTask
+from ..tasks import Case, CauseReport, FollowupAnswer, FollowUpTask
 from .digest import Digest
+from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, root_cause_payload
 
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
 REPLY_TEMPLATE = "reply.slack.j2"
@@ -236,6 +237,14 @@ class AlertRenderer:
         return Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalations", "event_payload": payload},
                      event_id=first.event_id if len(escalated) == 1 else "", task_id=first.task_id if len(escalated) == 1 else "",
                      rule_id=first.rule_id, severity=first.severity, template=ESCALATIONS_TEMPLATE)
+
+    def render_root_causes(self, report: CauseReport, channel: str, timezone: str = "UTC") -> Alert:
+        """The root-cause digest of a period (context in rootcauses.py): top causes by tasks and by revenue, changes,
+        recovery rates, example comments."""
+        text, blocks = self.render_json(ROOT_CAUSES_TEMPLATE, root_cause_context(report, timezone))
+        return Alert(channel=channel, text=text, blocks=blocks,
+                     metadata={"event_type": "feedback_root_causes", "event_payload": root_cause_payload(report)},
+                     event_id="", task_id="", rule_id="root-causes", severity="info", template=ROOT_CAUSES_TEMPLATE)
 
     def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         try:

@@ -14,7 +14,7 @@ from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..rules import RulesError
 from ..yamlsource import SourceError
-from . import backtest, silences, tasks
+from . import backtest, report, silences, tasks
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     template = commands.add_parser("template", help="work with Slack alert templates")
     template_commands = template.add_subparsers(dest="template_command", required=True)
     render = template_commands.add_parser("render", help="print an alert for an event file exactly as it would be posted")
-    render.add_argument("name", help="template file name, e.g. detractor.slack.j2")
-    render.add_argument("--event", type=Path, required=True, help="a feedback event as JSON, as on the topic")
+    render.add_argument("name", help="template file name, e.g. detractor.slack.j2 (root_causes.slack.j2: the digest, for sample tasks)")
+    render.add_argument("--event", type=Path, help="a feedback event as JSON, as on the topic (not for root_causes.slack.j2)")
     render.add_argument("--rule", help="the rule that owns the alert (default: the rule the worker would pick)")
     render.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
     render.add_argument("--rules", type=Path, help="rules file or directory (default: RULES_PATH or rules/)")
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     silences.register(commands)
     tasks.register(commands)
+    report.register(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
     schema.add_argument("record", choices=sorted(SCHEMAS), help="event (input), action (input), task, lifecycle, snapshot, survey, dlq")
@@ -135,13 +136,21 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 
 def cmd_template_render(args: argparse.Namespace) -> int:
-    from ..alerting import PreviewError, render_preview
+    from ..alerting import ROOT_CAUSES_TEMPLATE, DigestPreview, Preview, PreviewError, render_preview, render_root_causes_preview
     from ..checks import make_router
 
     settings = load_settings(args.config, rules_path=args.rules, templates_path=args.templates)
+    if args.name != ROOT_CAUSES_TEMPLATE and args.event is None:
+        print(f"error: give --event FILE: {args.name} renders an alert for an event", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        preview = render_preview(args.name, args.event, settings.rules_path, settings.templates_path,
-                                 args.rule, make_router(settings))
+        preview: Preview | DigestPreview
+        if args.name == ROOT_CAUSES_TEMPLATE:  # the digest renders from a period's tasks: sample ones
+            preview = render_root_causes_preview(settings.templates_path, settings.root_cause_digest,
+                                                 settings.slack_default_channel, settings.metrics.churn_probability)
+        else:
+            preview = render_preview(args.name, args.event, settings.rules_path, settings.templates_path,
+                                     args.rule, make_router(settings))
     except PreviewError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -11,6 +11,8 @@
     recheck.py    the survey request a resolution sends, and which task the customer's next answer closes
     table.py      every case, from the state topic
     kpis.py       a case's marks as loop-KPI entries for the metric snapshots (metrics/loop.py)
+    schedule.py   `root_cause_digest:`: when the digest goes out, and its periods
+    diagnose.py   the root causes of the tasks resolved in a period, against the period before
 """
 
 from .actions import (
@@ -30,6 +32,19 @@ from .actions import (
     Update,
 )
 from .case import Case, Mark, Status, Timer, fold, opened
+from .diagnose import (
+    CauseLine,
+    CauseReport,
+    cases_from_records,
+    change_text,
+    money_text,
+    plain_table,
+    rate_text,
+    resolved_in,
+    root_cause_report,
+    summary_line,
+    terminal_safe,
+)
 from .heard import DEFAULT_STEPS, STEPS, Step, TaskStep, heard_steps
 from .keeper import STILL_UNHAPPY, Applied, Refused, apply, refusal
 from .kpis import follow_cases, loop_entries
@@ -49,6 +64,7 @@ from .lifecycle import (
 from .policy import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
 from .recheck import TASK_ATTRIBUTE, SurveyRequest, answered_tasks, survey_request
 from .records import COMMENT_KEPT, WORKER, Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate, Sla, open_task, task_id_for
+from .schedule import Period, RootCauseDigest
 from .spec import DEFAULT_OWNER, SEVERITY_RANK, EscalateTo, FollowupSpec, Recheck, Severity
 from .table import ActionOutcome, Cases
 
@@ -67,16 +83,25 @@ __all__ = [
     "WORKER",
     "answered_tasks",
     "apply",
+    "cases_from_records",
+    "change_text",
     "check_root_causes",
     "fold",
     "follow_cases",
     "heard_steps",
     "loop_entries",
+    "money_text",
     "open_task",
     "opened",
+    "plain_table",
+    "rate_text",
     "refusal",
+    "resolved_in",
+    "root_cause_report",
+    "summary_line",
     "survey_request",
     "task_id_for",
+    "terminal_safe",
     "Acknowledge",
     "Action",
     "ActionOutcome",
@@ -85,6 +110,8 @@ __all__ = [
     "Applied",
     "Assign",
     "Case",
+    "CauseLine",
+    "CauseReport",
     "Cases",
     "Close",
     "Escalate",
@@ -98,11 +125,13 @@ __all__ = [
     "Mark",
     "Open",
     "OwnerPool",
+    "Period",
     "PersonAction",
     "Recheck",
     "Refused",
     "Reopen",
     "Resolve",
+    "RootCauseDigest",
     "Severity",
     "Sla",
     "SlaCalendar",
