@@ -35,6 +35,7 @@ from .events import EventData, FeedbackEvent, field_getter, is_unhappy
 from .livecard import LiveCards
 from .posting import Posting
 from .stats import Stats
+from .rootcauses import RootCauseDigests
 from .tasknotes import TaskNotes
 from .tasks import (
     ACTION,
@@ -99,6 +100,7 @@ class Casework:
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
         self.notes = TaskNotes(posting, posts, checkpoint, renderer)
+        self.root_causes = RootCauseDigests(settings, cases, posting, posts, renderer)  # config `root_cause_digest:`
         self.survey_topic = settings.survey_request_topic
         self.dimensions = [(path, field_getter(path)) for path in settings.metrics.dimensions]
 
@@ -233,9 +235,11 @@ class Casework:
     # -- the timers (the keeper) ----------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> None:
-        """About once a second: ask for the escalations and closings that fell due (each once, whoever is keeper)."""
+        """About once a second: ask for the escalations and closings that fell due (each once, whoever is keeper);
+        post the root-cause digest of a period that has ended."""
         if not self.keeping:
             return
+        self.root_causes.tick(now)
         for task_id in self.cases.changed:
             case = self.cases.get(task_id)
             if case is not None:

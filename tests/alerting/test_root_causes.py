@@ -44,7 +44,8 @@ def test_the_digest_shows_both_rankings_with_changes_and_recovery(renderer: Aler
     ]
     assert alert.metadata == {"event_type": "feedback_root_causes", "event_payload": {
         "period_start": "2026-11-16T08:00:00+00:00", "period_end": "2026-11-23T08:00:00+00:00", "tasks": 5,
-        "causes": {"shipping-delay": 3, "billing-error": 1, "product-defect": 1}}}
+        "causes": {"shipping-delay": 3, "billing-error": 1, "product-defect": 1},
+        "causes_before": {"shipping-delay": 0, "billing-error": 2, "product-defect": 1}}}
 
 
 def test_a_hostile_comment_pings_no_one_formats_nothing_and_runs_no_template_code(renderer: AlertRenderer) -> None:

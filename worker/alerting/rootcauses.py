@@ -55,7 +55,8 @@ def root_cause_context(report: CauseReport, timezone: str = "UTC") -> dict[str, 
 def root_cause_payload(report: CauseReport) -> dict[str, Any]:
     """The message's metadata: what a bot reading the channel can count on."""
     return {"period_start": report.period.start.isoformat(), "period_end": report.period.end.isoformat(), "tasks": report.tasks,
-            "causes": {line.cause: line.tasks for line in report.by_tasks}}
+            "causes": {line.cause: line.tasks for line in report.by_tasks},
+            "causes_before": {line.cause: line.tasks_before for line in report.by_tasks}}
 
 
 _SAMPLES = (  # (cause, monthly value, comment, answer after the resolution, resolved this period?)
