@@ -191,6 +191,8 @@ class Casework:
             self.checkpoint.publish(self.followup_topic, action.task_id.encode(), result.record.model_dump_json().encode())
             self.cases.save(result.case)
             self._schedule(result.case)
+            if isinstance(action, Escalate):
+                self.stats.escalations[action.reason] += 1
             if action.action not in ("open", "update"):
                 log.info("task %s: %s by %s", action.task_id, result.record.type, action.actor.shown())
         if action.actor.source != "worker":
