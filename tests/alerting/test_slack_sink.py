@@ -277,7 +277,7 @@ def test_posts_retried_are_counted_by_channel(slack, sink):
     slack.fail_next(Scripted(status=500), Scripted(error="ratelimited"))
     assert deliver(sink, an_alert(channel="#cx-alerts")).status == "sent"
     assert deliver(sink, an_alert(channel="#cx-leads")).status == "sent"
-    assert sink.retried == {"#cx-alerts": 2}
+    assert sink.retries() == {"#cx-alerts": 2}
 
 
 def test_check_asks_auth_test_and_says_why_slack_is_not_usable(slack, make_sink):

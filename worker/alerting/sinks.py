@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Errors Slack returns with HTTP 200 that mean "try again later", not "never".
 TRANSIENT_ERRORS = {"ratelimited", "service_unavailable", "fatal_error", "internal_error", "request_timeout"}
-#: Errors that say the token itself is not usable: Slack is not reachable for this worker at all.
-AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
@@ -247,6 +245,11 @@ class SlackSink:
                 if not cursor:
                     break
         return self._channel_ids.get(name)
+
+    def retries(self) -> dict[str, int]:
+        """channel -> post attempts retried so far (a copy: the sink's threads keep counting)."""
+        with self._retried_lock:
+            return dict(self.retried)
 
     def check(self) -> str | None:
         """Is Slack reachable with this token? One `auth.test`, no retry: None if so, else why not (/readyz)."""
