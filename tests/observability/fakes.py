@@ -1,4 +1,4 @@
-"""Kafka without a broker, for a real Worker in one process; and /metrics text as a dict to assert on.
+"""Kafka without a broker, for a real Worker in one process (Harness); and /metrics text as a dict to assert on.
 
 The fake consumer hands out what was appended to it, a batch per poll (as poll() would);
 the fake producer appends what it sends to the topics it routes back: the task actions
@@ -7,15 +7,27 @@ the fake producer appends what it sends to the topics it routes back: the task a
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from kafka import TopicPartition
 from kafka.errors import IllegalStateError
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.alerting import Outcome
+from worker.alerting import Outcome, Posts, Silences, Throttle
+from worker.app import Worker
+from worker.checks import load_checked, make_router
+from worker.config import load_settings
+from worker.metrics import Metering, MetricState
+from worker.observability import Observability
+from worker.state import StateView
+from worker.tasks import Cases
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -124,6 +136,63 @@ def _done(outcome: Outcome) -> Future[Outcome]:
     future: Future[Outcome] = Future()
     future.set_result(outcome)
     return future
+
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def event(n: int, survey: str = "nps", score: int = 10) -> bytes:
+    return json.dumps({
+        "event_id": f"e-{n}", "occurred_at": (NOW - timedelta(minutes=1)).isoformat(), "survey": survey, "score": score,
+        "customer": {"id": f"c-{n}", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},
+    }).encode()
+
+
+#: partition -> what is fed to it: quiet answers, NPS detractors (#cx-alerts), high effort (#cx-effort, refused), garbage
+FEED: dict[int, list[bytes]] = {
+    0: [event(1), event(2), event(3, score=3), b"{", event(4, "ces", 5)],
+    1: [event(5), event(6, score=0), event(7, score=6), b"not json"],
+    2: [event(8), event(9), event(10, "ces", 4)],
+}
+
+
+class Harness:
+    """A Worker as service.py builds it, on fake Kafka, with its clock in the test's hands."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings(
+            None, environ={}, rules_path=ROOT / "rules", templates_path=ROOT / "templates", feedback_topic="fb",
+            task_actions_topic="actions", state_topic="state", commit_interval_seconds=0.05, channel_rate_limit_per_minute=0,
+            reload_interval_seconds=0, http_port=0,
+        )
+        self.now = NOW
+        self.consumer, state_consumer = FakeConsumer(), FakeConsumer()
+        self.producer = FakeProducer({"actions": self.consumer, "state": state_consumer})
+        self.sink = FakeSink(refuse={"#cx-effort"}, retried={"#cx-alerts": 4})
+        rules, renderer = load_checked(self.settings)
+        view = StateView("state", "fb", state_consumer, self.producer)
+        metering = Metering(self.settings.metrics, "fb", MetricState(view), self.settings.metrics_topic, self.consumer, self.producer)
+        self.worker = Worker(self.settings, rules, renderer, self.sink, self.consumer, self.producer, view, Throttle(view),
+                             Silences(view), Posts(view), Cases(view, self.settings.task_policy), make_router(self.settings),
+                             metering=metering, clock=lambda: self.now)
+        self.observability = Observability(self.settings)
+        self.observability.attach(self.worker, self.sink)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
+
+    def start(self, partitions: list[TopicPartition]) -> None:
+        self.consumer.assign(partitions)
+        self.worker.assigned(partitions)  # what the rebalance listener does on the join
+        self.thread.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+    def scrape(self) -> dict[Any, float]:
+        return parse(generate_latest(self.observability.registry).decode())
 
 
 def parse(text: str) -> Samples:
