@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from kafka import TopicPartition  # noqa: E402
 
 from bench.mixes import MIXES, rules_for  # noqa: E402
-from worker.alerting import Outcome, Silences, Throttle  # noqa: E402
+from worker.alerting import Outcome, Posts, Silences, Throttle  # noqa: E402
 from worker.app import Worker  # noqa: E402
 from worker.checks import load_checked, make_router  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
@@ -60,6 +60,7 @@ except ImportError:  # a worker from before event_data (a copy of this file in a
     event_data = None
 from worker.metrics import Metering, MetricState  # noqa: E402
 from worker.state import StateView  # noqa: E402
+from worker.tasks import Cases  # noqa: E402
 
 TOPIC = "feedback.events"
 BATCH = 500  # the worker's max_poll_records
@@ -182,7 +183,7 @@ def make_worker(settings: Settings, consumer: FakeConsumer, partitions: int) -> 
     if settings.metrics.enabled:
         metering = Metering(settings.metrics, TOPIC, MetricState(view), settings.metrics_topic, consumer, producer)
     worker = Worker(settings, rules, renderer, InstantSink(), consumer, producer, view, Throttle(view), Silences(view),
-                    make_router(settings), metering=metering)
+                    Posts(view), Cases(view, settings.task_policy), make_router(settings), metering=metering)
     worker.assigned([TopicPartition(TOPIC, p) for p in range(partitions)])
     return worker
 

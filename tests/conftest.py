@@ -109,6 +109,8 @@ def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSla
         # Delivery tests count one Slack message per alert; tests of the rate limit turn it on themselves.
         "CHANNEL_RATE_LIMIT_PER_MINUTE": "0",
         "PYTHONUNBUFFERED": "1",
+        # Many workers run at once: none serves /metrics unless its test asks (tests/test_observability_e2e.py).
+        "HTTP_PORT": "0",
     }
 
 

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
     ("loop steps", ["worker.casework", "worker.livecard", "worker.tasknotes", "worker.interactions", "worker.rootcauses"]),
     ("loop", ["worker.app"]),
+    ("observability", ["worker.observability"]),
     ("wiring", ["worker.service"]),
     ("tools", ["worker.backtest", "worker.demo"]),
     ("command line", ["worker.cli", "worker.__main__"]),

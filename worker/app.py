@@ -122,6 +122,8 @@ class Worker:
         # works: the lock makes a rebalance happen between batches, never inside one.
         self.lock = threading.Lock()
         self.owned: set[TopicPartition] = set()
+        self.polled_at = time.monotonic()  # the last return from poll(): /healthz
+        self.joined = False  # the group has assigned partitions (possibly none) at least once: /readyz
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -139,11 +141,13 @@ class Worker:
                     self.deliveries.settle()
                     self.backpressure.check(self.checkpoint.waiting)
                 batch = self.consumer.poll(timeout_ms=100)  # rebalances happen around here, without the lock
+                self.polled_at = time.monotonic()  # /healthz: the loop is alive
                 with self.lock:
                     self.now = self._wall_clock()
                     for tp, records in batch.items():
                         if tp not in self.owned:  # revoked since the fetch: the new owner handles these
                             continue
+                        self.stats.polled[tp] += len(records)  # per batch, not per record (/metrics)
                         handle = self.casework.handle if tp.topic == self.casework.topic else self.handle
                         for record in records:
                             handle(tp, record)
@@ -186,7 +190,7 @@ class Worker:
             try:
                 event = FeedbackEvent.model_validate_json(value)
             except ValidationError as exc:
-                self.stats.invalid += 1
+                self.stats.bad_event(tp)
                 letter = self.dead_letters.invalid(record, exc)
                 log.warning("invalid event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
                 return
@@ -194,7 +198,7 @@ class Worker:
         occurred_at = data["occurred_at"]
         ts = epoch_seconds(occurred_at)
         if ts > self.now + FUTURE_LIMIT_S:
-            self.stats.invalid += 1
+            self.stats.bad_event(tp)
             letter = self.dead_letters.rejected(record, "occurred_at", f"{occurred_at.isoformat()} is more than 5 minutes in the future")
             log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
             return
@@ -254,7 +258,7 @@ class Worker:
             def batch_and_send() -> None:
                 held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None)
                 if held == "rate_limited":
-                    self.stats.rate_limited += 1
+                    self.stats.limited(destination.channel)
                 if held is not None:
                     return  # posted with its digest or rate-limit summary
                 on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
@@ -340,6 +344,7 @@ class Worker:
         if outcome is None:
             return
         if isinstance(outcome, str):
+            self.stats.reloads_rejected += 1
             channel = self.settings.slack_default_channel
             if self.settings.slack_bot_token is not None and channel:  # an operational notice; never blocks the loop
                 notice = notice_alert(channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
@@ -379,6 +384,7 @@ class Worker:
         self.owned.update(partitions)
         self.casework.assigned(partitions)
         self.backpressure.assigned(partitions)
+        self.joined = True
 
     def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
         """Before partitions move to another worker: settle what we can, publish, let go.

@@ -212,6 +212,8 @@ class Casework:
             self.checkpoint.publish(self.followup_topic, action.task_id.encode(), result.record.model_dump_json().encode())
             self.cases.save(result.case)
             self._schedule(result.case)
+            if isinstance(action, Escalate):
+                self.stats.escalations[action.reason] += 1
             if isinstance(result.record, TaskResolved) and (request := survey_request(result.case)) is not None:
                 # Ask the customer again; their answer closes the loop (answered(), on whichever worker reads it).
                 self.checkpoint.publish(self.survey_topic, request.customer.encode(), request.model_dump_json().encode())

@@ -37,6 +37,7 @@ class PartitionState:
     next_offset: int = -1  # one past the last offset seen; -1: nothing seen yet
     waiting: dict[int, int] = field(default_factory=dict)  # offset -> messages still to settle; insertion order == offset order
     committed: int = -1
+    started: int = -1  # the first offset seen since assigned: where the group's committed position was (/metrics lag)
     abandon: threading.Event = field(default_factory=threading.Event)  # set when revoked or stopping
 
     @property
@@ -84,6 +85,7 @@ class Checkpoint:
         self.interval_s = interval_s
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self._last_commit = time.monotonic()
+        self.committed_at = time.monotonic()  # the last commit sequence that completed (/metrics: its age)
         self._send_error: Exception | None = None
         #: Called with the partitions being committed (None: all) just before the flush.
         self.before_flush: list[Callable[[list[TopicPartition] | None], None]] = []
@@ -93,7 +95,7 @@ class Checkpoint:
     def seen(self, tp: TopicPartition, offset: int) -> PartitionState:
         state = self.partitions.get(tp)
         if state is None:
-            state = self.partitions[tp] = PartitionState()
+            state = self.partitions[tp] = PartitionState(started=offset)
         state.next_offset = offset + 1
         return state
 
@@ -138,6 +140,7 @@ class Checkpoint:
         if offsets:
             self.consumer.commit(offsets)
             self.committed(offsets)
+        self.committed_at = time.monotonic()
         return {tp: m.offset for tp, m in offsets.items()}
 
     def prepare(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -163,6 +166,7 @@ class Checkpoint:
         for tp, meta in offsets.items():
             if tp in self.partitions:
                 self.partitions[tp].committed = meta.offset
+        self.committed_at = time.monotonic()
         log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
 
     def forget(self, partitions: list[TopicPartition]) -> None:

@@ -143,6 +143,12 @@ class Settings(BaseModel):
     max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
     shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
     stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
+    http_port: int = Field(
+        9464, ge=0, le=65535, description="/metrics (Prometheus), /healthz and /readyz are served on this port; 0: not served."
+    )
+    health_poll_timeout_seconds: float = Field(
+        60.0, gt=0, description="/healthz fails once the loop has not polled Kafka for this long (a rebalance can take ~30 s)."
+    )
     channel_rate_limit_per_minute: int = Field(
         20, ge=0, description="Top-level alerts per channel per minute; more are batched into one summary. 0: no limit."
     )

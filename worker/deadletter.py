@@ -8,6 +8,7 @@ inspected, fixed and replayed.
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
@@ -117,6 +118,7 @@ class DeadLetters:
         self.topic = topic
         self.publish = publish
         self.metrics_topic = metrics_topic  # the source named by a metric alert's letter (it has no input record)
+        self.sent: Counter[str] = Counter()  # letter type -> letters published (/metrics: is the DLQ growing?)
 
     def invalid(self, record: Record, exc: ValidationError) -> DeadLetter:
         return self._send(record, invalid_event(exc, record.value, source_of(record)))
@@ -141,6 +143,7 @@ class DeadLetters:
         return self._send(record, undeliverable_alert(reason, record.value, source_of(record), alert))
 
     def _send(self, record: Record | None, letter: DeadLetter) -> DeadLetter:
+        self.sent[letter.type] += 1
         self.publish(self.topic, record.key if record is not None else None, letter.model_dump_json().encode())
         return letter
 

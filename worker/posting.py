@@ -47,6 +47,7 @@ class Posting:
             log.error("cannot render %s: %s", what, err)
             for record in records:
                 self.stats.alerts_dead += 1
+                self.stats.failed[str(alert.get("channel")), "template"] += 1
                 self.dead_letters.undeliverable(record, f"template error: {err}", alert)
             return None
 
@@ -102,6 +103,7 @@ class Posting:
                 return  # stays uncommitted: redelivered after a restart or rebalance
             if outcome.status == "sent":
                 self.stats.alerts_sent += 1
+                self.stats.posted[alert.channel] += 1
                 if on_sent is not None:
                     on_sent(outcome)
             else:
@@ -111,6 +113,7 @@ class Posting:
                 )
                 for record in [record for _, record in done] or [None]:  # a digest: one letter per answer
                     self.stats.alerts_dead += 1
+                    self.stats.failed[alert.channel, "slack"] += 1
                     self.dead_letters.undeliverable(record, outcome.reason, alert.to_dict())
             for tp, record in done:
                 self.checkpoint.done(tp, record.offset)

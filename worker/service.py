@@ -2,7 +2,8 @@
 
 Bad rules, templates and settings are refused here, before connecting (checks.py); then the
 topics, the Kafka clients, the worker state topic and its tables, and the Slack sink are set
-up and handed to the loop (app.py).
+up and handed to the loop (app.py). /metrics, /healthz and /readyz (observability/) are served
+from before the first connection to after the last commit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from slack_sdk import WebClient
 
-from .alerting import Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
+from .alerting import Observe, Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
 from .interactions import SlackLink, actors_allowed
 from .tasks import Cases, follow_cases
 from .app import Worker
@@ -24,20 +25,21 @@ from .broker import ensure_topics, make_consumer, make_producer, make_state_cons
 from .checks import load_checked, make_router
 from .config import Settings, deprecations
 from .metrics import LoopBook, Metering, MetricState
-from .reload import Reloader
+from .observability import Observability
+from .reload import Loaded, Reloader
 from .state import StateView
 from .stats import Stats
 
 log = logging.getLogger("worker")
 
 
-def make_sink(settings: Settings) -> Sink:
+def make_sink(settings: Settings, observe: Observe | None = None) -> Sink:
     if settings.slack_bot_token is None:
         log.info("SLACK_BOT_TOKEN is not set: alerts are printed to stdout")
         return StdoutSink()
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
     return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
-                     timeout_s=settings.slack_timeout_seconds)
+                     timeout_s=settings.slack_timeout_seconds, observe=observe)
 
 
 def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> SlackLink | None:
@@ -74,6 +76,13 @@ def serve(
     log.info("loaded %d rules from %s", len(rules), ", ".join(rules.files))
     for message in deprecations(settings):
         log.warning(message)
+    with Observability(settings) as observability:
+        return _serve(settings, stop, sink, ready, reload, (rules, renderer), observability)
+
+
+def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: threading.Event | None,
+           reload: threading.Event | None, loaded: Loaded, observability: Observability) -> Stats:
+    rules, renderer = loaded
     state = state_topic(settings)
     if settings.create_topics:
         outputs = [settings.followup_topic, settings.dlq_topic, settings.metrics_topic, settings.survey_request_topic]
@@ -82,7 +91,7 @@ def serve(
         # One partition each: StateView.sync relies on a single ordered log (metrics, throttles and more live there);
         # the task actions are applied in one order by one worker, the owner of that partition (casework.py).
         ensure_topics(settings, [state, settings.task_actions_topic], partitions=1, compacted=compacted)
-    sink = sink or make_sink(settings)
+    sink = sink or make_sink(settings, observability.observe)
     consumer = make_consumer(settings)
     producer = make_producer(settings)
     state_consumer = make_state_consumer(settings)
@@ -102,6 +111,7 @@ def serve(
         settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view), cases,
         make_router(settings), metering=metering, reloader=reloader, link=link,
     )
+    observability.attach(worker, sink)
     if ready is not None:
         ready.set()
     try:

@@ -45,6 +45,7 @@ class StateView:
         self._handlers: dict[str, Handler] = {"sync": self._marker}
         self._before_sync: list[Callable[[], None]] = []
         self._markers: set[str] = set()
+        self.synced = False  # a sync has completed: memory holds the whole topic (/readyz)
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
@@ -88,6 +89,7 @@ class StateView:
                 raise TimeoutError(f"state topic {self.topic} did not return our sync marker within {timeout_s:.0f}s")
             self.poll(timeout_ms=100)
         self._markers.discard(token)
+        self.synced = True
         self.producer.send(self.topic, key=key, value=None)  # let compaction remove the marker
 
     def _apply(self, key: str, value: bytes | None) -> None:

@@ -1,10 +1,19 @@
-"""What the worker has done since it started: the progress line and the exit summary."""
+"""What the worker has done since it started: the progress line, the exit summary, and /metrics.
+
+The loop owns these counters and only ever adds to them, on paths it takes anyway: nothing is
+counted per event that was not counted before (the per-partition counts are added per poll
+batch, the per-channel ones on the alert's slow path). The /metrics collector
+(observability/metrics.py) reads them when Prometheus scrapes.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+#: (topic, partition): kafka's TopicPartition is this named tuple.
+Partition = tuple[str, int]
 
 
 @dataclass
@@ -21,6 +30,7 @@ class Stats:
     metric_alerts: int = 0
     pauses: int = 0  # times fetching paused for Slack to catch up
     reloads: int = 0
+    reloads_rejected: int = 0  # edits of rules or templates refused (the old set stayed)
     silenced: int = 0  # matches whose task opened but whose alert a silence held back
     digests: int = 0  # digest messages posted (rule groups and rate-limit summaries)
     rate_limited: int = 0  # alerts folded into a rate-limit summary
@@ -29,7 +39,23 @@ class Stats:
     answers: int = 0  # customers' answers after a resolution, sent to close (or reopen) their task
     joined: int = 0  # unhappy answers that joined their customer's unresolved task instead of opening another
     by_rule: Counter[str] = field(default_factory=Counter)
+    polled: Counter[Partition] = field(default_factory=Counter)  # records handed to the loop, counted per poll batch
+    invalid_by: Counter[Partition] = field(default_factory=Counter)  # events dead-lettered as invalid or rejected
+    posted: Counter[str] = field(default_factory=Counter)  # channel (as routed) -> messages Slack accepted
+    failed: Counter[tuple[str, str]] = field(default_factory=Counter)  # (channel, "slack" | "template") -> dead-lettered
+    rate_limited_by: Counter[str] = field(default_factory=Counter)  # channel -> alerts folded into a summary
+    escalations: Counter[str] = field(default_factory=Counter)  # reason -> escalations applied (by the keeper)
     started: float = field(default_factory=time.monotonic)
+
+    def bad_event(self, partition: Partition) -> None:
+        """An event of this partition went to the DLQ as invalid (or rejected)."""
+        self.invalid += 1
+        self.invalid_by[partition] += 1
+
+    def limited(self, channel: str) -> None:
+        """An alert for this channel was folded into a rate-limit summary."""
+        self.rate_limited += 1
+        self.rate_limited_by[channel] += 1
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)

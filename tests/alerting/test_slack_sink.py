@@ -253,3 +253,37 @@ def test_find_tells_which_slots_are_in_the_channel_already_at_the_top_or_in_thre
     slack.scopes.discard("channels:history")
     refused = sink.find(search, threading.Event()).result(timeout=10)
     assert refused.status == "undeliverable" and "missing_scope" in refused.reason
+
+
+# -- what /metrics and /readyz learn from the sink --------------------------------------------------
+
+
+def test_every_slack_call_is_timed_and_its_ending_reported(slack, make_sink):
+    calls: list[tuple[str, float, Any]] = []
+    sink = make_sink(slack.url, slack.token, observe=lambda method, seconds, call: calls.append((method, seconds, call)))
+    slack.fail_next(Scripted(status=503))
+    assert deliver(sink, an_alert()).status == "sent"
+    assert [(method, call.result) for method, _, call in calls] == [("chat.postMessage", "unavailable"), ("chat.postMessage", "ok")]
+    assert calls[0][2].reason.startswith("HTTP 503")
+    assert all(0 < seconds < 5 for _, seconds, _ in calls)
+
+    calls.clear()
+    slack.channels = {"#cx-alerts"}
+    assert deliver(sink, an_alert(channel="#nowhere")).status == "undeliverable"
+    assert [(method, call.result, call.reason) for method, _, call in calls] == [("chat.postMessage", "refused", "channel_not_found")]
+
+
+def test_posts_retried_are_counted_by_channel(slack, sink):
+    slack.fail_next(Scripted(status=500), Scripted(error="ratelimited"))
+    assert deliver(sink, an_alert(channel="#cx-alerts")).status == "sent"
+    assert deliver(sink, an_alert(channel="#cx-leads")).status == "sent"
+    assert sink.retries() == {"#cx-alerts": 2}
+
+
+def test_check_asks_auth_test_and_says_why_slack_is_not_usable(slack, make_sink):
+    assert make_sink(slack.url, slack.token).check() is None
+    assert slack.calls_to("auth.test"), "the check must really ask Slack"
+    revoked = make_sink(slack.url, "xoxb-revoked-" + uuid.uuid4().hex).check()
+    assert revoked == "auth.test: invalid_auth"
+    down = make_sink(f"http://127.0.0.1:{closed_port()}/api/", "xoxb-unreachable").check()
+    assert down is not None and down.startswith("auth.test: URLError") and "refused" in down

@@ -29,12 +29,13 @@ from .render import (
 from .posts import Post, Posts, reply_slot
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, sample_cases, sample_period, span_text
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
-from .sinks import Outcome, Search, Sink, SlackSink, StdoutSink
+from .sinks import Call, Observe, Outcome, Search, Sink, SlackSink, StdoutSink
 from .throttle import Episode, Throttle
 
 __all__ = [
     "Alert",
     "AlertRenderer",
+    "Call",
     "DIGEST_TEMPLATE",
     "Deliveries",
     "Digest",
@@ -43,6 +44,7 @@ __all__ = [
     "Episode",
     "Intent",
     "Item",
+    "Observe",
     "Search",
     "Outcome",
     "Post",

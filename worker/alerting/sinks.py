@@ -14,6 +14,10 @@ next owner relies on that bound before it searches the channel (delivery.py).
 
 `find` answers the other question exactly-once needs: which of these slots (delivery.py) are
 already in the channel? (`conversations.history` and `.replies`, with their metadata.)
+
+For /metrics and /readyz (observability/): every Slack API call is timed and its result
+reported to `observe` (method, seconds, Call), posts retried are counted by channel, and
+`check()` asks `auth.test` whether Slack is reachable with this token.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import queue
 import re
 import sys
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from collections.abc import Mapping
@@ -72,6 +78,53 @@ class Search:
 def slots_of(message: dict[str, Any]) -> list[str]:
     metadata = message.get("metadata") or {}
     return list(((metadata.get("event_payload") or {}).get("slots")) or ())
+
+
+@dataclass(frozen=True)
+class Call:
+    """How one Slack API call ended: ok; refused (Slack answered no: a bad channel, a bad token); or unavailable
+    (no answer, a 5xx, a transient error: retried). `reason` is short and never holds the token."""
+
+    result: Literal["ok", "refused", "unavailable"]
+    reason: str = ""
+
+
+#: Told of every Slack API call: its method (e.g. "chat.postMessage"), how long it took in seconds, how it ended.
+Observe = Callable[[str, float, Call], None]
+
+
+def _ignore(method: str, seconds: float, call: Call) -> None:
+    pass
+
+
+class _TimedClient(WebClient):
+    """slack-sdk's WebClient, with each API call timed and its ending reported (every method goes through api_call)."""
+
+    def __init__(self, observe: Observe, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._observe = observe
+
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        started = time.perf_counter()
+        call = Call("ok")
+        try:
+            return super().api_call(api_method, **kwargs)
+        except SlackApiError as err:
+            call = _classify(err)
+            raise
+        except (OSError, HTTPException) as err:
+            call = Call("unavailable", type(err).__name__)
+            raise
+        finally:
+            self._observe(api_method, time.perf_counter() - started, call)
+
+
+def _classify(err: SlackApiError) -> Call:
+    status = err.response.status_code
+    error = err.response.get("error") if isinstance(err.response.data, dict) else None
+    transient = status == 429 or status >= 500 or error in TRANSIENT_ERRORS
+    reason = error if status == 200 and error else f"HTTP {status}" + (f" {error}" if error else "")
+    return Call("unavailable" if transient else "refused", reason)
 
 
 class Sink(Protocol):
@@ -127,8 +180,12 @@ class SlackSink:
         concurrency: int = 4,
         max_backoff_s: float = 60.0,
         timeout_s: int = 10,
+        observe: Observe | None = None,
     ) -> None:
         self._token = token
+        self._observe = observe or _ignore
+        self.retried: Counter[str] = Counter()  # channel -> post attempts retried after a transient failure (/metrics)
+        self._retried_lock = threading.Lock()  # the sink's threads all count
         self._base_url = base_url
         self._timeout_s = timeout_s
         self._max_backoff_s = max_backoff_s
@@ -137,7 +194,7 @@ class SlackSink:
         self._bases: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}  # (channel, ts) -> an alert's text and blocks
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
-        self._queue: queue.SimpleQueue[tuple[Job, str, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
         ]
@@ -151,8 +208,8 @@ class SlackSink:
         client = getattr(self._local, "client", None)
         if client is None:
             # No retry handlers: every retry is this module's, after an `abandon` check (see above).
-            client = WebClient(token=self._token.get_secret_value(), base_url=self._base_url, timeout=self._timeout_s,
-                               retry_handlers=[])
+            client = _TimedClient(self._observe, token=self._token.get_secret_value(), base_url=self._base_url,
+                                  timeout=self._timeout_s, retry_handlers=[])
             self._local.client = client
         return client
 
@@ -163,7 +220,7 @@ class SlackSink:
                                                thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
             return Outcome("sent", channel=response.get("channel"), ts=response.get("ts"))
 
-        return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon)
+        return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon, alert.channel)
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
         def job(client: WebClient) -> Outcome:
@@ -219,20 +276,35 @@ class SlackSink:
                     break
         return self._channel_ids.get(name)
 
-    def _enqueue(self, job: Job, what: str, abandon: threading.Event) -> Future[Outcome]:
+    def retries(self) -> dict[str, int]:
+        """channel -> post attempts retried so far (a copy: the sink's threads keep counting)."""
+        with self._retried_lock:
+            return dict(self.retried)
+
+    def check(self) -> str | None:
+        """Is Slack reachable with this token? One `auth.test`, no retry: None if so, else why not (/readyz)."""
+        try:
+            self._client().auth_test()
+        except SlackApiError as err:
+            return f"auth.test: {_classify(err).reason}"
+        except (OSError, HTTPException) as err:
+            return f"auth.test: {type(err).__name__}: {err}"
+        return None
+
+    def _enqueue(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None) -> Future[Outcome]:
         future: Future[Outcome] = Future()
-        self._queue.put((job, what, abandon, future))
+        self._queue.put((job, what, channel, abandon, future))
         return future
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            job, what, abandon, future = item
+            job, what, channel, abandon, future = item
             try:
-                future.set_result(self._attempt(job, what, abandon))
+                future.set_result(self._attempt(job, what, abandon, channel))
             except Exception as err:  # a bug, surfaced to the worker loop as an undeliverable alert
                 future.set_exception(err)
 
-    def _attempt(self, job: Job, what: str, abandon: threading.Event) -> Outcome:
+    def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None) -> Outcome:
         delay = min(FIRST_RETRY_S, self._max_backoff_s)
         while True:
             if abandon.is_set():  # the partition moved to another worker while this was queued or retried
@@ -250,6 +322,9 @@ class SlackSink:
                 reason = f"{type(err).__name__}: {err}"
                 wait = delay
             # Anything else is a bug, not an outage: it propagates and the alert is dead-lettered.
+            if channel is not None:
+                with self._retried_lock:
+                    self.retried[channel] += 1
             log.warning("Slack unavailable (%s); %s retried in %.1fs", reason, what, wait)
             abandon.wait(wait)
             delay = min(delay * 2, self._max_backoff_s)

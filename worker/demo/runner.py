@@ -54,6 +54,8 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"
         say(f"▶ worker: rules from {shipped.rules_path} (+ demo-sla: acknowledge within {ACK_WITHIN_S} s), templates from "
             f"{settings.templates_path}; alerts {where}; cx-oncall is a pool of three, in turn")
+        if settings.http_port:
+            say(f"▶ Prometheus metrics on http://localhost:{settings.http_port}/metrics, probes on /healthz and /readyz (HTTP_PORT)")
 
         stop, failed, stats = threading.Event(), [], []
 
