@@ -33,10 +33,19 @@ def test_demo_ends_with_a_summary_and_exit_0():
     assert "events produced            120   (117 valid, 3 malformed)" in out
     assert "dead-letter queue            3   (3 invalid events, 0 undeliverable alerts)" in out
     assert "nps-detractor" in out
-    # The last-24h metrics, read back from the snapshot topic, cover every valid answer.
+    # The loop closed for the tasks the teammate resolved: each customer answered the follow-up survey.
+    answers = re.search(r"then (\d+) follow-up answers", out)
+    assert answers and int(answers[1]) >= 2, out
+    assert "closed: recovered" in out and "reopened: still unhappy" in out
+    # The last-24h metrics, read back from the snapshot topic, cover every valid answer, follow-ups included.
     assert "Metrics, last 24h" in out
     overall = re.search(r"^  all customers\s+(\d+)\s+([+-]\d+) ±(\d+)\s+(\d+)%", out, re.M)
-    assert overall and overall[1] == "117", out
+    assert overall and int(overall[1]) == 117 + int(answers[1]), out
+    loop = {name: re.search(rf"^  {name}\s+(\S+)", out, re.M) for name in ("resolved", "recovered", "recovery rate")}
+    assert all(loop.values()), out
+    assert int(loop["resolved"][1]) == int(answers[1]), out  # type: ignore[index]
+    recovered = int(loop["recovered"][1])  # type: ignore[index]
+    assert loop["recovery rate"][1] == f"{recovered / int(answers[1]) * 100:.0f}%", out  # type: ignore[index]
 
 
 def test_run_refuses_invalid_rules_with_file_and_line(tmp_path: Path):

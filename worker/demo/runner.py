@@ -27,7 +27,8 @@ from ..metrics import MetricsConfig, iso
 from ..service import serve
 from ..stats import Stats
 from .samples import FeedbackGenerator
-from .teammate import ACK_WITHIN_S, POOL, rules_with_short_sla, status_line, wait_for_escalation, work_tasks
+from .surveytool import answer_surveys, wait_for_outcomes
+from .teammate import ACK_WITHIN_S, POOL, RESOLUTIONS, rules_with_short_sla, status_line, wait_for_escalation, work_tasks
 
 PARTITIONS = 3
 
@@ -85,7 +86,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         say(f"▶ produced {sent} feedback events ({malformed} deliberately malformed) to {settings.feedback_topic}\n")
 
         caught_up = wait_until_committed(settings, end, stop, timeout_s)
-        statuses = {}
+        statuses, decided = {}, 0
         if caught_up:
             say("\n▶ closing the loop: a teammate works some tasks through the same path as `feedback-worker task ...`")
             desk = work_tasks(settings, sla_task, say)
@@ -93,9 +94,14 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             if escalated is not None:
                 say(f"  {sla_task} ({escalated.customer_name}) was not acknowledged within {ACK_WITHIN_S} s: escalated to "
                     f"{escalated.assignee or escalated.owner} and #cx-leads")
+            say("\n▶ the customers are asked again (SURVEY_REQUEST_TOPIC); a survey tool sends their answers back")
+            answered = answer_surveys(settings, desk, len(RESOLUTIONS), say)
+            for task_id, outcome in wait_for_outcomes(desk, answered).items():
+                say(f"  {task_id}: {outcome}")
             statuses = status_line(desk)
             desk.close()
-        snapshots = wait_for_snapshots(settings, sent - malformed, stop) if caught_up else {}
+            decided = len(answered)
+        snapshots = wait_for_snapshots(settings, sent - malformed + decided, stop, decided) if caught_up else {}
         stop.set()
         worker.join(timeout=30)
         if failed:
@@ -103,8 +109,9 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             return 1
         tasks = [r for r in read_all(settings, settings.followup_topic) if r.get("type") == "followup.opened"]
         dead = read_all(settings, settings.dlq_topic)
-        print_summary(sent, malformed, tasks, dead, stats[0] if stats else None, statuses)
+        print_summary(sent, malformed, tasks, dead, stats[0] if stats else None, statuses, decided)
         print_metrics(snapshots)
+        print_loop(snapshots)
         if not caught_up:
             say(f"✖ the worker did not commit all {sent} events within {timeout_s:.0f}s")
             return 1
@@ -132,8 +139,10 @@ def wait_until_committed(settings: Any, end: dict[int, int], stop: threading.Eve
         probe.close()
 
 
-def wait_for_snapshots(settings: Any, valid: int, stop: threading.Event, timeout_s: float = 20.0) -> dict[str, dict[str, Any]]:
-    """The latest snapshots of the current 24h window, once its overall figure covers every valid answer."""
+def wait_for_snapshots(settings: Any, valid: int, stop: threading.Event, decided: int = 0,
+                       timeout_s: float = 20.0) -> dict[str, dict[str, Any]]:
+    """The latest snapshots of the current 24h window, once its overall figure covers every valid answer and the
+    `decided` follow-up answers (recovered or still unhappy)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     tp = TopicPartition(settings.metrics_topic, 0)
     consumer.assign([tp])
@@ -148,7 +157,8 @@ def wait_for_snapshots(settings: Any, valid: int, stop: threading.Event, timeout
                 for record in records:
                     latest[record.key.decode()] = json.loads(record.value)
             overall = latest.get(f"24h|{current}|*")
-            if overall and overall["responses"] >= valid:
+            loop = overall.get("loop", {}) if overall else {}
+            if overall and overall["responses"] >= valid and loop.get("closed_recovered", 0) + loop.get("still_unhappy", 0) >= decided:
                 break
         return {k: v for k, v in latest.items() if k.startswith(f"24h|{current}|")}
     finally:
@@ -173,6 +183,30 @@ def print_metrics(snapshots: dict[str, dict[str, Any]]) -> None:
     say("\n".join(lines))
 
 
+def print_loop(snapshots: dict[str, dict[str, Any]]) -> None:
+    """The loop KPIs of the same snapshot: did the follow-ups work?"""
+    overall = next((s for key, s in snapshots.items() if key.endswith("|*")), None)
+    if overall is None or "loop" not in overall:
+        return
+    loop = overall["loop"]
+    resolve_p50 = loop["time_to_resolve"]["p50"]
+    rate = "—" if loop["recovery_rate"] is None else f"{loop['recovery_rate']:.0f}%"
+    causes = ", ".join(f"{cause} {n}" for cause, n in list(overall["root_causes"].items())[:3]) or "—"
+    rows = [("tasks opened", loop["opened"], ""),
+            ("acknowledged", loop["acknowledged"], f"{loop['acknowledged_within_sla']} within SLA"),
+            ("resolved", loop["resolved"], f"{loop['resolved_within_sla']} within SLA"
+             + ("" if resolve_p50 is None else f", median {resolve_p50:.0f} s to resolve")),
+            ("escalated", loop["escalated"], ""),
+            ("recovered", loop["closed_recovered"], f"{loop['still_unhappy']} still unhappy (reopened)"),
+            ("recovery rate", rate, ""),
+            ("revenue recovered", f"${loop['revenue_recovered']:,.2f}", "per month"),
+            ("top root causes", causes, "")]
+    lines = ["The loop, last 24h (the `loop` object of the same snapshot)"]
+    lines += [f"  {name:<20}{value!s:>10}   {note}".rstrip() for name, value, note in rows]
+    lines.append("═" * 64)
+    say("\n".join(lines))
+
+
 def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, Any]]:
     """Every record on `topic`, from the beginning, without joining a group."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False, consumer_timeout_ms=idle_ms)
@@ -187,7 +221,7 @@ def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, A
 
 def print_summary(
     sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]], stats: Stats | None = None,
-    statuses: dict[str, int] | None = None,
+    statuses: dict[str, int] | None = None, answers: int = 0,
 ) -> None:
     by_rule = Counter(task["rule_id"] for task in tasks)
     by_owner = Counter(task["owner"] + (f" → {task['assignee']}" if task.get("assignee") else "") for task in tasks)
@@ -198,13 +232,14 @@ def print_summary(
         "═" * 64,
         "Summary",
         "═" * 64,
-        f"events produced         {sent:>6}   ({sent - malformed} valid, {malformed} malformed)",
+        f"events produced         {sent:>6}   ({sent - malformed} valid, {malformed} malformed)"
+        + (f", then {answers} follow-up answers" if answers else ""),
         f"follow-up tasks opened  {len(tasks):>6}",
     ]
     lines += [f"  {rule:<28}{n:>6}" for rule, n in by_rule.most_common()]
     if statuses:
         lines.append(f"tasks by status           {statuses['open']} open, {statuses['acknowledged']} acknowledged, "
-                     f"{statuses['resolved']} resolved; {statuses['escalated']} escalated")
+                     f"{statuses['resolved']} resolved, {statuses['closed']} closed; {statuses['escalated']} escalated")
     if stats is not None:
         lines.append(f"alert messages posted   {stats.alerts_sent:>6}")
         if stats.digests:

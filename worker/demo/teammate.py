@@ -93,4 +93,5 @@ def wait_for_escalation(desk: TaskDesk, task_id: str, timeout_s: float = 30.0) -
 def status_line(desk: TaskDesk) -> dict[str, Any]:
     cases = list(desk.cases.by_id.values())
     return {"open": sum(c.status == "open" for c in cases), "acknowledged": sum(c.status == "acknowledged" for c in cases),
-            "resolved": sum(c.status == "resolved" for c in cases), "escalated": sum(bool(c.escalations) for c in cases)}
+            "resolved": sum(c.status == "resolved" for c in cases), "closed": sum(c.status == "closed" for c in cases),
+            "escalated": sum(bool(c.escalations) for c in cases)}
