@@ -27,6 +27,7 @@ from worker.metrics import (
     iso,
     nearest_rank,
 )
+from worker.alerting import AlertRenderer
 from worker.rules import load_rules
 from worker.state import StateView
 
@@ -238,6 +239,8 @@ def test_a_metric_rule_on_the_recovery_rate_fires_once_when_it_drops(tmp_path: P
     assert fired == []
     answer("t2", "still_unhappy", now + 60, kind="reopened")  # 0 % of 2: fires
     assert len(fired) == 1 and fired[0].loop.recovery_rate == 0.0
+    alert = AlertRenderer(ROOT / "templates").render_metric(rule, "#cx-leads", fired[0])
+    assert "loop.recovery_rate = *0.0*" in str(alert.blocks) and "*Based on*\\n2 task records in the window" in str(alert.blocks)
     answer("t3", "recovered", now + 120)  # 33 %: still low, no second alert
     answer("t4", "recovered", now + 180)  # 50 %: recovered, re-armed
     answer("t5", "recovered", now + 240)
