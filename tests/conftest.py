@@ -169,6 +169,21 @@ def start_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
         process.stop()
 
 
+@pytest.fixture
+def start_replicas(start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> Callable[..., list[WorkerProcess]]:
+    """Start workers named `names` with a config file holding `config` (YAML), and wait until each has partitions."""
+
+    def start(config: str, names: tuple[str, ...] = ("one", "two"), **env: str) -> list[WorkerProcess]:
+        path = tmp_path / "worker.yaml"
+        path.write_text(config)
+        replicas = [start_worker(name, args=("--config", str(path)), **env) for name in names]
+        for replica in replicas:
+            replica.wait_assigned()
+        return replicas
+
+    return start
+
+
 def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> dict[int, int]:
     """Produce (key, value) pairs; return partition -> one past the last offset written."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="lz4")

@@ -43,7 +43,6 @@ from .alerting import (
 )
 from .casework import Casework
 from .interactions import SlackLink
-from .livecard import LiveCards
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
@@ -55,7 +54,7 @@ from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
 from .state import StateView
 from .stats import Stats
-from .tasks import Case, Cases, FollowUpTask, open_task
+from .tasks import Cases, FollowUpTask, open_task
 
 log = logging.getLogger("worker")
 
@@ -112,10 +111,8 @@ class Worker:
         self.posting = Posting(self.deliveries, self.checkpoint, self.dead_letters, throttle, self.stats)
         self.cases = cases
         self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.posting, posts, lambda: self.renderer,
-                                 self.stats, clock)
+                                 self.stats, clock, sink)
         self.link = link  # Slack interactivity (Socket Mode): buttons on alerts, and their live card
-        if settings.slack_app_token is not None:
-            self.casework.cards = LiveCards(posts, self.posting, self.checkpoint, sink, cases.get, clock)
         self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
@@ -152,13 +149,11 @@ class Worker:
                         for record in records:
                             handle(tp, record)
                     self.deliveries.settle()
-                    if self.casework.waiting or (self.casework.cards is not None and self.casework.cards.waiting):
+                    if self.casework.waiting:
                         self.view.poll()  # alerts waiting for their task's pool member, cards for their alert: read now
                         self.casework.wake()
                     self.posting.post_digests(self.digests, self.renderer)
                     self.casework.release()
-                    if self.casework.cards is not None:
-                        self.casework.cards.release()
                     self.deliveries.release()  # intents, one flush, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
@@ -226,11 +221,12 @@ class Worker:
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
         key, episode = self.throttle.check(rule, event, self.now)
-        if key is not None and episode is not None:  # a repeat within the window: the open task's thread instead
+        if key is not None and episode is not None and not self.cases.finished(episode.task_id):
+            # A repeat within the window: the open task's thread instead (a resolved task's episode is over).
             self.reply(tp, record, event, match, state, key, episode)
             return
-        if is_unhappy(event.survey, event.score) and (case := self.casework.joinable(event.customer.id, event.event_id)):
-            self.reply(tp, record, event, match, state, None, self._episode_of(case))  # their unresolved task, not one more
+        if is_unhappy(event.survey, event.score) and (joined := self.casework.joinable(event.customer.id, event.event_id)):
+            self.reply(tp, record, event, match, state, None, joined)  # their unresolved task, not one more
             return
         destination = self.router.destination(event, rule)
         now = self.clock()
@@ -311,13 +307,6 @@ class Worker:
             self.posting.send(alert, self._unbound_abandon, [], [])
 
     # -- the steps' plumbing -----------------------------------------------------------------
-
-    def _episode_of(self, case: Case) -> Episode:
-        """A task's thread as a throttle episode: where another answer joining it is replied."""
-        alert = self.posts.get(case.task_id)
-        posted = alert is not None and alert.state == "posted"
-        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=alert.ts if posted else None,  # type: ignore[union-attr]
-                       channel=alert.channel_id if posted else case.channel)  # type: ignore[union-attr]
 
     # -- between batches -------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Posts
+from .alerting import AlertRenderer, Episode, Posts, Sink
 from .checkpoint import Checkpoint
 from .config import Settings
 from .deadletter import DeadLetters
@@ -81,7 +81,7 @@ class _Waiting:
 
 class Casework:
     def __init__(self, settings: Settings, cases: Cases, checkpoint: Checkpoint, dead_letters: DeadLetters, posting: Posting,
-                 posts: Posts, renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime]) -> None:
+                 posts: Posts, renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime], sink: Sink) -> None:
         self.topic = settings.task_actions_topic
         self.followup_topic = settings.followup_topic
         self.policy = settings.task_policy
@@ -95,7 +95,8 @@ class Casework:
         self.clock = clock
         self.partition = TopicPartition(self.topic, 0)
         self.keeping = False
-        self.cards: LiveCards | None = None  # with Slack interactivity on: every change shows on the alert
+        # With Slack interactivity on (SLACK_APP_TOKEN), every change shows on the alert's card.
+        self.cards = LiveCards(posts, posting, checkpoint, sink, cases.get, clock) if settings.slack_app_token is not None else None
         self._due: list[tuple[float, str]] = []  # (when a timer runs out, task id): the keeper's clock
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
@@ -140,10 +141,17 @@ class Casework:
                             answer=answer))
         return True
 
-    def joinable(self, customer: str, event_id: str) -> Case | None:
-        """The customer's unresolved task another unhappy answer joins (the oldest), rather than opening one more."""
-        open_ = [c for c in self.cases.of_customer(customer) if c.unresolved and c.event_id != event_id]
-        return min(open_, key=lambda c: c.opened_at, default=None)
+    def joinable(self, customer: str, event_id: str) -> Episode | None:
+        """The customer's unresolved task (the oldest) another unhappy answer joins rather than opening one more, as an
+        episode: its thread, where the answer is replied."""
+        case = min((c for c in self.cases.of_customer(customer) if c.unresolved and c.event_id != event_id),
+                   key=lambda c: c.opened_at, default=None)
+        if case is None:
+            return None
+        alert = self.posts.get(case.task_id)
+        ts = alert.ts if alert is not None and alert.state == "posted" else None
+        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts,
+                       channel=alert.channel_id if ts and alert else case.channel)
 
     def update(self, update: FollowUpUpdate) -> None:
         self.ask(Update(action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}",
@@ -167,7 +175,8 @@ class Casework:
 
     @property
     def waiting(self) -> bool:
-        return bool(self._waiting)
+        """Alerts wait for their pool member, or cards for their alert: the loop reads the state topic now."""
+        return bool(self._waiting) or (self.cards is not None and self.cards.waiting)
 
     def wake(self) -> None:
         """Between batches (after reading the state topic): alerts whose task the keeper has opened go on."""
@@ -231,8 +240,10 @@ class Casework:
             self.cards.changed(case, person, [(tp, record)], state)  # type: ignore[arg-type]
 
     def release(self) -> None:
-        """Between batches: the notes whose alert has landed, and gathered escalations, go out."""
+        """Between batches: the notes whose alert has landed, gathered escalations, and card updates go out."""
         self.notes.release()
+        if self.cards is not None:
+            self.cards.release()
 
     # -- the timers (the keeper) ----------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import WorkerProcess, event_bytes, produce, read_topic, wait_for
 from tests.fake_slack import FakeSlack
 from worker.tasks import task_id_for
@@ -29,6 +31,14 @@ rules:
     followup: {owner: cx-team, due_in: 1h, recheck: nps, recovery_window: 4s}
 """
 API = {"source": "api", "id": "zendesk", "name": "Zendesk"}
+
+
+@pytest.fixture
+def start_rules_worker(start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
+    """One worker with this file's rules, holding every partition."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    start_worker("worker", RULES_PATH=str(rules)).wait_assigned()
 
 
 def now() -> str:
@@ -50,12 +60,8 @@ def answer(bootstrap: str, topics: dict[str, str], event_id: str, customer: dict
 
 
 def test_three_customer_journeys_recovered_reopened_and_no_response(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
-    tmp_path: Path,
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_rules_worker: None,
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    start_worker("worker", RULES_PATH=str(rules)).wait_assigned()
     happy = {"id": "c-happy", "name": "Happy Hats", "segment": "smb", "monthly_value": 300.0}
     grumpy = {"id": "c-grumpy", "name": "Grumpy Gears", "segment": "smb", "monthly_value": 500.0}
     quiet = {"id": "c-quiet", "name": "Quiet Quilts", "segment": "trial", "monthly_value": 20.0}
@@ -111,12 +117,8 @@ def test_three_customer_journeys_recovered_reopened_and_no_response(
 
 
 def test_an_unhappy_answer_joins_the_customers_unresolved_task_and_a_late_answer_closes_nothing(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
-    tmp_path: Path,
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_rules_worker: None,
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    start_worker("worker", RULES_PATH=str(rules)).wait_assigned()
     customer = {"id": "c-again", "name": "Again Apparel", "segment": "smb", "monthly_value": 80.0}
     task = task_id_for("again-1")
     answer(kafka_bootstrap, topics, "again-1", customer, survey="nps", score=3)
@@ -132,3 +134,34 @@ def test_an_unhappy_answer_joins_the_customers_unresolved_task_and_a_late_answer
     everything = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 0, timeout=3, settle=2)
     assert [r["type"] for r in everything] == ["followup.opened", "followup.updated"]
     assert read_topic(kafka_bootstrap, topics["SURVEY_REQUEST_TOPIC"], 0, timeout=1) == []
+
+
+THROTTLED = """
+rules:
+  - id: detractor
+    when: {survey: nps, score: {lte: 6}}
+    alert: {channel: "#cx-alerts"}
+    throttle: {key: customer.id, window: 7d}
+    followup: {owner: cx-team, due_in: 1h, recheck: none}
+"""
+
+
+def test_once_its_task_is_resolved_a_throttle_episode_is_over_and_the_next_detractor_opens_a_task(
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+) -> None:
+    rules = tmp_path / "throttled.yaml"
+    rules.write_text(THROTTLED)
+    start_worker("worker", RULES_PATH=str(rules)).wait_assigned()
+    customer = {"id": "c-thr", "name": "Throttle Toys", "segment": "smb"}
+    first, second = task_id_for("thr-1"), task_id_for("thr-3")
+    answer(kafka_bootstrap, topics, "thr-1", customer, survey="nps", score=2)
+    answer(kafka_bootstrap, topics, "thr-2", customer, survey="nps", score=3)  # joins the episode's task
+    wait_for(lambda: followups(kafka_bootstrap, topics, first, "followup.updated"), 60, "the repeat joined the task")
+    act(kafka_bootstrap, topics, first, "resolve", root_cause="other", resolution="Called them")
+    wait_for(lambda: followups(kafka_bootstrap, topics, first, "followup.resolved"), 60, "the task resolved")
+    answer(kafka_bootstrap, topics, "thr-3", customer, survey="nps", score=1)  # no follow-up survey: an unhappy answer anew
+    wait_for(lambda: followups(kafka_bootstrap, topics, second, "followup.opened"), 60, "a new task for the new answer")
+    everything = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 0, timeout=3, settle=2)
+    assert [(r["type"], r["task_id"]) for r in everything] == [
+        ("followup.opened", first), ("followup.updated", first), ("followup.resolved", first), ("followup.opened", second)]
+    assert read_topic(kafka_bootstrap, topics["SURVEY_REQUEST_TOPIC"], 0, timeout=1) == [], "recheck: none asks nobody"

@@ -7,7 +7,6 @@ import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import WorkerProcess, event_bytes, produce, read_topic, wait_for
@@ -101,14 +100,9 @@ def latest_loops(bootstrap: str, topics: dict[str, str]) -> dict[tuple[int, str]
 
 
 def test_loop_kpis_equal_the_lifecycle_records_across_two_workers_and_a_kill_9(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
-    tmp_path: Path,
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_replicas: Callable[..., list[WorkerProcess]],
 ) -> None:
-    config = tmp_path / "worker.yaml"
-    config.write_text(CONFIG)
-    replicas = [start_worker(name, args=("--config", str(config))) for name in ("one", "two")]
-    for replica in replicas:
-        replica.wait_assigned()
+    replicas = start_replicas(CONFIG)
     segments = ["smb", "enterprise", "mid-market"]
     customers = [{"id": f"c-kpi-{n}", "segment": segments[n % 3], "monthly_value": 50.0 * (n + 1)} for n in range(12)]
     tasks = [task_id_for(f"kpi-{n}") for n in range(12)]

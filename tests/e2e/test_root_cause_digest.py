@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from tests.conftest import WorkerProcess, event_bytes, produce, read_topic, wait_for
@@ -44,14 +43,9 @@ def next_period(margin: float = 1.0) -> None:
 
 
 def test_each_period_is_posted_once_by_two_replicas_with_its_top_causes_and_changes(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
-    tmp_path: Path,
+    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_replicas: Callable[..., list[WorkerProcess]],
 ) -> None:
-    config = tmp_path / "worker.yaml"
-    config.write_text(CONFIG)
-    replicas = [start_worker(name, args=("--config", str(config))) for name in ("one", "two")]
-    for replica in replicas:
-        replica.wait_assigned()
+    replicas = start_replicas(CONFIG)
     keeper = wait_for(lambda: next((r for r in replicas if "keeping the tasks" in r.output()), None), 60, "a keeper")
 
     def resolve_batch(prefix: str, causes: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     task.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     verbs = task.add_subparsers(dest="task_command", required=True)
     listing = verbs.add_parser("list", help="tasks as the workers see them, most urgent first")
-    listing.add_argument("--status", choices=("open", "acknowledged", "resolved"))
+    listing.add_argument("--status", choices=("open", "acknowledged", "resolved", "closed"))
     listing.add_argument("--overdue", action="store_true", help="only unresolved tasks past their due time")
     listing.add_argument("--owner", help="only tasks of this owner or assignee")
     listing.add_argument("--json", action="store_true", help="one JSON object per task")
@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true")
     for verb, helptext in (("ack", "acknowledge: you have taken the task"), ("assign", "give the task to someone"),
                            ("step", "tick (or --undo) a HEARD step"), ("resolve", "resolve with a root cause and what was done"),
-                           ("reopen", "reopen a resolved task")):
+                           ("reopen", "reopen a resolved or closed task")):
         action = verbs.add_parser(verb, help=helptext)
         action.add_argument("task_id")
         action.add_argument("--by", help="your name, as the audit log shows it (default: your login)")
@@ -82,13 +82,14 @@ def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
     else:
         rows = [("TASK", "STATUS", "OWNER", "ASSIGNEE", "CUSTOMER", "RULE", "DUE (UTC)")]
         for case in chosen:
-            status = case.status + (" ⚠ overdue" if case.overdue(now) else "") + (" ⚑ escalated" if case.escalations and case.unresolved else "")
+            status = (case.status + (f" ({case.outcome})" if case.outcome else "") + (" ⚠ overdue" if case.overdue(now) else "")
+                      + (" ⚑ escalated" if case.escalations and case.unresolved else ""))
             rows.append((case.task_id, status, case.owner, case.assignee or "—", (case.customer_name or case.customer_id)[:28],
                          case.rule_id, case.sla.resolve_by.strftime("%Y-%m-%d %H:%M")))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    counts = {s: sum(c.status == s for c in chosen) for s in ("open", "acknowledged", "resolved")}
+    counts = {s: sum(c.status == s for c in chosen) for s in ("open", "acknowledged", "resolved", "closed")}
     overdue = sum(c.overdue(now) for c in chosen)
     print(f"{len(chosen)} task(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; {overdue} overdue" if overdue else ""),
           file=sys.stderr)
@@ -130,6 +131,11 @@ def describe(case: Case) -> str:
         r = case.resolution
         lines.append(f"  resolved   {r.root_cause} by {r.by.shown()} at {_when(r.at)}: {r.resolution}"
                      f"{' (customer contacted)' if r.customer_contacted else ''}")
+    window = case.answer_window()
+    if case.awaiting_answer and window is not None:
+        lines.append(f"  follow-up  {case.recheck.upper()} survey asked; awaiting the customer's answer until {_when(window[1])}")
+    if case.status == "closed":
+        lines.append(f"  closed     {case.outcome} at {_when(case.updated_at)}")
     return "\n".join(lines)
 
 
@@ -186,6 +192,10 @@ def _details(record: dict[str, Any]) -> str:
         return f" · {record['reason']} (level {record['level']})"
     if kind == "followup.resolved":
         return f" · {record['root_cause']}: {record['resolution']}" + (" (customer contacted)" if record["customer_contacted"] else "")
+    answer = record.get("answer")
+    said = f" · answer {answer['event_id']} ({answer['survey']} {answer['score']})" if answer else ""
     if kind == "followup.reopened":
-        return f" · {record['reason']}"
+        return f" · {record['reason']}{said}"
+    if kind == "followup.closed":
+        return f" · {record['outcome']}{said}"
     return ""

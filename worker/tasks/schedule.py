@@ -16,12 +16,12 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..durations import Duration, format_duration
-from .policy import DAYS
+from .policy import DAYS, known_zone
 
 _AT = re.compile(r"^(?:(mon|tue|wed|thu|fri|sat|sun)\s+)?(\d{1,2}):(\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,14 +74,7 @@ class RootCauseDigest(BaseModel):
             raise ValueError('at must look like "mon 09:00" or "09:00" (a weekday and/or a 24-hour time)')
         return f"{match[1] + ' ' if match[1] else ''}{int(match[2]):02d}:{match[3]}"
 
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r} (e.g. Europe/Amsterdam, America/New_York, UTC)") from None
-        return name
+    _zone = field_validator("timezone")(lambda cls, name: known_zone(name))
 
     @model_validator(mode="after")
     def _weekday_needs_weeks(self) -> RootCauseDigest:

@@ -51,6 +51,11 @@ class Cases:
     def get(self, task_id: str) -> Case | None:
         return self.by_id.get(task_id)
 
+    def finished(self, task_id: str) -> bool:
+        """Resolved or closed (False for a task not known yet: the keeper is opening it)."""
+        case = self.by_id.get(task_id)
+        return case is not None and not case.unresolved
+
     def of_customer(self, customer_id: str) -> list[Case]:
         return [self.by_id[task_id] for task_id in self.by_customer.get(customer_id, ())]
 
