@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from kafka import TopicPartition
 
+from kafka.errors import CommitFailedError, KafkaTimeoutError
+
 from worker.checkpoint import Checkpoint, PublishError
 
 TP = TopicPartition("feedback", 0)
@@ -81,3 +83,26 @@ def test_partitions_are_independent_and_revoked_ones_are_abandoned(checkpoint):
     checkpoint.done(TP, 0)  # an outcome arriving after the revoke is ignored
     assert checkpoint.commit() == {}
     assert checkpoint.waiting == 0
+
+
+@pytest.mark.parametrize("error", [CommitFailedError("UnknownMemberIdError"), KafkaTimeoutError("coordinator unreachable")])
+def test_a_commit_the_group_refused_or_that_timed_out_is_retried_later_not_fatal(error):
+    """A worker evicted from its group while its network stalled gets CommitFailedError when it comes back;
+    it must keep running (found by tests/faults): nothing was committed, so the next commit tries again."""
+
+    class RefusingConsumer(FakeConsumer):
+        refuse = True
+
+        def commit(self, offsets):
+            if self.refuse:
+                raise error
+            super().commit(offsets)
+
+    consumer = RefusingConsumer()
+    checkpoint = Checkpoint(consumer, FakeProducer([]), interval_s=1.0)
+    for offset in range(3):
+        checkpoint.seen(TP, offset)
+    assert checkpoint.commit() == {}
+    consumer.refuse = False
+    assert checkpoint.commit() == {TP: 3}
+

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from .stats import Stats
@@ -136,7 +137,15 @@ class Checkpoint:
         """Flush the producer, then commit what is done. Returns the committed positions."""
         offsets = self.prepare(partitions)
         if offsets:
-            self.consumer.commit(offsets)
+            try:
+                self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaTimeoutError) as err:
+                # Evicted from the group (its network stalled past the session timeout) or the coordinator out of
+                # reach: not committed. At-least-once holds: the next commit retries, or the partitions' new owner
+                # redoes their uncommitted events (posting nothing twice, see alerting/posts.py).
+                log.warning("could not commit offsets (%s): they are committed later, or redone by the partitions' "
+                            "next owner", err)
+                return {}
             self.committed(offsets)
         return {tp: m.offset for tp, m in offsets.items()}
 
