@@ -106,3 +106,29 @@ def test_a_commit_the_group_refused_or_that_timed_out_is_retried_later_not_fatal
     consumer.refuse = False
     assert checkpoint.commit() == {TP: 3}
 
+
+def test_a_partition_given_up_and_assigned_again_is_fetched_again_from_the_first_event_not_done():
+    """kafka-python keeps the fetch position of a partition revoked and assigned again in one rebalance;
+    the events given up at the revoke (a digest still gathering) must be fetched again (found by tests/faults)."""
+
+    class SeekingConsumer(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seeks: list[tuple[TopicPartition, int]] = []
+
+        def seek(self, tp, offset):
+            self.seeks.append((tp, offset))
+
+    consumer = SeekingConsumer()
+    checkpoint = Checkpoint(consumer, FakeProducer([]), interval_s=1.0)
+    for offset in range(5):
+        state = checkpoint.seen(TP, offset)
+        if offset == 2:
+            checkpoint.wait_for(state, offset)  # held in a digest when the partitions are revoked
+    for offset in range(3):
+        checkpoint.seen(OTHER, offset)
+    checkpoint.forget([TP, OTHER])
+    checkpoint.rewind([TP])  # TP comes back; OTHER went to another worker
+    assert consumer.seeks == [(TP, 2)]
+    checkpoint.rewind([OTHER])  # later, OTHER comes back after another worker had it: its committed offset rules
+    assert consumer.seeks == [(TP, 2)]

@@ -357,6 +357,7 @@ class Worker:
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
         """New partitions: catch up with what their previous owners published, then restore their state."""
+        self.checkpoint.rewind(partitions)
         self.view.sync()
         if self.metering is not None:
             self.metering.assigned(partitions)

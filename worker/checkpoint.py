@@ -86,6 +86,7 @@ class Checkpoint:
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self._last_commit = time.monotonic()
         self._send_error: Exception | None = None
+        self._resume_at: dict[TopicPartition, int] = {}  # partitions given up: the first event not done (see rewind)
         #: Called with the partitions being committed (None: all) just before the flush.
         self.before_flush: list[Callable[[list[TopicPartition] | None], None]] = []
 
@@ -175,11 +176,29 @@ class Checkpoint:
         log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
 
     def forget(self, partitions: list[TopicPartition]) -> None:
-        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them)."""
+        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them).
+
+        The new owner may be this worker: kafka-python keeps the fetch position of a partition that is
+        revoked and assigned again in the same rebalance, past the events given up here. So where the
+        first event not done was is kept, for `rewind`."""
         for tp in partitions:
             state = self.partitions.pop(tp, None)
             if state is not None:
                 state.abandon.set()
+                if state.next_offset >= 0:
+                    self._resume_at[tp] = state.committable
+
+    def rewind(self, assigned: list[TopicPartition]) -> None:
+        """Assigned partitions this worker gave up work of: fetch again from the first event it left undone.
+
+        (Found by tests/faults: a worker that kept a partition through a rebalance went on past the
+        digest it had dropped, and its answers never reached Slack.) Everything before that event is
+        done, so nothing is skipped; what is refetched and was done posts nothing twice (alerting/posts.py)."""
+        for tp in assigned:
+            position = self._resume_at.pop(tp, None)
+            if position is not None:
+                self.consumer.seek(tp, position)
+        self._resume_at.clear()  # the others went to other workers: they start from the committed offsets
 
     def abandon_all(self) -> None:
         for state in self.partitions.values():
