@@ -31,7 +31,7 @@ def make_sink(settings: Settings) -> Sink:
         return StdoutSink()
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
     return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
-                     timeout_s=settings.slack_timeout_seconds)
+                     timeout_s=settings.slack_timeout_seconds, search=settings.slack_history_lookup)
 
 
 def serve(
