@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from kafka import TopicPartition
 
+from kafka.errors import CommitFailedError, KafkaTimeoutError
+
 from worker.checkpoint import Checkpoint, PublishError
 
 TP = TopicPartition("feedback", 0)
@@ -81,3 +83,52 @@ def test_partitions_are_independent_and_revoked_ones_are_abandoned(checkpoint):
     checkpoint.done(TP, 0)  # an outcome arriving after the revoke is ignored
     assert checkpoint.commit() == {}
     assert checkpoint.waiting == 0
+
+
+@pytest.mark.parametrize("error", [CommitFailedError("UnknownMemberIdError"), KafkaTimeoutError("coordinator unreachable")])
+def test_a_commit_the_group_refused_or_that_timed_out_is_retried_later_not_fatal(error):
+    """A worker evicted from its group while its network stalled gets CommitFailedError when it comes back;
+    it must keep running (found by tests/faults): nothing was committed, so the next commit tries again."""
+
+    class RefusingConsumer(FakeConsumer):
+        refuse = True
+
+        def commit(self, offsets):
+            if self.refuse:
+                raise error
+            super().commit(offsets)
+
+    consumer = RefusingConsumer()
+    checkpoint = Checkpoint(consumer, FakeProducer([]), interval_s=1.0)
+    for offset in range(3):
+        checkpoint.seen(TP, offset)
+    assert checkpoint.commit() == {}
+    consumer.refuse = False
+    assert checkpoint.commit() == {TP: 3}
+
+
+def test_a_partition_given_up_and_assigned_again_is_fetched_again_from_the_first_event_not_done():
+    """kafka-python keeps the fetch position of a partition revoked and assigned again in one rebalance;
+    the events given up at the revoke (a digest still gathering) must be fetched again (found by tests/faults)."""
+
+    class SeekingConsumer(FakeConsumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seeks: list[tuple[TopicPartition, int]] = []
+
+        def seek(self, tp, offset):
+            self.seeks.append((tp, offset))
+
+    consumer = SeekingConsumer()
+    checkpoint = Checkpoint(consumer, FakeProducer([]), interval_s=1.0)
+    for offset in range(5):
+        state = checkpoint.seen(TP, offset)
+        if offset == 2:
+            checkpoint.wait_for(state, offset)  # held in a digest when the partitions are revoked
+    for offset in range(3):
+        checkpoint.seen(OTHER, offset)
+    checkpoint.forget([TP, OTHER])
+    checkpoint.rewind([TP])  # TP comes back; OTHER went to another worker
+    assert consumer.seeks == [(TP, 2)]
+    checkpoint.rewind([OTHER])  # later, OTHER comes back after another worker had it: its committed offset rules
+    assert consumer.seeks == [(TP, 2)]

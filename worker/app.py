@@ -49,7 +49,7 @@ from .deadletter import DeadLetters
 from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
 from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
 from .posting import Done, Posting
-from .rebalance import Rebalance
+from .rebalance import Rebalance, membership_in_doubt
 from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
 from .state import StateView
@@ -98,7 +98,7 @@ class Worker:
         # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
         self._unbound_abandon = threading.Event()
         self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(), settings.slack_history_lookup,
-                                     settings.slack_timeout_seconds + 5, self._unbound_abandon)
+                                     settings.slack_timeout_seconds + 5, self._unbound_abandon, membership_in_doubt(consumer))
         self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
@@ -367,6 +367,7 @@ class Worker:
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
         """New partitions: catch up with what their previous owners published, then restore their state."""
+        self.checkpoint.rewind(partitions)
         self.view.sync()
         if self.metering is not None:
             self.metering.assigned(partitions)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from .stats import Stats
@@ -87,6 +88,7 @@ class Checkpoint:
         self._last_commit = time.monotonic()
         self.committed_at = time.monotonic()  # the last commit sequence that completed (/metrics: its age)
         self._send_error: Exception | None = None
+        self._resume_at: dict[TopicPartition, int] = {}  # partitions given up: the first event not done (see rewind)
         #: Called with the partitions being committed (None: all) just before the flush.
         self.before_flush: list[Callable[[list[TopicPartition] | None], None]] = []
 
@@ -138,7 +140,15 @@ class Checkpoint:
         """Flush the producer, then commit what is done. Returns the committed positions."""
         offsets = self.prepare(partitions)
         if offsets:
-            self.consumer.commit(offsets)
+            try:
+                self.consumer.commit(offsets)
+            except (CommitFailedError, KafkaTimeoutError) as err:
+                # Evicted from the group (its network stalled past the session timeout) or the coordinator out of
+                # reach: not committed. At-least-once holds: the next commit retries, or the partitions' new owner
+                # redoes their uncommitted events (posting nothing twice, see alerting/posts.py).
+                log.warning("could not commit offsets (%s): they are committed later, or redone by the partitions' "
+                            "next owner", err)
+                return {}
             self.committed(offsets)
         self.committed_at = time.monotonic()
         return {tp: m.offset for tp, m in offsets.items()}
@@ -170,11 +180,29 @@ class Checkpoint:
         log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
 
     def forget(self, partitions: list[TopicPartition]) -> None:
-        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them)."""
+        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them).
+
+        The new owner may be this worker: kafka-python keeps the fetch position of a partition that is
+        revoked and assigned again in the same rebalance, past the events given up here. So where the
+        first event not done was is kept, for `rewind`."""
         for tp in partitions:
             state = self.partitions.pop(tp, None)
             if state is not None:
                 state.abandon.set()
+                if state.next_offset >= 0:
+                    self._resume_at[tp] = state.committable
+
+    def rewind(self, assigned: list[TopicPartition]) -> None:
+        """Assigned partitions this worker gave up work of: fetch again from the first event it left undone.
+
+        (Found by tests/faults: a worker that kept a partition through a rebalance went on past the
+        digest it had dropped, and its answers never reached Slack.) Everything before that event is
+        done, so nothing is skipped; what is refetched and was done posts nothing twice (alerting/posts.py)."""
+        for tp in assigned:
+            position = self._resume_at.pop(tp, None)
+            if position is not None:
+                self.consumer.seek(tp, position)
+        self._resume_at.clear()  # the others went to other workers: they start from the committed offsets
 
     def abandon_all(self) -> None:
         for state in self.partitions.values():

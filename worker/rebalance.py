@@ -9,7 +9,10 @@ the partitions is the loop's business (`Partitions`, implemented by app.Worker).
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -18,6 +21,27 @@ from kafka.structs import OffsetAndMetadata
 from .checkpoint import Checkpoint
 
 log = logging.getLogger("worker")
+
+
+def membership_in_doubt(consumer: KafkaConsumer) -> Callable[[], bool]:
+    """A test: has this member gone half a session without a heartbeat answered by its group coordinator?
+
+    Then the group may have evicted it (after a whole session) and given its partitions to another
+    worker, though no callback says so until the coordinator answers (alerting/delivery.py, rule 4).
+    kafka-python keeps the heartbeat times on its coordinator, with no public API: without them
+    (another client version), never in doubt, as before."""
+    heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
+    if heartbeat is None or not hasattr(heartbeat, "last_receive"):
+        return lambda: False
+    limit_s = heartbeat.config["session_timeout_ms"] / 2000
+
+    def in_doubt() -> bool:
+        # Only an answered heartbeat counts (finding the coordinator again resets kafka-python's other timer);
+        # before the first one, just after joining, the membership is new.
+        last = heartbeat.last_receive
+        return math.isfinite(last) and time.monotonic() - last > limit_s
+
+    return in_doubt
 
 
 class Partitions(Protocol):

@@ -39,7 +39,8 @@ def make_sink(settings: Settings, observe: Observe | None = None) -> Sink:
         return StdoutSink()
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
     return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
-                     timeout_s=settings.slack_timeout_seconds, observe=observe)
+                     timeout_s=settings.slack_timeout_seconds, observe=observe,
+                     search=settings.slack_history_lookup)
 
 
 def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> SlackLink | None:

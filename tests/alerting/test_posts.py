@@ -199,3 +199,49 @@ def _done(outcome: Outcome) -> Future[Outcome]:
     future: Future[Outcome] = Future()
     future.set_result(outcome)
     return future
+
+
+def test_nothing_is_posted_while_the_group_membership_is_in_doubt(world) -> None:
+    """A worker whose network stalled may have been evicted, its partitions redone by another worker that
+    could not see intents not yet written: its posts wait until the coordinator answers (found by tests/faults)."""
+    log, _, sink, deliveries, _ = world
+    doubt = [True]
+    deliveries.in_doubt = lambda: doubt[0]
+    revoked = threading.Event()
+    settled: list[Outcome] = []
+    deliveries.post(alert("task-1"), ABANDON, settled.append, [Intent("task-1", "alert", "#cx-alerts", 0)])
+    deliveries.post(alert("task-2"), revoked, settled.append, [Intent("task-2", "alert", "#cx-alerts", 1)])
+    deliveries.release()
+    assert log == []  # no intent either: a zombie's would only make the new owner search
+    doubt[0] = False
+    deliveries.release()
+    deliveries.settle()
+    assert [a.task_id for a in sink.posted] == ["task-1", "task-2"]
+
+    log.clear()
+    deliveries.post(alert("task-3"), ABANDON, settled.append, [Intent("task-3", "alert", "#cx-alerts", 0)])
+    deliveries.post(alert("task-4"), revoked, settled.append, [Intent("task-4", "alert", "#cx-alerts", 1)])
+    deliveries.flush = lambda: doubt.__setitem__(0, True)  # the flush itself outlasts half a session
+    deliveries.release()
+    assert log == ["posting task-3", "posting task-4"] and len(sink.posted) == 2  # intents written, posts held
+    revoked.set()
+    deliveries.forget(revoked)  # the coordinator answered: partition 1 went to another worker
+    doubt[0] = False
+    deliveries.release()
+    deliveries.settle()
+    assert [a.task_id for a in sink.posted] == ["task-1", "task-2", "task-3"]
+    assert [o.status for o in settled] == ["sent", "sent", "sent"]
+
+
+def test_a_digest_held_while_in_doubt_is_given_up_with_the_partitions(world) -> None:
+    log, _, sink, deliveries, _ = world
+    doubt = [False]
+    deliveries.in_doubt = lambda: doubt[0]
+    deliveries.flush = lambda: doubt.__setitem__(0, True)
+    intents = [Intent(f"task-{n}", "digest", "#cx-alerts", n) for n in range(2)]
+    deliveries.post(alert(""), deliveries.stopping, lambda _: None, intents)  # a digest: tied to no one partition
+    deliveries.release()
+    deliveries.forget(threading.Event())  # eviction confirmed: every partition is given up
+    doubt[0] = False
+    deliveries.release()
+    assert sink.posted == [] and deliveries.pending == 0

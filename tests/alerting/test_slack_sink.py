@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tests.conftest import wait_for
 from tests.fake_slack import FakeSlack, Scripted
 from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
 from worker.alerting import Alert, AlertRenderer
@@ -287,3 +288,37 @@ def test_check_asks_auth_test_and_says_why_slack_is_not_usable(slack, make_sink)
     assert revoked == "auth.test: invalid_auth"
     down = make_sink(f"http://127.0.0.1:{closed_port()}/api/", "xoxb-unreachable").check()
     assert down is not None and down.startswith("auth.test: URLError") and "refused" in down
+
+
+@pytest.mark.parametrize("search", [True, False])
+def test_a_post_slack_took_but_did_not_answer_in_time_is_looked_for_before_it_is_sent_again(slack, make_sink, search):
+    """Slack had the post and answered after the timeout: posting it again would show it twice (found by tests/faults).
+    With SLACK_HISTORY_LOOKUP off it is posted again, as before."""
+    sink = make_sink(slack.url, slack.token, timeout_s=1, search=search)
+    alert = an_alert()
+    alert.metadata["event_payload"]["slots"] = [alert.task_id]  # as delivery.py names them
+    slack.delay_s = 1.5  # longer than the timeout: the post lands, the answer comes too late
+
+    def answer_promptly_once_it_landed() -> None:
+        wait_for(lambda: slack.messages, 10, "the first post to land")
+        slack.delay_s = 0
+
+    helper = threading.Thread(target=answer_promptly_once_it_landed)
+    helper.start()
+    outcome = deliver(sink, alert)
+    helper.join()
+    assert outcome.status == "sent"
+    if search:
+        assert len(slack.messages) == 1 and slack.attempts == 1
+        assert outcome.ts == slack.messages[0]["ts"]
+        assert slack.calls_to("conversations.history")
+    else:
+        assert len(slack.messages) == 2 and not slack.calls_to("conversations.history")
+
+
+def test_a_post_refused_before_it_was_sent_is_not_looked_for(slack, sink):
+    alert = an_alert()
+    alert.metadata["event_payload"]["slots"] = [alert.task_id]
+    slack.fail_next(Scripted(status=503))
+    assert deliver(sink, alert).status == "sent"
+    assert len(slack.messages) == 1 and not slack.calls_to("conversations.history")

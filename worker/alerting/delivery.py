@@ -11,6 +11,11 @@ Three rules make a crash or a rebalance never post an alert twice (posts.py has 
    slot is done if its `posted` record has arrived, or if the channel holds a message of ours
    naming it (every message lists its slots in its metadata; one search per channel covers
    every slot in doubt; `SLACK_HISTORY_LOOKUP`); otherwise it is posted again.
+4. Nothing is released while the worker's group membership is in doubt (`in_doubt`: no word from
+   the group coordinator for half a session). Its network may have stalled long enough for the
+   group to hand its partitions to another worker, which redoes their events without having seen
+   intents this worker had not written yet; posting them too would post them twice. The posts
+   wait until the coordinator answers again, or are given up with their partitions.
 
 Outcomes come back on the sink's threads; they are applied on the worker thread, in
 `settle()`, so the Kafka clients and the checkpoint are never touched from two threads.
@@ -68,7 +73,8 @@ class _Recheck:
 
 class Deliveries:
     def __init__(self, sink: Sink, posts: Posts, flush: Callable[[], None], clock: Callable[[], float] = time.time,
-                 search: bool = True, grace_s: float = 15.0, stopping: threading.Event | None = None) -> None:
+                 search: bool = True, grace_s: float = 15.0, stopping: threading.Event | None = None,
+                 in_doubt: Callable[[], bool] = lambda: False) -> None:
         self.sink = sink
         self.stopping = stopping or threading.Event()  # searches serve many partitions: they give up only then
         self.posts = posts
@@ -77,7 +83,10 @@ class Deliveries:
         self.search = search  # SLACK_HISTORY_LOOKUP
         self.grace_s = grace_s  # how long one post can take: an intent younger than this may still land
         self.found = 0  # slots found already posted in Slack (searched after a crash)
+        self.in_doubt = in_doubt  # rule 4: is this worker perhaps no longer a member of its group?
         self._queued: list[_Queued] = []
+        self._held: list[_Queued] = []  # intents written, posts held while membership was in doubt
+        self._holding = False
         self._rechecks: list[_Recheck] = []
         self._outcomes: queue.SimpleQueue[tuple[Settle, Outcome]] = queue.SimpleQueue()
 
@@ -93,6 +102,11 @@ class Deliveries:
         """Write the intents of everything queued, flush once, post; and run the rechecks that are due."""
         if self._rechecks:
             self._run_rechecks()
+        if (self._queued or self._held) and self._hold():
+            return
+        if self._held:
+            held, self._held = self._held, []
+            self._submit(held)
         if not self._queued:
             return
         queued, self._queued = self._queued, []
@@ -105,9 +119,25 @@ class Deliveries:
                 item.alert.metadata = {**item.alert.metadata, "event_payload": {**payload, "slots": [i.slot for i in item.intents]}}
         if any(item.intents for item in queued):
             self.flush()
+            if self._hold():  # the flush waited long enough for the group to drop this worker
+                self._held = queued
+                return
+        self._submit(queued)
+
+    def _submit(self, queued: list[_Queued]) -> None:
         for item in queued:
             inner = self.sink.submit(item.alert, item.abandon)
             inner.add_done_callback(lambda done, item=item: self._landed(item, outcome_of(done)))
+
+    def _hold(self) -> bool:
+        """Rule 4: True (and said once) while the group membership is in doubt."""
+        doubt = self.in_doubt()
+        if doubt and not self._holding:
+            log.warning("no word from the Kafka group coordinator for half a session: holding %d Slack posts until it answers "
+                        "(the group may have given this worker's partitions to another, which posts them instead)",
+                        len(self._queued) + len(self._held))
+        self._holding = doubt
+        return doubt
 
     def _landed(self, item: _Queued, outcome: Outcome) -> None:
         """On the sink's thread: replies threaded under this alert may go now; the rest waits for the worker thread."""
@@ -211,16 +241,22 @@ class Deliveries:
                 return
 
     def forget(self, abandon: threading.Event) -> None:
-        """Drop queued posts and rechecks of a partition given up (its abandon event is set)."""
-        for item in self._queued:
-            if item.abandon is abandon:  # replies waiting to thread under it go top-level or give up too
-                item.future.set_result(Outcome("abandoned", reason="partition revoked"))
-        self._queued = [q for q in self._queued if q.abandon is not abandon]
+        """Drop queued posts and rechecks of a partition given up (its abandon event is set).
+
+        A held digest or summary (tied to no one partition) goes too: the group moved the partitions of
+        its events while the membership was in doubt, and their new owner (perhaps this worker) redoes them."""
+        def gone(item: _Queued, held: bool) -> bool:
+            return item.abandon is abandon or (held and item.abandon is self.stopping and bool(item.intents))
+
+        for item in [q for q in self._queued if gone(q, False)] + [q for q in self._held if gone(q, True)]:
+            item.future.set_result(Outcome("abandoned", reason="partition revoked"))  # replies waiting on it give up too
+        self._queued = [q for q in self._queued if not gone(q, False)]
+        self._held = [q for q in self._held if not gone(q, True)]
         self._rechecks = [r for r in self._rechecks if r.abandon is not abandon]
 
     @property
     def pending(self) -> int:
-        return len(self._queued) + len(self._rechecks)
+        return len(self._queued) + len(self._held) + len(self._rechecks)
 
 
 def _group(pairs: object) -> dict[str, frozenset[str]]:

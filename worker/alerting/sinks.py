@@ -12,6 +12,11 @@ module's, not slack-sdk's, so `abandon` is checked before every attempt: once a 
 given up, at most one request of it is still on the wire, for at most the HTTP timeout. The
 next owner relies on that bound before it searches the channel (delivery.py).
 
+A post sent in full that got no answer (the timeout ran out, the connection dropped while
+waiting) may be in Slack all the same: Slack had it and never answered. Before it is posted
+again, the channel (or thread) is searched for a message naming its slots, like after a crash
+(tests/faults found the duplicates a stalled Slack made without this).
+
 `find` answers the other question exactly-once needs: which of these slots (delivery.py) are
 already in the channel? (`conversations.history` and `.replies`, with their metadata.)
 
@@ -36,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any, Literal, Protocol, TextIO
+from urllib.error import URLError
 
 from pydantic import SecretStr
 from slack_sdk import WebClient
@@ -52,6 +58,7 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
 BASES_KEPT = 2000  # alerts whose text and blocks are kept for card updates (else fetched once from the history)
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
+UNANSWERED_MARGIN_S = 60  # a post that got no answer is looked for this far before it was sent (clocks differ)
 
 
 @dataclass(frozen=True)
@@ -181,8 +188,10 @@ class SlackSink:
         max_backoff_s: float = 60.0,
         timeout_s: int = 10,
         observe: Observe | None = None,
+        search: bool = True,
     ) -> None:
         self._token = token
+        self._search = search  # SLACK_HISTORY_LOOKUP: a post that got no answer is looked for before it is sent again
         self._observe = observe or _ignore
         self.retried: Counter[str] = Counter()  # channel -> post attempts retried after a transient failure (/metrics)
         self._retried_lock = threading.Lock()  # the sink's threads all count
@@ -214,10 +223,24 @@ class SlackSink:
         return client
 
     def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+        slots = slots_of({"metadata": alert.metadata}) if self._search else []
+        unanswered: list[float] = []  # when a post went out in full and got no answer
+
         def post(client: WebClient) -> Outcome:
             channel, thread_ts = thread_of(alert, abandon)
-            response = client.chat_postMessage(channel=channel, text=alert.text, blocks=alert.blocks, metadata=alert.metadata,
-                                               thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+            if unanswered:
+                found = self._already_posted(client, channel, thread_ts, unanswered[0], slots)
+                if found is not None:
+                    return Outcome("sent", channel=found[0], ts=found[1])
+            started = time.time()
+            try:
+                response = client.chat_postMessage(channel=channel, text=alert.text, blocks=alert.blocks, metadata=alert.metadata,
+                                                   thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+            except (OSError, HTTPException) as err:
+                # urllib wraps what fails before the request is sent in URLError; anything else came after it was sent.
+                if slots and not unanswered and not isinstance(err, URLError):
+                    unanswered.append(started)
+                raise
             return Outcome("sent", channel=response.get("channel"), ts=response.get("ts"))
 
         return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon, alert.channel)
@@ -258,6 +281,23 @@ class SlackSink:
             return Outcome("sent", channel=channel, ts=ts)
 
         return self._enqueue(job, f"card update of {ts} in {channel}", abandon)
+
+    def _already_posted(self, client: WebClient, channel: str, thread_ts: str | None, since: float,
+                        slots: list[str]) -> tuple[str, str] | None:
+        """(channel id, ts) of the message a post that got no answer left in Slack after all, if it is there."""
+        try:
+            channel_id = self._channel_id(client, channel)
+            found = _scan(client, channel_id, thread_ts, since - UNANSWERED_MARGIN_S, {slots[0]}) if channel_id else {}
+        except SlackApiError as err:
+            error = err.response.get("error") if isinstance(err.response.data, dict) else None
+            if err.response.status_code == 429 or err.response.status_code >= 500 or error in TRANSIENT_ERRORS:
+                raise  # retried: still in doubt
+            log.warning("cannot search %s for a post Slack did not answer (%s): posting it again", channel, error)
+            return None
+        if slots[0] in found:
+            log.info("%s reached Slack though it was not answered (%s, ts %s): not posted again", slots[0], channel_id, found[slots[0]])
+            return channel_id or channel, found[slots[0]]
+        return None
 
     def _channel_id(self, client: WebClient, channel: str) -> str | None:
         """History is searched by channel id; a name is looked up once (conversations.list, channels:read)."""

