@@ -27,7 +27,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Episode, Posts, Sink
+from .alerting import AlertRenderer, Episode, Posts, Sink, reply_slot
 from .checkpoint import Checkpoint
 from .config import Settings
 from .deadletter import DeadLetters
@@ -60,6 +60,7 @@ from .tasks import (
     answered_tasks,
     apply,
     survey_request,
+    task_id_for,
 )
 
 log = logging.getLogger("worker")
@@ -143,9 +144,18 @@ class Casework:
 
     def joinable(self, customer: str, event_id: str) -> Episode | None:
         """The customer's unresolved task (the oldest) another unhappy answer joins rather than opening one more, as an
-        episode: its thread, where the answer is replied."""
-        case = min((c for c in self.cases.of_customer(customer) if c.unresolved and c.event_id != event_id),
-                   key=lambda c: c.opened_at, default=None)
+        episode: its thread, where the answer is replied.
+
+        A replayed answer takes the way it took before, whatever the tasks are now: its own task (opened, or its
+        alert or digest line on record) or its reply in a task's thread. Else a crash could post it both ways: first
+        alone (the task it would join was not applied yet), then, replayed, in the thread of a task opened since."""
+        own = task_id_for(event_id)
+        if self.posts.get(own) is not None or self.cases.get(own) is not None:
+            return None
+        cases = [c for c in self.cases.of_customer(customer) if c.event_id != event_id]
+        case = next((c for c in cases if self.posts.get(reply_slot(c.task_id, event_id)) is not None), None)
+        if case is None:
+            case = min((c for c in cases if c.unresolved), key=lambda c: c.opened_at, default=None)
         if case is None:
             return None
         alert = self.posts.get(case.task_id)

@@ -1,0 +1,45 @@
+"""A replayed answer takes the way it took before: alone, or in the thread of the customer's task.
+
+Two unhappy answers of one customer in one poll: the second opens its own task (the first's
+was not applied yet). Replayed after a crash, the first must not join the second's task: its
+alert is in Slack already, and a thread reply would show it twice (found by
+tests/e2e/test_exactly_once.py under twenty kills).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from kafka import TopicPartition
+
+from tests.conftest import wait_for
+from tests.observability.fakes import NOW, Harness
+
+FB = TopicPartition("fb", 0)
+
+
+def answer(event_id: str, survey: str, score: int) -> bytes:
+    return json.dumps({"event_id": event_id, "occurred_at": (NOW - timedelta(minutes=1)).isoformat(), "survey": survey,
+                       "score": score, "customer": {"id": "c-7", "segment": "smb", "monthly_value": 100.0}}).encode()
+
+
+def test_a_replayed_answer_whose_alert_is_in_slack_joins_no_task_opened_since() -> None:
+    harness = Harness()
+    harness.consumer.append("fb", None, answer("e-1", "nps", 2), 0)
+    harness.consumer.append("fb", None, answer("e-2", "csat", 1), 0)  # same poll: e-1's task is not applied yet
+    harness.start([FB, TopicPartition("actions", 0)])
+    worker = harness.worker
+    wait_for(lambda: len(worker.cases.by_id) == 2 and harness.consumer.committed.get(FB) == 2, 10,
+             "both answers alone, as two tasks, and committed")
+    posted = list(harness.sink.posted)
+    assert len(posted) == 2 and worker.stats.joined == 0
+
+    harness.consumer.append("fb", None, answer("e-1", "nps", 2), 0)  # redelivered after a crash
+    harness.consumer.append("fb", None, answer("e-3", "nps", 1), 0)  # a new unhappy answer does join
+    wait_for(lambda: harness.consumer.committed.get(FB) == 4, 10, "the replay and the new answer committed")
+    harness.finish()
+
+    assert worker.stats.replayed == 1, "e-1's alert is on record: nothing posted for it again"
+    assert worker.stats.joined == 1 and len(harness.sink.posted) == 3, "e-3 replies in a thread; e-1 posts nothing"
+    assert len(worker.cases.by_id) == 2
