@@ -6,7 +6,7 @@ applied here, so no Kafka client is ever touched from two threads.
 
 Acting on a match is a short sequence of steps, each owned by a subpackage:
     throttle (alerting/throttle.py) → route (rules/routing.py) → open task (tasks/)
-    → render (alerting/render.py) → silence (alerting/silences.py) → batch (alerting/digest.py)
+    → silence (alerting/silences.py) → batch (alerting/digest.py) → render (alerting/render.py)
     → send (posting.py: post once, see alerting/delivery.py; then settle the events)
 This module says what happens, in order; the step says how.
 """
@@ -214,7 +214,7 @@ class Worker:
     # -- acting ----------------------------------------------------------------------------
 
     def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
-        """Throttle → route → open task → render → silence → batch → send. The offset waits for the alert.
+        """Throttle → route → open task → silence → batch → render → send. The offset waits for the alert.
 
         A replayed event whose alert is in Slack already posts nothing (alerting/posts.py)."""
         rule = match.owner
@@ -243,20 +243,23 @@ class Worker:
 
         def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
             what = f"alert for event {event.event_id}"
-            alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
-                                        lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
-            if alert is None or self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
+            if self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
                 self.checkpoint.done(tp, record.offset)  # the task is open either way
                 return
-            if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
-                alert.blocks = with_card(alert.blocks, new_card(task))
 
             def batch_and_send() -> None:
                 held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None)
                 if held == "rate_limited":
                     self.stats.limited(destination.channel)
                 if held is not None:
-                    return  # posted with its digest or rate-limit summary
+                    return  # posted with its digest or rate-limit summary: rendered there, not here
+                alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
+                                            lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
+                if alert is None:
+                    self.checkpoint.done(tp, record.offset)  # dead-lettered; the task is open either way
+                    return
+                if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
+                    alert.blocks = with_card(alert.blocks, new_card(task))
                 on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
                 future = self.posting.send(alert, state.abandon, done, [Intent(task.task_id, "alert", destination.channel, tp.partition)], on_sent)
                 if key is not None:

@@ -152,8 +152,10 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
         wrong = {k: (figures_in(latest[k]) if k in latest else None, want) for k, want in expected.items()
                  if k not in latest or figures_in(latest[k]) != want}
         assert not wrong, f"{len(wrong)} of {len(expected)} snapshots differ, e.g. {list(wrong.items())[:3]}"
-        extra = set(latest) - set(expected)
-        assert not extra, f"snapshots for windows with no events: {sorted(extra)[:5]}"
+        # Tasks are opened on the worker's clock, so the current hour may have loop figures and no answers (by design:
+        # metrics/snapshots.py); any other window without events must not be there.
+        extra = {k for k in set(latest) - set(expected) if latest[k]["responses"] or not latest[k]["loop"]["opened"]}
+        assert not extra, f"snapshots for windows with no events and no tasks: {sorted(extra)[:5]}"
         assert all(not s["final"] for s in latest.values())
         overall = [s for k, s in latest.items() if k.startswith("1h|") and k.endswith("|*")]
         assert sum(s["responses"] for s in overall) == len(valid)  # every valid event counted exactly once
