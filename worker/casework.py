@@ -146,15 +146,17 @@ class Casework:
         """The customer's unresolved task (the oldest) another unhappy answer joins rather than opening one more, as an
         episode: its thread, where the answer is replied.
 
-        A replayed answer takes the way it took before, whatever the tasks are now: its own task (opened, or its
-        alert or digest line on record) or its reply in a task's thread. Else a crash could post it both ways: first
-        alone (the task it would join was not applied yet), then, replayed, in the thread of a task opened since."""
+        A replayed answer takes the way it took before, whatever the tasks are now, or a crash could post it both
+        ways. What Slack may have comes first: its alert or digest line (its own task's slot), or its reply in a
+        task's thread. Then its own task, if it was opened before the crash; only then the oldest unresolved task."""
         own = task_id_for(event_id)
-        if self.posts.get(own) is not None or self.cases.get(own) is not None:
+        if self.posts.get(own) is not None:
             return None
         cases = [c for c in self.cases.of_customer(customer) if c.event_id != event_id]
         case = next((c for c in cases if self.posts.get(reply_slot(c.task_id, event_id)) is not None), None)
         if case is None:
+            if self.cases.get(own) is not None:
+                return None
             case = min((c for c in cases if c.unresolved), key=lambda c: c.opened_at, default=None)
         if case is None:
             return None

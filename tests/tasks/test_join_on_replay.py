@@ -15,6 +15,9 @@ from kafka import TopicPartition
 
 from tests.conftest import wait_for
 from tests.observability.fakes import NOW, Harness
+from worker.alerting import reply_slot
+from worker.events import FeedbackEvent
+from worker.tasks import open_task, opened, task_id_for
 
 FB = TopicPartition("fb", 0)
 
@@ -43,3 +46,25 @@ def test_a_replayed_answer_whose_alert_is_in_slack_joins_no_task_opened_since() 
     assert worker.stats.replayed == 1, "e-1's alert is on record: nothing posted for it again"
     assert worker.stats.joined == 1 and len(harness.sink.posted) == 3, "e-3 replies in a thread; e-1 posts nothing"
     assert len(worker.cases.by_id) == 2
+
+
+def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_its_own_task_was_opened_before() -> None:
+    """Three lives of one answer: opened its own task (its digest not posted yet), crashed; replayed and joined the
+    customer's task (the reply reached Slack), crashed; replayed again: it must post nothing, not a digest line."""
+    harness = Harness()
+    worker = harness.worker
+    now = int(NOW.timestamp())
+    for event_id, survey, score, rule_id in (("e-1", "nps", 2, "nps-detractor"), ("e-5", "csat", 1, "low-csat")):
+        event = FeedbackEvent.model_validate_json(answer(event_id, survey, score))
+        rule = next(r for r in worker.rules.rules if r.id == rule_id)
+        worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None,
+                                 rule.followup.due_in))
+    first = task_id_for("e-1")
+    worker.posts.posted(first, "alert", "#cx-alerts", 0, now, "C0ALERTS", "1.0")
+    worker.posts.posted(reply_slot(first, "e-5"), "reply", "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
+
+    harness.consumer.append("fb", None, answer("e-5", "csat", 1), 0)
+    harness.start([FB, TopicPartition("actions", 0)])
+    wait_for(lambda: harness.consumer.committed.get(FB) == 1, 10, "the replay committed")
+    harness.finish()
+    assert harness.sink.posted == [] and worker.stats.replayed == 1
