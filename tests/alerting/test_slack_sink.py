@@ -322,3 +322,40 @@ def test_a_post_refused_before_it_was_sent_is_not_looked_for(slack, sink):
     slack.fail_next(Scripted(status=503))
     assert deliver(sink, alert).status == "sent"
     assert len(slack.messages) == 1 and not slack.calls_to("conversations.history")
+
+
+# -- one kept-alive connection per sink thread (slackhttp.py) ---------------------------------------
+
+
+def test_posts_share_one_kept_alive_connection(slack, make_sink):
+    sink = make_sink(slack.url, slack.token, concurrency=1)
+    assert all(deliver(sink, an_alert()).status == "sent" for _ in range(5))
+    assert len(slack.messages) == 5 and slack.http_connections == 1
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_failed_attempt(slack, make_sink, sink_warnings):
+    sink = make_sink(slack.url, slack.token, concurrency=1)
+    assert deliver(sink, an_alert()).status == "sent"
+    slack.close_idle_connections()  # on loopback the client's end sees the close before the next post
+    assert deliver(sink, an_alert()).status == "sent"
+    assert (len(slack.messages), slack.attempts, slack.http_connections) == (2, 2, 2)
+    assert sink_warnings == [] and sink.retries() == {}
+
+
+def test_a_server_that_closes_after_each_answer_gets_a_new_connection_each_time(slack, make_sink, sink_warnings):
+    slack.keep_alive = False
+    sink = make_sink(slack.url, slack.token, concurrency=1)
+    assert all(deliver(sink, an_alert()).status == "sent" for _ in range(3))
+    assert (len(slack.messages), slack.attempts, slack.http_connections) == (3, 3, 3)
+    assert sink_warnings == []
+
+
+def test_http_errors_on_a_kept_connection_read_as_before(slack, make_sink):
+    """A 429 with Retry-After and a 500 are retried; a refusal is final: the kept connection changes none of it."""
+    sink = make_sink(slack.url, slack.token, concurrency=1)
+    slack.fail_next(Scripted(status=429, retry_after=0), Scripted(status=500))
+    assert deliver(sink, an_alert()).status == "sent"
+    slack.channels = {"#cx-alerts"}
+    refused = deliver(sink, an_alert(channel="#nowhere"))
+    assert refused.status == "undeliverable" and "channel_not_found" in refused.reason
+    assert slack.attempts == 4 and slack.http_connections <= 2

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -86,6 +87,8 @@ class FakeSlack:
     responses: list[dict[str, Any]] = field(default_factory=list)  # what was posted to a response_url
     calls: list[Call] = field(default_factory=list)
     attempts: int = 0  # chat.postMessage requests, failed ones included
+    http_connections: int = 0  # Web API TCP connections accepted: a client that keeps its connection alive opens one
+    keep_alive: bool = True  # False: every answer says `Connection: close`, as a proxy that pools nothing might
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The fake's own bookkeeping, kept out of repr() so a failing assertion stays readable.
     _script: deque[Scripted] = field(default_factory=deque, repr=False)
@@ -97,6 +100,7 @@ class FakeSlack:
     _triggers: dict[str, tuple[float, str]] = field(default_factory=dict, repr=False)  # trigger_id -> (issued, user)
     _used_triggers: set[str] = field(default_factory=set, repr=False)
     _last_ts_us: int = field(default=0, repr=False)
+    _sockets: list[socket.socket] = field(default_factory=list, repr=False)  # connections, to close them while idle
 
     @property
     def url(self) -> str:
@@ -148,6 +152,15 @@ class FakeSlack:
         with self._lock:
             self.users[user_id] = {"id": user_id, "team_id": team, "name": username, "real_name": name}
 
+    def close_idle_connections(self) -> None:
+        """Close every client connection from this side, as a server does with connections idle too long."""
+        with self._lock:
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already gone
+
     def reset(self) -> None:
         """As new: every channel exists, every scope granted, nothing posted, nothing scripted."""
         with self._lock:
@@ -158,6 +171,8 @@ class FakeSlack:
             self._triggers.clear()
             self._used_triggers.clear()
             self.attempts = 0
+            self.http_connections = 0
+            self.keep_alive = True
             self.channels = None
             self.scopes = set(ALL_SCOPES)
         if self._socket_mode is not None:
@@ -169,10 +184,17 @@ class FakeSlack:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # keep-alive, as Slack: a client may reuse its connection
+            disable_nagle_algorithm = True  # headers and body go in two writes; Nagle would hold the body 40 ms
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
+
+            def setup(self) -> None:
+                super().setup()
+                with fake._lock:
+                    fake.http_connections += 1
+                    fake._sockets = [s for s in fake._sockets if s.fileno() != -1] + [self.connection]
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming; slack-sdk GETs the read methods
                 self._reply(*fake._answer(self.path, self.headers, b""))
@@ -188,6 +210,8 @@ class FakeSlack:
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in headers.items():
                     self.send_header(name, value)
+                if not fake.keep_alive:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(payload)
 

@@ -49,6 +49,7 @@ from slack_sdk.errors import SlackApiError
 
 from .cards import is_card, with_card
 from .render import Alert
+from .slackhttp import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def _ignore(method: str, seconds: float, call: Call) -> None:
     pass
 
 
-class _TimedClient(WebClient):
-    """slack-sdk's WebClient, with each API call timed and its ending reported (every method goes through api_call)."""
+class _TimedClient(KeepAliveWebClient):
+    """slack-sdk's WebClient (over a kept-alive connection: slackhttp.py), with each API call timed and its ending reported (every method goes through api_call)."""
 
     def __init__(self, observe: Observe, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -343,6 +344,9 @@ class SlackSink:
                 future.set_result(self._attempt(job, what, abandon, channel))
             except Exception as err:  # a bug, surfaced to the worker loop as an undeliverable alert
                 future.set_exception(err)
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            client.close()
 
     def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None) -> Outcome:
         delay = min(FIRST_RETRY_S, self._max_backoff_s)
