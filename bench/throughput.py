@@ -350,15 +350,18 @@ def count_records(settings: Settings, topic: str, idle_ms: int = 1500) -> int:
 def check(stats: Any, events: int, malformed: int, alerts: int, tasks: int, dead: list[dict[str, Any]]) -> list[str]:
     """Every way the counts could disagree; empty when the run is consistent."""
     rate_limited, digests = getattr(stats, "rate_limited", 0), getattr(stats, "digests", 0)
+    # A match that joins a task (a throttled repeat, or another unhappy answer of a customer with an unresolved task)
+    # is a followup.updated record and a thread reply instead of a task and an alert.
+    replies = getattr(stats, "throttled", 0) + getattr(stats, "joined", 0)
     expect = {
         "events consumed by the worker": (stats.consumed, events),
         "invalid events counted by the worker": (stats.invalid, malformed),
         "invalid events in the DLQ": (sum(d["type"] == "feedback.invalid" for d in dead), malformed),
-        "tasks in the follow-up topic": (tasks, stats.tasks),
+        "records in the follow-up topic (opened + updated)": (tasks, stats.tasks + replies),
         "alerts answered by the fake Slack": (alerts, stats.alerts_sent),
-        # one alert per task (or a place in a rate-limit summary), plus metric-rule alerts where the worker has them
+        # one alert per task (or a place in a rate-limit summary), a reply per joined match, plus metric-rule alerts
         "alerts sent + dead-lettered": (stats.alerts_sent + stats.alerts_dead,
-                                        stats.tasks - rate_limited + digests + getattr(stats, "metric_alerts", 0)),
+                                        stats.tasks - rate_limited + digests + replies + getattr(stats, "metric_alerts", 0)),
     }
     return [f"{what}: {got:,}, expected {want:,}" for what, (got, want) in expect.items() if got != want]
 
@@ -427,7 +430,7 @@ def throughput(args: argparse.Namespace) -> int:
     bare_rate, worker_rate = count / bare_s, args.events / run["elapsed_s"]
     rss_first, rss_end, rss_peak = run["rss"]
     matched = stats.matched
-    per_alert = f"{run['cpu_s'] / matched * 1e6:>9,.0f} µs per matched event (task + alert or summary place)" if matched else "        – (no alerts)"
+    per_alert = f"{run['cpu_s'] / matched * 1e6:>9,.0f} µs per matched event (task + alert, thread reply or summary place)" if matched else "        – (no alerts)"
     rows = [
         ("events", f"{args.events:,} ({malformed} malformed), {args.partitions} partitions, {args.compression}, mix {args.mix}"),
         ("produce", f"{args.events / produce_s:>9,.0f} events/s"),
@@ -440,7 +443,8 @@ def throughput(args: argparse.Namespace) -> int:
         ("last alert answered", f"{run['tail_s']:>9.1f} s after the last event was handled (excluded from (b))"),
         ("matched events", f"{matched:>9,} ({getattr(stats, 'rate_limited', 0):,} of them in rate-limit summaries)"),
         ("Slack messages posted", f"{alerts:>9,} ({getattr(stats, 'digests', 0):,} summaries)"),
-        ("tasks published", f"{tasks:>9,}"),
+        ("tasks opened", f"{stats.tasks:>9,} ({getattr(stats, 'throttled', 0) + getattr(stats, 'joined', 0):,} matches joined a task "
+                         f"as a thread reply; {tasks:,} follow-up records)"),
         ("DLQ records", f"{len(dead):>9,} ({stats.invalid:,} invalid events, {stats.alerts_dead:,} undeliverable alerts)"),
         ("peak RSS, bench process", f"{rss_peak:>9,.0f} MB (during (b): {rss_first:,.0f} MB at the first event, {rss_end:,.0f} MB at the end)"),
         ("peak RSS, broker", f"{rss_broker:>9,.0f} MB"),
