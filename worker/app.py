@@ -204,7 +204,7 @@ class Worker:
                     "event %s (occurred_at %s) is too late for every metric window: counted in late_events, not in the "
                     "figures (%d such events so far; see metrics.lateness)", data["event_id"], occurred_at.isoformat(), self.stats.late,
                 )
-        if data["customer"]["id"] in self.cases.by_customer and self.casework.answered(data):
+        if data["customer"]["id"] in self.cases.answerable and self.casework.answered(data):
             return  # the customer's answer after a resolution: it closes or reopens their task, and opens none
         match = self.rules.evaluate_data(data)
         if match is None:

@@ -27,7 +27,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Episode, Posts, Sink, reply_slot
+from .alerting import AlertRenderer, Episode, Posts, Sink
 from .checkpoint import Checkpoint
 from .config import Settings
 from .deadletter import DeadLetters
@@ -124,11 +124,11 @@ class Casework:
     def answered(self, data: EventData) -> bool:
         """The customer answered again: does this answer close (or reopen) resolved tasks? Then ask the keeper.
 
-        Called for an event whose customer has tasks (one dict lookup decides that on the hot path).
+        Called for an event whose customer has a task that was resolved (one dict lookup decides that on the hot path).
         True: it answered tasks, so it opens none (tasks/recheck.py says which tasks it answers)."""
         customer = data["customer"]["id"]
         survey, score = data["survey"], data["score"]
-        tasks = answered_tasks(self.cases.of_customer(customer), data["event_id"], data["occurred_at"], is_unhappy(survey, score),
+        tasks = answered_tasks(self.cases.answerable_of(customer), data["event_id"], data["occurred_at"], is_unhappy(survey, score),
                                data["attributes"].get(TASK_ATTRIBUTE))
         if not tasks:
             return False
@@ -152,12 +152,13 @@ class Casework:
         own = task_id_for(event_id)
         if self.posts.get(own) is not None:
             return None
-        cases = [c for c in self.cases.of_customer(customer) if c.event_id != event_id]
-        case = next((c for c in cases if self.posts.get(reply_slot(c.task_id, event_id)) is not None), None)
+        case = next((c for task_id in self.posts.replied(event_id) if (c := self.cases.get(task_id)) is not None
+                     and c.customer_id == customer and c.event_id != event_id), None)
         if case is None:
             if self.cases.get(own) is not None:
                 return None
-            case = min((c for c in cases if c.unresolved), key=lambda c: c.opened_at, default=None)
+            case = min((c for c in self.cases.unresolved_of(customer) if c.event_id != event_id), key=lambda c: c.opened_at,
+                       default=None)
         if case is None:
             return None
         alert = self.posts.get(case.task_id)

@@ -50,10 +50,15 @@ class Posts:
         self.view = view
         self.by_slot: dict[str, Post] = {}
         self._channel_ids: dict[str, str] = {}  # channel as routed -> Slack's id, learned from posts
+        self._replies: dict[str, set[str]] = {}  # event id -> tasks it has a thread reply slot under (reply_slot)
         view.register("post", self._record)
 
     def get(self, slot: str) -> Post | None:
         return self.by_slot.get(slot)
+
+    def replied(self, event_id: str) -> list[str]:
+        """The tasks in whose thread this event's reply is on record (posting or posted)."""
+        return [task_id for task_id in self._replies.get(event_id, ()) if reply_slot(task_id, event_id) in self.by_slot]
 
     def intend(self, slot: str, kind: Kind, channel: str, partition: int, now: int, thread_ts: str | None = None) -> None:
         """About to post: written before the post goes out (the caller flushes before posting)."""
@@ -76,24 +81,40 @@ class Posts:
         """Tombstone the records older than the retention that came from `partitions` (the ones this worker owns)."""
         old = [slot for slot, post in self.by_slot.items() if post.at + retention_s < now and post.partition in partitions]
         for slot in old:
-            del self.by_slot[slot]
+            self._forget(slot)
             self.view.publish([(self.view.key("post", slot), None)])
         return len(old)
 
     def _write(self, slot: str, post: Post) -> None:
-        self.by_slot[slot] = post
+        self._keep(slot, post)
         record = {name: value for name in _FIELDS if (value := getattr(post, name)) is not None}  # asdict deep-copies: slow
         self.view.publish([(self.view.key("post", slot), json.dumps(record, separators=(",", ":")).encode())])
 
     def _record(self, slot: str, value: bytes | None) -> None:
         """A record read back from the state topic: another replica's, an earlier run's, or our own echo."""
         if value is None:
-            self.by_slot.pop(slot, None)
+            self._forget(slot)
             return
         post = Post(**json.loads(value))
         known = self.by_slot.get(slot)
         if known is not None and known.state == "posted" and post.state == "posting":
             return  # our own intent coming back after Slack answered: never step back
-        self.by_slot[slot] = post
+        self._keep(slot, post)
         if post.channel_id:
             self._channel_ids[post.channel] = post.channel_id
+
+    def _keep(self, slot: str, post: Post) -> None:
+        self.by_slot[slot] = post
+        if post.kind == "reply":
+            task_id, _, event_id = slot.partition("/")
+            self._replies.setdefault(event_id, set()).add(task_id)
+
+    def _forget(self, slot: str) -> None:
+        post = self.by_slot.pop(slot, None)
+        if post is not None and post.kind == "reply":
+            task_id, _, event_id = slot.partition("/")
+            tasks = self._replies.get(event_id)
+            if tasks is not None:
+                tasks.discard(task_id)
+                if not tasks:
+                    del self._replies[event_id]

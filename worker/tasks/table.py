@@ -39,7 +39,9 @@ class Cases:
         self.rotation: dict[str, int] = {}
         self.outcomes: dict[str, ActionOutcome] = {}
         self.changed: set[str] = set()  # task ids whose case changed since the last look (read back or saved)
-        self.by_customer: dict[str, set[str]] = {}  # customer id -> their task ids: the hot path's one lookup per answer
+        # customer id -> their tasks an answer may close or reopen (resolved once): the hot path's one lookup per answer.
+        self.answerable: dict[str, set[str]] = {}
+        self.unresolved: dict[str, set[str]] = {}  # customer id -> their open or acknowledged tasks (an answer joins one)
         #: Called with every case as it changes (None: gone), here or on another replica: the loop KPIs follow.
         self.watchers: list[Callable[[str, Case | None], None]] = []
         #: Cases this worker wrote since its last sync: their records coming back are echoes, older than memory.
@@ -56,8 +58,12 @@ class Cases:
         case = self.by_id.get(task_id)
         return case is not None and not case.unresolved
 
-    def of_customer(self, customer_id: str) -> list[Case]:
-        return [self.by_id[task_id] for task_id in self.by_customer.get(customer_id, ())]
+    def answerable_of(self, customer_id: str) -> list[Case]:
+        """The customer's tasks that were resolved at some point: only these can await, or have taken, an answer."""
+        return [self.by_id[task_id] for task_id in self.answerable.get(customer_id, ())]
+
+    def unresolved_of(self, customer_id: str) -> list[Case]:
+        return [self.by_id[task_id] for task_id in self.unresolved.get(customer_id, ())]
 
     # -- written by the keeper ---------------------------------------------------------------------
 
@@ -113,14 +119,18 @@ class Cases:
     def _put(self, task_id: str, case: Case | None) -> None:
         old = self.by_id.pop(task_id, None)
         if old is not None:
-            tasks = self.by_customer.get(old.customer_id)
-            if tasks is not None:
-                tasks.discard(task_id)
-                if not tasks:
-                    del self.by_customer[old.customer_id]
+            for index in (self.answerable, self.unresolved):
+                tasks = index.get(old.customer_id)
+                if tasks is not None:
+                    tasks.discard(task_id)
+                    if not tasks:
+                        del index[old.customer_id]
         if case is not None:
             self.by_id[task_id] = case
-            self.by_customer.setdefault(case.customer_id, set()).add(task_id)
+            if case.unresolved:
+                self.unresolved.setdefault(case.customer_id, set()).add(task_id)
+            if case.resolution is not None or case.status in ("resolved", "closed") or any(m.answer for m in case.marks):
+                self.answerable.setdefault(case.customer_id, set()).add(task_id)
         self.changed.add(task_id)
         for watcher in self.watchers:
             watcher(task_id, case)
