@@ -49,8 +49,14 @@ def _original(value: bytes | None) -> tuple[str, Literal["utf-8", "base64"]]:
         return base64.b64encode(value).decode("ascii"), "base64"
 
 
-def describe_validation_error(exc: ValidationError, value: bytes | None) -> tuple[str, list[ErrorDetail]]:
-    """Turn a pydantic error into a one-line reason that names the field, plus the full list."""
+# Everything str.splitlines() breaks a line at: a reason quoting the input (an unknown tag, say) stays one line.
+_LINE_BREAKS = {c: repr(chr(c))[1:-1] for c in (0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x85, 0x2028, 0x2029)}
+
+
+def describe_validation_error(exc: ValidationError, value: bytes | None, what: str = "event") -> tuple[str, list[ErrorDetail]]:
+    """Turn a pydantic error into a one-line reason that names the field, plus the full list.
+
+    `what`: the record's kind, named when the problem is the whole record (an event, an action)."""
     details = [
         ErrorDetail(field=".".join(str(p) for p in err["loc"]), message=err["msg"].removeprefix("Value error, "), type=err["type"])
         for err in exc.errors(include_url=False)
@@ -69,14 +75,14 @@ def describe_validation_error(exc: ValidationError, value: bytes | None) -> tupl
     elif first.field:
         reason = f"{first.field}: {first.message}"
     else:
-        reason = f"event: {first.message}"
+        reason = f"{what}: {first.message}"
     if len(details) > 1:
         reason += f" (and {len(details) - 1} more)"
-    return reason, details
+    return reason.translate(_LINE_BREAKS), details
 
 
-def invalid_event(exc: ValidationError, value: bytes | None, source: Source) -> DeadLetter:
-    reason, details = describe_validation_error(exc, value)
+def invalid_event(exc: ValidationError, value: bytes | None, source: Source, what: str = "event") -> DeadLetter:
+    reason, details = describe_validation_error(exc, value, what)
     original, encoding = _original(value)
     return DeadLetter(error=reason, errors=details, original=original, original_encoding=encoding, source=source)
 
@@ -128,7 +134,7 @@ class DeadLetters:
 
     def invalid_action(self, record: Record, exc: ValidationError) -> DeadLetter:
         """A malformed action on TASK_ACTIONS_TOPIC."""
-        letter = invalid_event(exc, record.value, source_of(record))
+        letter = invalid_event(exc, record.value, source_of(record), "action")
         return self._send(record, letter.model_copy(update={"type": "action.rejected"}))
 
     def refused_action(self, record: Record, reason: str) -> DeadLetter:

@@ -80,7 +80,7 @@ def check_record(value: bytes | None, n: int, cases: dict[str, Case | None], tal
     try:
         action = ACTION.validate_json(value if value is not None else b"")
     except ValidationError as exc:
-        letter = deadletter.invalid_event(exc, value, deadletter.Source(topic="feedback.task-actions", partition=0, offset=n))
+        letter = deadletter.invalid_event(exc, value, deadletter.Source(topic="feedback.task-actions", partition=0, offset=n), "action")
         assert letter.error.strip() and letter.error.splitlines() == [letter.error], (value, letter.error)
         assert deadletter.DeadLetter.model_validate_json(letter.model_dump_json()).error == letter.error
         tally.kinds["invalid"] += 1

@@ -71,14 +71,18 @@ class _WorkerAction(_Action):
         return self
 
 
+#: Timers beyond ten years are a mistake, not a policy (and past what datetime arithmetic can hold).
+MAX_TIMER_S = 10 * 365 * 86400
+
+
 class Open(_WorkerAction):
     action: Literal["open"]
     task: FollowUpTask
-    acknowledge_within_s: int | None = None  # the rule's timers, to restart them on a reopen
-    due_in_s: int
+    acknowledge_within_s: int | None = Field(None, ge=0, le=MAX_TIMER_S)  # the rule's timers, to restart them on a reopen
+    due_in_s: int = Field(ge=0, le=MAX_TIMER_S)
     channel: str | None = None  # where its alert went: escalations reply there when the alert is not known
     recheck: Recheck = "csat"  # the rule's follow-up survey, asked for when the task is resolved
-    recovery_window_s: int = 14 * 86400
+    recovery_window_s: int = Field(14 * 86400, ge=0, le=MAX_TIMER_S)
     dims: list[str] = Field(default_factory=list)  # the event's metric dimensions (`customer.segment=smb`): loop KPIs per dimension
 
 
@@ -103,7 +107,7 @@ class Close(_WorkerAction):
 class Escalate(_WorkerAction):
     action: Literal["escalate"]
     reason: EscalationReason
-    level: int = Field(1, ge=1)
+    level: int = Field(1, ge=1, le=100)
 
 
 PersonAction = Acknowledge | Assign | StepAction | Resolve | Reopen

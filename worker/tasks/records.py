@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..events import Customer, FeedbackEvent, Survey, is_unhappy
 from .heard import TaskStep, heard_steps
@@ -44,8 +44,8 @@ WORKER = Actor(source="worker", id="feedback-worker", name="feedback-worker")
 class Sla(BaseModel):
     """When the task must be acknowledged (if the rule says so) and resolved (business time with a calendar)."""
 
-    acknowledge_by: datetime | None = None
-    resolve_by: datetime
+    acknowledge_by: AwareDatetime | None = None
+    resolve_by: AwareDatetime
 
 
 class FollowUpTask(BaseModel):
@@ -53,7 +53,7 @@ class FollowUpTask(BaseModel):
 
     type: Literal["followup.opened"] = "followup.opened"
     task_id: str = Field(description="Deterministic per event: a redelivered event yields the same id.")
-    at: datetime | None = Field(None, description="When it was opened (= opened_at).")
+    at: AwareDatetime | None = Field(None, description="When it was opened (= opened_at).")
     actor: Actor = WORKER
     event_id: str
     rule_id: str = Field(description="The rule that owns the task (highest severity among those that matched).")
@@ -61,8 +61,8 @@ class FollowUpTask(BaseModel):
     severity: Severity
     owner: str = Field(description="The team, person or owner pool the task is for.")
     assignee: str | None = Field(None, description="The pool member it was given to (config `owners:`); null for other owners.")
-    opened_at: datetime
-    due_at: datetime = Field(description="When it must be resolved: opened_at + the owning rule's due_in (= sla.resolve_by).")
+    opened_at: AwareDatetime
+    due_at: AwareDatetime = Field(description="When it must be resolved: opened_at + the owning rule's due_in (= sla.resolve_by).")
     sla: Sla | None = None
     escalate_to: EscalateTo | None = Field(None, description="Besides the assignee, who hears of an escalation.")
     customer: Customer
@@ -78,12 +78,12 @@ class FollowUpUpdate(BaseModel):
 
     type: Literal["followup.updated"] = "followup.updated"
     task_id: str
-    at: datetime | None = Field(None, description="When the answer joined the task (= updated_at).")
+    at: AwareDatetime | None = Field(None, description="When the answer joined the task (= updated_at).")
     actor: Actor = WORKER
     event_id: str = Field(description="The new answer.")
     rule_id: str
     matched_rules: list[str]
-    updated_at: datetime
+    updated_at: AwareDatetime
     answers_in_episode: int = Field(description="Answers in this task's throttle window so far, the first included.")
     customer: Customer
     survey: Survey
@@ -97,7 +97,7 @@ class FollowupAnswer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     event_id: str
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     survey: Survey
     score: int
     unhappy: bool = Field(description="By the README's definition: NPS 0-6, CSAT 1-3, CES 4-5.")
