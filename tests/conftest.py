@@ -214,7 +214,7 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0, s
 
     With `settle`, keep reading that much longer to catch records beyond `expect`.
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=50)  # Tansu holds a fetch that long
     partitions = [TopicPartition(topic, p) for p in wait_for(lambda: consumer.partitions_for_topic(topic), 10, f"topic {topic}")]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)

@@ -156,6 +156,22 @@ def random_json(rng: random.Random, depth: int = 0) -> Any:
     return [random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
 
 
+def fuzzed_values(rng: random.Random, count: int, seed: Callable[[int], dict]) -> Iterator[tuple[int, bytes | None]]:
+    """`count` message values: a valid seed unchanged (1 in 10, must stay valid), random JSON (1 in 20), an empty
+    or null value (1 in 1,000), and otherwise the seed mutated (EventMutator)."""
+    mutator = EventMutator(rng)
+    for n in range(count):
+        roll = rng.random()
+        if roll < 0.1:
+            yield n, json.dumps(seed(n)).encode()
+        elif roll < 0.15:
+            yield n, json.dumps(random_json(rng)).encode()
+        elif roll < 0.151:
+            yield n, rng.choice((None, b"", b"null", b"{}", b"[]", b" "))
+        else:
+            yield n, mutator.mutate(seed(n))
+
+
 @contextmanager
 def watchdog(seconds: float) -> Iterator[None]:
     """Fail loudly, with every thread's stack, if the block runs longer than `seconds` (a hang)."""

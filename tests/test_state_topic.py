@@ -87,3 +87,39 @@ def test_a_deployment_on_the_old_default_keeps_its_state_topic(kafka_bootstrap: 
     assert state_topic(explicit) == DEFAULT_STATE_TOPIC  # named on purpose: used as named
     ensure_topics(settings, [DEFAULT_STATE_TOPIC], partitions=1, compacted=[DEFAULT_STATE_TOPIC])
     assert state_topic(settings) == DEFAULT_STATE_TOPIC  # once the new one exists, it wins
+
+
+class _LosingTopic:
+    """A one-partition state topic, in memory, that loses the first `lose` records written (as a topic another
+    replica created at the same moment did on Tansu): both the producer and the consumer StateView is given."""
+
+    def __init__(self, lose: int) -> None:
+        self.lose, self.records, self.read = lose, [], 0
+
+    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+        if self.lose:
+            self.lose -= 1
+            return
+        self.records.append(type("Record", (), {"key": key, "value": value})())
+
+    def flush(self) -> None: ...
+    def assign(self, tps: object) -> None: ...
+    def seek_to_beginning(self, *tps: object) -> None: ...
+
+    def poll(self, timeout_ms: int = 0, max_records: int = 0) -> dict:
+        batch, self.read = self.records[self.read:], len(self.records)
+        return {TopicPartition("state", 0): batch} if batch else {}
+
+
+def test_a_lost_sync_marker_is_written_again_and_the_sync_completes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import state
+
+    monkeypatch.setattr(state, "MARKER_AGAIN_S", 0.2)
+    topic = _LosingTopic(lose=1)
+    view = state.StateView("state", "feedback", topic, topic)
+    started = time.monotonic()
+    view.sync(timeout_s=10)
+    assert view.synced and time.monotonic() - started < 5
+    marker, *tombstones = topic.records  # the second marker came back; then both are tombstoned for compaction
+    assert marker.value == b"{}" and [t.value for t in tombstones] == [None, None]
+    assert marker.key in {t.key for t in tombstones} and len({t.key for t in tombstones}) == 2

@@ -24,11 +24,15 @@ None is a tombstone (compaction removes the key).
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+log = logging.getLogger("worker")
+MARKER_AGAIN_S = 5.0  # a marker not back by then is written again
 
 #: Called with the rest of the key (after `<kind>|<input topic>|`) and the value (None: a tombstone).
 Handler = Callable[[str, bytes | None], None]
@@ -79,18 +83,30 @@ class StateView:
         """
         for hook in self._before_sync:  # after this, the topic is at least as new as memory
             hook()
-        token = uuid.uuid4().hex
-        key = self.key("sync", token)
-        self.producer.send(self.topic, key=key, value=b"{}")
-        self.producer.flush()
+        tokens: list[str] = []
+
+        def write_marker() -> None:
+            tokens.append(uuid.uuid4().hex)
+            self.producer.send(self.topic, key=self.key("sync", tokens[-1]), value=b"{}")
+            self.producer.flush()
+
+        write_marker()
         deadline = time.monotonic() + timeout_s
-        while token not in self._markers:
-            if time.monotonic() > deadline:
+        again = time.monotonic() + MARKER_AGAIN_S
+        while not self._markers.intersection(tokens):
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"state topic {self.topic} did not return our sync marker within {timeout_s:.0f}s")
+            if now > again:
+                # Lost, e.g. to a topic another replica created at the same moment (seen on Tansu): any marker will do.
+                log.info("state topic %s: sync marker not back after %.0f s, writing another", self.topic, MARKER_AGAIN_S)
+                write_marker()
+                again = now + MARKER_AGAIN_S
             self.poll(timeout_ms=100)
-        self._markers.discard(token)
+        self._markers.difference_update(tokens)
         self.synced = True
-        self.producer.send(self.topic, key=key, value=None)  # let compaction remove the marker
+        for token in tokens:  # let compaction remove the markers
+            self.producer.send(self.topic, key=self.key("sync", token), value=None)
 
     def _apply(self, key: str, value: bytes | None) -> None:
         kind, topic, rest = (key.split("|", 2) + ["", ""])[:3]

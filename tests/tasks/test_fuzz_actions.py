@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.fuzzing import EventMutator, random_json, watchdog
+from tests.fuzzing import fuzzed_values, watchdog
 from tests.tasks.test_keeper import ALICE, EVENT, NOW, POLICY, RESOLVE, new_case, no_pool, status_after
 from worker import deadletter
 from worker.tasks import ACTION, Applied, Case, FollowupAnswer, FollowupSpec, Refused, apply, open_task
@@ -111,21 +111,10 @@ def test_100000_random_and_mutated_action_records_are_applied_refused_or_dead_le
     rng = random.Random(SEED)
     cases = states()
     valid = seeds(cases["open"])  # type: ignore[arg-type]
-    mutator = EventMutator(rng)
     tally = Tally()
     started = time.perf_counter()
     with watchdog(150):
-        for n in range(RECORDS):
-            roll = rng.random()
-            seed = rng.choice(valid)
-            if roll < 0.1:
-                value = json.dumps(seed).encode()  # unchanged: must be valid
-            elif roll < 0.15:
-                value = json.dumps(random_json(rng)).encode()
-            elif roll < 0.151:
-                value = rng.choice((None, b"", b"null", b"{}", b"[]", b" "))
-            else:
-                value = mutator.mutate(seed)
+        for n, value in fuzzed_values(rng, RECORDS, lambda _: rng.choice(valid)):
             check_record(value, n, cases, tally)
     seconds = time.perf_counter() - started
     reasons = ", ".join(f"{kind} {count}" for kind, count in tally.reasons.most_common(12))
