@@ -58,7 +58,7 @@ class Posts:
 
     def replied(self, event_id: str) -> list[str]:
         """The tasks in whose thread this event's reply is on record (posting or posted)."""
-        return [task_id for task_id in self._replies.get(event_id, ()) if reply_slot(task_id, event_id) in self.by_slot]
+        return list(self._replies.get(event_id, ()))
 
     def intend(self, slot: str, kind: Kind, channel: str, partition: int, now: int, thread_ts: str | None = None) -> None:
         """About to post: written before the post goes out (the caller flushes before posting)."""

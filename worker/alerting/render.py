@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from json.encoder import encode_basestring
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from pydantic import BaseModel
 from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel
 
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for

@@ -49,16 +49,16 @@ class KeepAliveWebClient(WebClient):
         try:
             connection.request(req.get_method(), target, body=req.data, headers=dict(req.header_items()))
         except OSError as err:  # refused, unreachable, reset while sending: Slack did not get it
-            self._close()
+            self.close()
             raise URLError(err) from err
         try:
             response = connection.getresponse()
             body = response.read()
         except BaseException:  # sent, and no (whole) answer: the caller decides whether it may be in Slack
-            self._close()
+            self.close()
             raise
         if response.will_close:
-            self._close()
+            self.close()
         if not 200 <= response.status < 300:
             raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
         text = body if response.headers.get_content_type() == "application/gzip" else \
@@ -73,7 +73,7 @@ class KeepAliveWebClient(WebClient):
         origin = (scheme, host, port)
         connection = self._connection
         if connection is not None and (origin != self._origin or _dropped(connection)):
-            self._close()
+            self.close()
             connection = None
         if connection is None:
             if scheme == "https":
@@ -93,14 +93,11 @@ class KeepAliveWebClient(WebClient):
             self._connection, self._origin = connection, origin
         return connection
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the kept connection (after a failure, or when the sink stops); the next call opens a new one."""
         if self._connection is not None:
             self._connection.close()
         self._connection = None
-
-    def close(self) -> None:
-        """Close the kept connection (the sink does, when it stops)."""
-        self._close()
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:
