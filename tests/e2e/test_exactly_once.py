@@ -63,11 +63,25 @@ def appearances(slack: FakeSlack) -> Counter[str]:
     return seen
 
 
-def assert_exactly_once(seen: Counter[str], matching: set[str]) -> None:
+def where(slack: FakeSlack, event_id: str) -> list[str]:
+    """Each message an answer appears in: its kind, channel, ts (and thread), slots."""
+    found = []
+    for message in list(slack.messages):
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if event_id == payload.get("event_id") or event_id in payload.get("event_ids", ()):
+            found.append(f"{metadata.get('event_type')} in {message['channel']} ts {message['ts']}"
+                         f"{' thread ' + str(message['thread_ts']) if message.get('thread_ts') else ''} slots {payload.get('slots')}")
+    return found
+
+
+def assert_exactly_once(seen: Counter[str], matching: set[str], slack: FakeSlack | None = None) -> None:
+    """Every matching answer in Slack once; given `slack`, a failure lists where the first few doubles appeared."""
     missing, unexpected = sorted(matching - set(seen)), sorted(set(seen) - matching)
     assert (missing, unexpected) == ([], []), f"{len(missing)} answers never reached Slack, {len(unexpected)} should not have"
     twice = {event: n for event, n in seen.items() if n > 1}
-    assert twice == {}, f"{len(twice)} of {len(matching)} answers reached Slack more than once"
+    shown = "".join(f"\n  {event}: " + "; ".join(where(slack, event)) for event in sorted(twice)[:10]) if slack else ""
+    assert twice == {}, f"{len(twice)} of {len(matching)} answers reached Slack more than once{shown}"
 
 
 def kill_burst(bootstrap: str, topics: dict[str, str], slack: FakeSlack, start: Callable[..., WorkerProcess], folder: Path,
@@ -95,7 +109,7 @@ def kill_burst(bootstrap: str, topics: dict[str, str], slack: FakeSlack, start: 
 def test_twenty_kills_under_a_burst_post_every_alert_exactly_once(
     kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    assert_exactly_once(*kill_burst(kafka_bootstrap, topics, fake_slack, start_worker, tmp_path))
+    assert_exactly_once(*kill_burst(kafka_bootstrap, topics, fake_slack, start_worker, tmp_path), fake_slack)
 
 
 def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
@@ -118,4 +132,4 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
         replicas[-1].wait_assigned()  # a member of the group, handling SIGTERM, before it may be the one to leave
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed")
 
-    assert_exactly_once(appearances(fake_slack), matching)
+    assert_exactly_once(appearances(fake_slack), matching, fake_slack)

@@ -54,7 +54,7 @@ def test_slack_stalled_for_30s_accepting_requests_and_never_answering(
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 120, "every offset committed after the stall")
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack was stalled"
-    assert_exactly_once(appearances(fake_slack), matching)
+    assert_exactly_once(appearances(fake_slack), matching, fake_slack)
 
 
 def test_slack_answering_500_for_a_minute(
@@ -81,7 +81,7 @@ def test_slack_answering_500_for_a_minute(
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack answered 500"
     assert requests < 600, f"{requests} requests in a minute of 500s: the retries do not back off"
-    assert_exactly_once(appearances(fake_slack), matching)
+    assert_exactly_once(appearances(fake_slack), matching, fake_slack)
 
 
 RATE_RULES = """
@@ -125,4 +125,4 @@ def test_a_backlog_of_10000_alerts_after_a_slack_outage_arrives_as_rate_limit_su
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack was unreachable"
     assert len(posted) < 100, f"{len(posted)} Slack messages for a backlog of 10,000"
     assert all("rate limit" in m["text"] for m in summaries)
-    assert_exactly_once(appearances(fake_slack), matching)
+    assert_exactly_once(appearances(fake_slack), matching, fake_slack)
