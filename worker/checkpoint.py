@@ -179,18 +179,22 @@ class Checkpoint:
         self.committed_at = time.monotonic()
         log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})
 
-    def forget(self, partitions: list[TopicPartition]) -> None:
-        """Drop revoked partitions; alerts still queued for them give up (the new owner redoes them).
+    def forget(self, partitions: list[TopicPartition], revoked: bool = True) -> None:
+        """Drop given-up partitions; alerts still queued for them give up (the new owner redoes them).
 
         The new owner may be this worker: kafka-python keeps the fetch position of a partition that is
         revoked and assigned again in the same rebalance, past the events given up here. So where the
-        first event not done was is kept, for `rewind`."""
+        first event not done was is kept, for `rewind`. Not for partitions lost (evicted from the group,
+        `revoked=False`): kafka-python drops their positions, and another member may have had them and
+        gone further; going back to where this worker stopped would redo its work (found by tests/faults)."""
         for tp in partitions:
             state = self.partitions.pop(tp, None)
             if state is not None:
                 state.abandon.set()
-                if state.next_offset >= 0:
+                if state.next_offset >= 0 and revoked:
                     self._resume_at[tp] = state.committable
+                else:
+                    self._resume_at.pop(tp, None)
 
     def rewind(self, assigned: list[TopicPartition]) -> None:
         """Assigned partitions this worker gave up work of: fetch again from the first event it left undone.
