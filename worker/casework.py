@@ -27,7 +27,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Episode, Posts, Sink
+from .alerting import AlertRenderer, Episode, Posts, Sink, reply_slot
 from .checkpoint import Checkpoint
 from .config import Settings
 from .deadletter import DeadLetters
@@ -148,19 +148,27 @@ class Casework:
 
         A replayed answer takes the way it took before, whatever the tasks are now, or a crash could post it both
         ways. What Slack may have comes first: its alert or digest line (its own task's slot), or its reply in a
-        task's thread. Then its own task, if it was opened before the crash; only then the oldest unresolved task."""
-        own = task_id_for(event_id)
-        if self.posts.get(own) is not None:
+        task's thread; one Slack is known to have (`posted`) before one only intended, since a replica evicted
+        from the group may write an intent after another took the answer the other way (found by tests/faults).
+        Then its own task, if it was opened before the crash; only then the oldest unresolved task."""
+        own_task = task_id_for(event_id)
+        own = self.posts.get(own_task)
+        if own is not None and own.state == "posted":
             return None
-        case = next((c for task_id in self.posts.replied(event_id) if (c := self.cases.get(task_id)) is not None
-                     and c.customer_id == customer and c.event_id != event_id), None)
-        if case is None:
-            if self.cases.get(own) is not None:
-                return None
+        replied = [c for task_id in self.posts.replied(event_id) if (c := self.cases.get(task_id)) is not None
+                   and c.customer_id == customer and c.event_id != event_id]
+        in_slack = [c for c in replied if (p := self.posts.get(reply_slot(c.task_id, event_id))) and p.state == "posted"]
+        if in_slack:
+            case = in_slack[0]
+        elif own is not None or (not replied and self.cases.get(own_task) is not None):
+            return None
+        elif replied:
+            case = replied[0]
+        else:
             case = min((c for c in self.cases.unresolved_of(customer) if c.event_id != event_id), key=lambda c: c.opened_at,
                        default=None)
-        if case is None:
-            return None
+            if case is None:
+                return None
         alert = self.posts.get(case.task_id)
         ts = alert.ts if alert is not None and alert.state == "posted" else None
         return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts,

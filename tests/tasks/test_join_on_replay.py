@@ -68,3 +68,25 @@ def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_its_own_
     wait_for(lambda: harness.consumer.committed.get(FB) == 1, 10, "the replay committed")
     harness.finish()
     assert harness.sink.posted == [] and worker.stats.replayed == 1
+
+
+def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_an_evicted_replica_intended_it_alone() -> None:
+    """A replica evicted from the group (its network stalled) writes its intent to post the answer alone late, after
+    the answer's new owner replied it in the customer's task's thread. Replayed once more, the answer must post
+    nothing: the reply Slack has beats the intent it may not have (found by tests/faults: answers posted twice)."""
+    harness = Harness()
+    worker = harness.worker
+    now = int(NOW.timestamp())
+    event = FeedbackEvent.model_validate_json(answer("e-1", "nps", 2))
+    rule = next(r for r in worker.rules.rules if r.id == "nps-detractor")
+    worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None, rule.followup.due_in))
+    first = task_id_for("e-1")
+    worker.posts.posted(first, "alert", "#cx-alerts", 0, now, "C0ALERTS", "1.0")
+    worker.posts.posted(reply_slot(first, "e-5"), "reply", "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
+    worker.posts.intend(task_id_for("e-5"), "alert", "#cx-alerts", 0, now - 20)  # the evicted replica's, arrived late
+
+    harness.consumer.append("fb", None, answer("e-5", "nps", 1), 0)
+    harness.start([FB, TopicPartition("actions", 0)])
+    wait_for(lambda: harness.consumer.committed.get(FB) == 1, 10, "the replay committed")
+    harness.finish()
+    assert harness.sink.posted == [] and worker.stats.replayed == 1
