@@ -49,7 +49,7 @@ from .deadletter import DeadLetters
 from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
 from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
 from .posting import Done, Posting
-from .rebalance import Rebalance, membership_in_doubt
+from .rebalance import Membership, Rebalance
 from .reload import Reloader
 from .rules import NO_CHANNEL, Match, Router, RuleSet
 from .state import StateView
@@ -97,8 +97,9 @@ class Worker:
         self.digests = Digests(settings.channel_rate_limit_per_minute)
         # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
         self._unbound_abandon = threading.Event()
+        self.membership = Membership(consumer)
         self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(), settings.slack_history_lookup,
-                                     settings.slack_timeout_seconds + 5, self._unbound_abandon, membership_in_doubt(consumer))
+                                     settings.slack_timeout_seconds + 5, self._unbound_abandon, self.membership.in_doubt)
         self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
@@ -370,6 +371,7 @@ class Worker:
 
     def assigned(self, partitions: list[TopicPartition]) -> None:
         """New partitions: catch up with what their previous owners published, then restore their state."""
+        self.membership.joined()  # the coordinator just answered (when, exactly: a sync taking long may end in doubt)
         self.checkpoint.rewind(partitions)
         self.view.sync()
         if self.metering is not None:
@@ -396,18 +398,19 @@ class Worker:
                     self.deliveries.settle(wait_s=0.05)
                 offsets = self.checkpoint.prepare(owned)  # publishes their metric partials, flushes
         finally:
-            self.lost(partitions)
+            self.lost(partitions, revoked=True)
         return offsets
 
-    def lost(self, partitions: list[TopicPartition]) -> None:
-        """Drop all state of these partitions: their next owner restores it from Kafka."""
+    def lost(self, partitions: list[TopicPartition], revoked: bool = False) -> None:
+        """Drop all state of these partitions: their next owner restores it from Kafka. Not `revoked`: taken
+        away by an eviction, perhaps long ago (checkpoint.forget)."""
         self.owned.difference_update(partitions)
         for tp in partitions:
             if tp in self.checkpoint.partitions:
                 self.deliveries.forget(self.checkpoint.partitions[tp].abandon)
         self.digests.forget(set(partitions))
         self.casework.lost(partitions)
-        self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions])
+        self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions], revoked)
         if self.metering is not None:
             self.metering.revoked(partitions)
 

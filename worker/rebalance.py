@@ -12,7 +12,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -23,25 +22,33 @@ from .checkpoint import Checkpoint
 log = logging.getLogger("worker")
 
 
-def membership_in_doubt(consumer: KafkaConsumer) -> Callable[[], bool]:
-    """A test: has this member gone half a session without a heartbeat answered by its group coordinator?
+class Membership:
+    """Is this worker perhaps no longer a member of its group? (`in_doubt`, alerting/delivery.py rule 4)
 
-    Then the group may have evicted it (after a whole session) and given its partitions to another
-    worker, though no callback says so until the coordinator answers (alerting/delivery.py, rule 4).
-    kafka-python keeps the heartbeat times on its coordinator, with no public API: without them
-    (another client version), never in doubt, as before."""
-    heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
-    if heartbeat is None or not hasattr(heartbeat, "last_receive"):
-        return lambda: False
-    limit_s = heartbeat.config["session_timeout_ms"] / 2000
+    In doubt after half a session without word from the group coordinator: a heartbeat answered, or
+    partitions assigned (a join or sync answered; no heartbeats are sent while a rebalance runs).
+    The group may have evicted it (after a whole session) and given its partitions to another
+    worker, though no callback says so until the coordinator answers. kafka-python keeps the
+    heartbeat times on its coordinator, with no public API: without them (another client version),
+    never in doubt."""
 
-    def in_doubt() -> bool:
-        # Only an answered heartbeat counts (finding the coordinator again resets kafka-python's other timer);
-        # before the first one, just after joining, the membership is new.
-        last = heartbeat.last_receive
-        return math.isfinite(last) and time.monotonic() - last > limit_s
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        heartbeat = getattr(getattr(consumer, "_coordinator", None), "heartbeat", None)
+        self._heartbeat = heartbeat if hasattr(heartbeat, "last_receive") else None
+        self._limit_s = heartbeat.config["session_timeout_ms"] / 2000 if self._heartbeat is not None else math.inf
+        self._joined = -math.inf
 
-    return in_doubt
+    def joined(self) -> None:
+        """Partitions were just assigned: the coordinator answered."""
+        self._joined = time.monotonic()
+
+    def in_doubt(self) -> bool:
+        if self._heartbeat is None:
+            return False
+        # Only answers count: finding the coordinator again resets kafka-python's other timer, and says
+        # nothing of the membership. Before any answer, just after subscribing, there is nothing to doubt.
+        last = max(self._heartbeat.last_receive, self._joined)
+        return math.isfinite(last) and time.monotonic() - last > self._limit_s
 
 
 class Partitions(Protocol):
