@@ -73,6 +73,11 @@ class Settings(BaseModel):
         description="How long the broker may hold a fetch while waiting for new events: an alert's worst-case wait "
                     "on a broker that holds the whole time (Tansu); real Kafka answers as soon as an event arrives.",
     )
+    kafka_reconnect_backoff_max_ms: int = Field(
+        1000, ge=50, le=60000,
+        description="The longest wait between attempts to reach a broker that is down: how soon after it is back the "
+                    "worker goes on (kafka-python's own default, 30 s, left it idle up to half a minute more).",
+    )
     kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts: earliest never skips feedback."
     )

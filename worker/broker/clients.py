@@ -20,6 +20,7 @@ def common_config(settings: Settings) -> dict[str, Any]:
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "client_id": "feedback-worker",
         "security_protocol": settings.kafka_security_protocol,
+        "reconnect_backoff_max_ms": settings.kafka_reconnect_backoff_max_ms,
     }
     if settings.kafka_sasl_mechanism:
         config["sasl_mechanism"] = settings.kafka_sasl_mechanism
