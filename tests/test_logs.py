@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from worker.events import FeedbackEvent
-from worker.logs import JsonFormatter, RedactSecrets, setup_logging
+from worker.logs import JsonFormatter, QuietRepeats, RedactSecrets, setup_logging
 from worker.rules import Router, load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +173,32 @@ def test_a_routing_fallback_names_its_event_as_a_field(tmp_path: Path, caplog: p
         assert Router(default_channel="#fallback").destination(event, rule).channel == "#fallback"
     (record,) = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
     assert record["event_id"] == "evt-42" and "is not a valid name: falling back" in record["message"]
+
+
+def test_a_library_error_repeated_during_an_outage_is_printed_once_a_minute_with_a_count(capsys, restore_logging) -> None:
+    """kafka-python logs every failed attempt while the broker is down; the log stays readable, and says what it left out."""
+    setup_logging("INFO", [TOKEN], "text")
+    quiet = next(f for f in logging.getLogger().handlers[0].filters if isinstance(f, QuietRepeats))
+    now = [1000.0]
+    quiet.clock = lambda: now[0]
+    kafka, ours = logging.getLogger("kafka.net.manager"), logging.getLogger("worker")
+    for _ in range(100):
+        kafka.error("Connection failed: %s", "KafkaConnectionError: 111 ECONNREFUSED")
+        ours.warning("could not commit offsets")  # the worker's own lines are never left out
+        now[0] += 0.5
+    kafka.warning("No node available for metadata refresh - backoff/retry")  # another kind: shown
+    now[0] += 20
+    kafka.error("Connection failed: %s", f"{TOKEN} refused")
+    lines = capsys.readouterr().err.splitlines()
+    failed = [line for line in lines if "Connection failed" in line]
+    assert len(failed) == 2 and "more like it" not in failed[0]
+    assert failed[1].endswith("Connection failed: ********** refused (and 99 more like it in the last 70 s)")
+    assert sum("could not commit offsets" in line for line in lines) == 100
+    assert sum("No node available" in line for line in lines) == 1
+
+
+def test_at_debug_level_every_library_line_is_printed(capsys, restore_logging) -> None:
+    setup_logging("DEBUG", [], "text")
+    for _ in range(3):
+        logging.getLogger("kafka.net.manager").error("Connection failed")
+    assert capsys.readouterr().err.count("Connection failed") == 3

@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 LogFormat = Literal["text", "json"]
@@ -47,6 +48,36 @@ class RedactSecrets(logging.Filter):
 
 
 _TRACEBACKS = logging.Formatter()
+
+
+class QuietRepeats(logging.Filter):
+    """A library warning or error repeated within `window_s` is counted, not printed again.
+
+    While the broker is unreachable kafka-python logs every failed attempt (about fifteen lines a
+    second, tracebacks included); the first of each kind shows the problem. The next one after the
+    window says how many were left out ("… (and 212 more like it in the last 60 s)")."""
+
+    def __init__(self, prefixes: tuple[str, ...] = ("kafka",), window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # (logger, level, template) -> [window start, left out]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self.window_s:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg, record.args = f"{record.getMessage()} (and {seen[1]:,} more like it in the last {now - seen[0]:.0f} s)", None
+        self._seen[key] = [now, 0]
+        return True
 
 #: Characters json.dumps leaves as they are with ensure_ascii=False but that split a line for
 #: many readers (Python's splitlines, JavaScript): escaped, so a record is always one line.
@@ -97,6 +128,8 @@ def setup_logging(level: str = "INFO", secrets: list[str] | None = None, fmt: Lo
         handler.setFormatter(JsonFormatter(redact))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    if str(level).upper() != "DEBUG":  # debugging wants every line
+        handler.addFilter(QuietRepeats())
     handler.addFilter(redact)
     root = logging.getLogger()
     root.handlers[:] = [handler]
