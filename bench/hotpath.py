@@ -157,7 +157,7 @@ class StateConsumer(FakeConsumer):
 class InstantSink:
     """Answers "sent" at once: the act path's own cost, without HTTP."""
 
-    def submit(self, alert: Any, abandon: threading.Event) -> Future[Outcome]:
+    def submit(self, alert: Any, abandon: threading.Event, hold: Any = None) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         future.set_result(Outcome("sent", channel=alert.channel, ts="1.0"))
         return future

@@ -251,7 +251,7 @@ class Handled:
         self.cpu_last = 0.0  # process CPU when the last record was handled
         self._all_fetched = False
 
-    def submit(self, alert: Any, abandon: threading.Event) -> Any:
+    def submit(self, alert: Any, abandon: threading.Event, hold: Any = None) -> Any:
         future = self.inner.submit(alert, abandon)
         future.add_done_callback(self._answered)
         return future

@@ -89,7 +89,7 @@ class Sink:
         self.channel = channel
         self.dies = dies
 
-    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: Any = None) -> Future[Outcome]:
         if self.dies != "before":
             self.channel.messages.append(alert)
         if self.dies is not None:

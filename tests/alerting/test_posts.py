@@ -10,6 +10,7 @@ import json
 import logging
 import threading
 from concurrent.futures import Future
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ class ScriptedSink:
         self.refuse_search: str | None = None
         self.posted: list[Alert] = []
 
-    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: Any = None) -> Future[Outcome]:
         self.log.append(f"post {alert.task_id}")
         self.posted.append(alert)
         return _done(Outcome("sent", channel="C0CXALERTS", ts=f"{len(self.log)}.000"))

@@ -183,6 +183,30 @@ def test_alert_abandoned_while_queued_is_never_posted(slack, sink):
     assert slack.attempts == 0 and slack.messages == []
 
 
+def test_a_post_waits_while_held_and_goes_out_once_the_hold_ends_or_never_if_abandoned(slack, sink):
+    """Held while the worker's group membership is in doubt (its partitions may be another worker's by now)."""
+    asked = [0]
+    held = threading.Event()
+    held.set()
+
+    def hold() -> bool:
+        asked[0] += 1
+        return held.is_set()
+
+    future = sink.submit(an_alert(), threading.Event(), hold)
+    wait_for(lambda: asked[0] >= 3, 10, "the post looking again whether it may go")
+    assert not future.done() and slack.attempts == 0
+    held.clear()
+    assert future.result(timeout=15).status == "sent" and slack.attempts == 1
+
+    abandon = threading.Event()
+    held.set()
+    future = sink.submit(an_alert(), abandon, hold)
+    wait_for(lambda: asked[0] >= 6, 10, "the second post held")
+    abandon.set()  # the partition went to another worker
+    assert future.result(timeout=15).status == "abandoned" and slack.attempts == 1
+
+
 @pytest.mark.parametrize("problem", ["channel_not_found", "invalid_auth", "not_in_channel"])
 def test_permanent_errors_are_undeliverable_with_the_slack_error(slack, make_sink, problem):
     token, channel = slack.token, "#cx-alerts"

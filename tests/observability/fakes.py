@@ -117,7 +117,7 @@ class FakeSink:
         self.retried = retried or {}
         self.posted: list[str] = []
 
-    def submit(self, alert: Any, abandon: Any) -> Future[Outcome]:
+    def submit(self, alert: Any, abandon: Any, hold: Any = None) -> Future[Outcome]:
         refused = alert.channel in self.refuse
         if not refused:
             self.posted.append(alert.channel)

@@ -12,10 +12,12 @@ Three rules make a crash or a rebalance never post an alert twice (posts.py has 
    naming it (every message lists its slots in its metadata; one search per channel covers
    every slot in doubt; `SLACK_HISTORY_LOOKUP`); otherwise it is posted again.
 4. Nothing is released while the worker's group membership is in doubt (`in_doubt`: no word from
-   the group coordinator for half a session). Its network may have stalled long enough for the
-   group to hand its partitions to another worker, which redoes their events without having seen
-   intents this worker had not written yet; posting them too would post them twice. The posts
-   wait until the coordinator answers again, or are given up with their partitions.
+   the group coordinator for half a session), and the sink starts no post then, retries and posts
+   queued before the doubt included. Its network may have stalled long enough for the group to
+   hand its partitions to another worker, which redoes their events without having seen intents
+   this worker had not written yet, or finds no message for intents it did see; posting them too
+   would post them twice. The posts wait until the coordinator answers again, or are given up with
+   their partitions.
 
 Outcomes come back on the sink's threads; they are applied on the worker thread, in
 `settle()`, so the Kafka clients and the checkpoint are never touched from two threads.
@@ -126,7 +128,7 @@ class Deliveries:
 
     def _submit(self, queued: list[_Queued]) -> None:
         for item in queued:
-            inner = self.sink.submit(item.alert, item.abandon)
+            inner = self.sink.submit(item.alert, item.abandon, self.in_doubt)
             inner.add_done_callback(lambda done, item=item: self._landed(item, outcome_of(done)))
 
     def _hold(self) -> bool:

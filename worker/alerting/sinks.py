@@ -59,6 +59,7 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 FIND_PAGES = 10  # at most this many pages of 200 messages are searched
 BASES_KEPT = 2000  # alerts whose text and blocks are kept for card updates (else fetched once from the history)
 FIRST_RETRY_S = 0.25  # then doubling up to max_backoff_s: a blip costs little, an outage is not hammered
+HOLD_CHECK_S = 0.1  # how often a post held while the group membership is in doubt looks again
 UNANSWERED_MARGIN_S = 60  # a post that got no answer is looked for this far before it was sent (clocks differ)
 
 
@@ -135,8 +136,12 @@ def _classify(err: SlackApiError) -> Call:
     return Call("unavailable" if transient else "refused", reason)
 
 
+#: True while posts must wait: the worker's group membership is in doubt (delivery.py, rule 4).
+Hold = Callable[[], bool]
+
+
 class Sink(Protocol):
-    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]: ...
+    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]: ...
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]: ...
 
@@ -153,7 +158,7 @@ class StdoutSink:
         self.show_blocks = show_blocks
         self._lock = threading.Lock()
 
-    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]:
         kind = "reply" if alert.thread_ts or alert.parent is not None else "alert"
         lines = [f"[{kind} → {alert.channel}] {alert.text}"]
         if self.show_blocks:
@@ -223,11 +228,17 @@ class SlackSink:
             self._local.client = client
         return client
 
-    def submit(self, alert: Alert, abandon: threading.Event) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]:
+        """Post `alert`; before each attempt, wait while `hold()` (a retry or a queued post must not go out
+        while another worker may have taken its partition over)."""
         slots = slots_of({"metadata": alert.metadata}) if self._search else []
         unanswered: list[float] = []  # when a post went out in full and got no answer
 
         def post(client: WebClient) -> Outcome:
+            while hold is not None and hold() and not abandon.is_set():
+                abandon.wait(HOLD_CHECK_S)
+            if abandon.is_set():
+                return Outcome("abandoned", reason="partition revoked or worker stopping")
             channel, thread_ts = thread_of(alert, abandon)
             if unanswered:
                 found = self._already_posted(client, channel, thread_ts, unanswered[0], slots)
