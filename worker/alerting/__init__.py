@@ -4,7 +4,8 @@
     throttle.py   one task and one Slack thread per key per window (episodes)
     silences.py   "no alerts for c-42 for two days": held back, tasks still open
     digest.py     rule groups and the per-channel rate limit: many matches, one message
-    sinks.py      where a rendered alert goes: Slack (slack-sdk, retries) or stdout
+    sinks.py      where a rendered alert goes: Slack (slack-sdk, retries, the search for posts in doubt)
+    stdout.py     without a Slack token: alerts printed as they would be posted
     posts.py      what is in Slack already, per task: the records that make every alert go out once
     delivery.py   intents, posts, outcomes (on the worker thread) and the search after a crash
     preview.py    `template render`: an alert as it would be posted, from an event file
@@ -29,7 +30,8 @@ from .render import (
 from .posts import Post, Posts, reply_slot
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, sample_cases, sample_period, span_text
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
-from .sinks import Call, Observe, Outcome, Search, Sink, SlackSink, StdoutSink
+from .sinks import Call, Observe, Outcome, Search, Sink, SlackSink
+from .stdout import StdoutSink
 from .throttle import Episode, Throttle
 
 __all__ = [

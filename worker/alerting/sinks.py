@@ -1,4 +1,4 @@
-"""Where rendered alerts go: Slack (chat.postMessage through slack-sdk) or stdout.
+"""Where rendered alerts go: Slack (chat.postMessage through slack-sdk); without a token, stdout (stdout.py).
 
 A sink returns a Future per alert that resolves to an Outcome:
 - sent: Slack accepted it;
@@ -27,11 +27,9 @@ reported to `observe` (method, seconds, Call), posts retried are counted by chan
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import re
-import sys
 import threading
 import time
 from collections import Counter
@@ -40,7 +38,7 @@ from concurrent.futures import Future
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPException
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol
 from urllib.error import URLError
 
 from pydantic import SecretStr
@@ -148,36 +146,6 @@ class Sink(Protocol):
     def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]: ...
 
     def close(self) -> None: ...
-
-
-class StdoutSink:
-    """Without SLACK_BOT_TOKEN: print the alert as it would be posted, immediately."""
-
-    def __init__(self, stream: TextIO | None = None, show_blocks: bool = False) -> None:
-        self.stream = stream or sys.stdout
-        self.show_blocks = show_blocks
-        self._lock = threading.Lock()
-
-    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]:
-        kind = "reply" if alert.thread_ts or alert.parent is not None else "alert"
-        lines = [f"[{kind} → {alert.channel}] {alert.text}"]
-        if self.show_blocks:
-            lines.append(json.dumps({"blocks": alert.blocks, "metadata": alert.metadata}, ensure_ascii=False))
-        with self._lock:
-            print("\n".join(lines), file=self.stream, flush=True)
-        return _done(Outcome("sent", channel=alert.channel, ts=f"stdout-{id(alert)}"))
-
-    def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
-        return _done(Outcome("found"))  # stdout keeps no history: nothing is found
-
-    def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]:
-        status = next((b["text"]["text"] for b in card if b.get("type") == "section"), "")
-        with self._lock:
-            print(f"[card {ts} → {channel}] {status}", file=self.stream, flush=True)
-        return _done(Outcome("sent", channel=channel, ts=ts))
-
-    def close(self) -> None:
-        pass
 
 
 Job = Callable[[WebClient], Outcome]
@@ -420,12 +388,6 @@ def _scan(client: WebClient, channel: str, thread_ts: str | None, oldest: float,
         if not cursor or len(found) == len(wanted):
             break
     return found
-
-
-def _done(outcome: Outcome) -> Future[Outcome]:
-    future: Future[Outcome] = Future()
-    future.set_result(outcome)
-    return future
 
 
 def _retry_after(headers: Any) -> float:
