@@ -47,11 +47,12 @@ from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
 from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
-from .metrics import Metering, MetricRule, MetricSnapshot, MetricWatch
+from .metricalerts import MetricAlerts
+from .metrics import Metering, MetricWatch
 from .posting import Done, Posting
 from .rebalance import Membership, Rebalance
 from .reload import Reloader
-from .rules import NO_CHANNEL, Match, Router, RuleSet
+from .rules import Match, Router, RuleSet
 from .state import StateView
 from .stats import Stats
 from .tasks import Cases, FollowUpTask, open_task
@@ -104,12 +105,15 @@ class Worker:
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
             self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts))
-            self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, self.metric_alert)
-            metering.emitter.watchers.append(self._watch)
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
         self.stats = Stats()
         self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
         self.posting = Posting(self.deliveries, self.checkpoint, self.dead_letters, throttle, self.stats)
+        if metering is not None:
+            alerts = MetricAlerts(self.posting, posts, silences, lambda: self.renderer, settings.slack_default_channel, self.stats,
+                                  self._unbound_abandon, clock)
+            self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, alerts.fire)
+            metering.emitter.watchers.append(self._watch)
         self.cases = cases
         self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.posting, posts, lambda: self.renderer,
                                  self.stats, clock, sink)
@@ -297,18 +301,6 @@ class Worker:
             return
         reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
         self.posting.once(reply, Intent(slot, "reply", channel, tp.partition, episode.thread_ts), earlier, state, [(tp, record)])
-
-    def metric_alert(self, rule: MetricRule, snapshot: MetricSnapshot) -> None:
-        """A metric rule fired: silence → render → send; if it cannot be delivered, dead-letter it."""
-        self.stats.metric_alerts += 1
-        channel = rule.channel or self.settings.slack_default_channel or NO_CHANNEL
-        if self.posting.silenced(self.silences.holding_metric(rule.id, snapshot.dimension, self.clock()), f"metric alert {rule.id}"):
-            return
-        log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
-        alert = self.posting.render(f"metric alert for rule {rule.id}", [None], {"channel": channel, "template": rule.template},
-                             lambda: self.renderer.render_metric(rule, channel, snapshot))
-        if alert is not None:
-            self.posting.send(alert, self._unbound_abandon, [], [])
 
     # -- the steps' plumbing -----------------------------------------------------------------
 

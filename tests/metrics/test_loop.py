@@ -17,6 +17,7 @@ from worker.metrics import (
     LoopBook,
     LoopEntry,
     MetricCondition,
+    MetricRule,
     MetricSnapshot,
     MetricsConfig,
     MetricState,
@@ -228,7 +229,13 @@ def test_a_metric_rule_on_the_recovery_rate_fires_once_when_it_drops(tmp_path: P
     assert rule.condition.describe() == "loop.recovery_rate < 50 over 24h"
     state, emitter, producer, book = setup()
     fired: list[MetricSnapshot] = []
-    emitter.watchers.append(MetricWatch((rule,), state, emitter.current_start, lambda r, s: fired.append(s)))
+    again: list[str] = []  # still firing: the alert posted under this slot should be in Slack
+
+    def fire(rule: MetricRule, snapshot: MetricSnapshot, slot: str, still: bool) -> bool:
+        (again.append(slot) if still else fired.append(snapshot))
+        return True
+
+    emitter.watchers.append(MetricWatch((rule,), state, emitter.current_start, fire))
     now = T0 + 10 * H
 
     def answer(task: str, detail: str, at: int, kind: str = "closed") -> None:
@@ -242,9 +249,10 @@ def test_a_metric_rule_on_the_recovery_rate_fires_once_when_it_drops(tmp_path: P
     alert = AlertRenderer(ROOT / "templates").render_metric(rule, "#cx-leads", fired[0])
     assert "loop.recovery_rate = *0.0*" in str(alert.blocks) and "*Based on*\\n2 task records in the window" in str(alert.blocks)
     answer("t3", "recovered", now + 120)  # 33 %: still low, no second alert
+    assert len(fired) == 1 and again == [state.firing_slots[f"{rule.id}|"]], "still firing: is its alert in Slack?"
     answer("t4", "recovered", now + 180)  # 50 %: recovered, re-armed
     answer("t5", "recovered", now + 240)
-    assert len(fired) == 1
+    assert len(fired) == 1 and len(again) == 1 and state.firing_slots == {}
     for n in range(6, 10):
         answer(f"t{n}", "still_unhappy", now + 300 + n * 60, kind="reopened")  # 3 of 9: a new drop
     assert len(fired) == 2 and fired[1].loop.recovery_rate == 42.86  # at 3 of 7

@@ -158,15 +158,24 @@ def holds(condition: MetricCondition, snapshot: MetricSnapshot) -> bool | None:
     return all(COMPARISONS[op](value, threshold) for op, threshold in condition.comparisons)
 
 
+#: `fire(rule, snapshot, slot, again)`: post the rule's alert into `slot`; False if none is posted (silenced, dead-lettered).
+#: `again`: the rule still fires, and that alert should be in Slack by now; the worker makes sure it is.
+Fire = Callable[[MetricRule, MetricSnapshot, str, bool], bool]
+
+
 class MetricWatch:
-    """An emitter watcher: checks metric rules on each snapshot of a current window."""
+    """An emitter watcher: checks metric rules on each snapshot of a current window.
+
+    A firing is recorded with the slot of its alert, so a crash between the record and the post
+    does not lose the alert: while the rule still fires, each snapshot asks the worker to make sure
+    it is in Slack (posted, on its way, or found in the channel; else posted now)."""
 
     def __init__(
         self,
         rules: tuple[MetricRule, ...],
         state: MetricState,
         current_start: Callable[[int, int], int],
-        fire: Callable[[MetricRule, MetricSnapshot], None],
+        fire: Fire,
     ) -> None:
         self.rules = rules
         self.state = state
@@ -185,7 +194,10 @@ class MetricWatch:
             state_key = f"{rule.id}|{dim}"
             firing = self.state.firing.get(state_key, False)
             if verdict is True and not firing:
-                self.state.set_firing(state_key, True)
-                self.fire(rule, snapshot)
+                slot = f"metric:{state_key}@{now}"
+                posted = self.fire(rule, snapshot, slot, False)  # queued: its intent is written after this record
+                self.state.set_firing(state_key, True, slot if posted else None)
+            elif verdict is True and (slot := self.state.firing_slots.get(state_key)) is not None:
+                self.fire(rule, snapshot, slot, True)
             elif verdict is False and firing:
                 self.state.set_firing(state_key, False)  # re-armed: the next drop alerts again

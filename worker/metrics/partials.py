@@ -18,7 +18,7 @@ The records this module owns in the state topic (the value is JSON; None is a to
     pane|<input topic>|<partition>|<step s>|<start s>|<dimension>   {"stamp", "tally"}
     position|<input topic>|<partition>                               {"next_offset", "at"}
     final|<input topic>|<snapshot key>                               {"at"}  (a final was emitted)
-    rule|<input topic>|<rule id>|<dimension>                         {"firing"}
+    rule|<input topic>|<rule id>|<dimension>                         {"firing", "slot"}  (the slot of its alert)
 """
 
 from __future__ import annotations
@@ -219,6 +219,7 @@ class MetricState:
         self.positions: dict[int, int] = {}  # partition -> wall clock of its owner's last checkpoint
         self.finals: dict[str, int] = {}  # snapshot key -> when its final was emitted
         self.firing: dict[str, bool] = {}  # "rule id|dimension" -> firing
+        self.firing_slots: dict[str, str] = {}  # "rule id|dimension" -> the slot of the alert it posted (alerting/posts.py)
         self.changed: set[PaneKey] = set()
         view.register("pane", self._pane)
         view.register("position", self._position)
@@ -241,9 +242,17 @@ class MetricState:
         self.view.publish([(self.view.key("final", snapshot_key), json.dumps({"at": now}).encode())])
         self.finals[snapshot_key] = now
 
-    def set_firing(self, rule_key: str, firing: bool) -> None:
-        self.view.publish([(self.view.key("rule", rule_key), json.dumps({"firing": firing}).encode())])
-        self.firing[rule_key] = firing
+    def set_firing(self, rule_key: str, firing: bool, slot: str | None = None) -> None:
+        record: dict[str, Any] = {"firing": firing} | ({"slot": slot} if slot else {})
+        self.view.publish([(self.view.key("rule", rule_key), json.dumps(record).encode())])
+        self._firing(rule_key, record)
+
+    def _firing(self, rule_key: str, record: dict[str, Any]) -> None:
+        self.firing[rule_key] = record["firing"]
+        if record.get("slot"):
+            self.firing_slots[rule_key] = record["slot"]
+        else:
+            self.firing_slots.pop(rule_key, None)
 
     def expire(self, now: int) -> None:
         """Forget final marks emitted long ago (the panes of their windows are gone too)."""
@@ -278,4 +287,4 @@ class MetricState:
 
     def _rule(self, rest: str, value: bytes | None) -> None:
         if value is not None:
-            self.firing[rest] = json.loads(value)["firing"]
+            self._firing(rest, json.loads(value))

@@ -1,0 +1,80 @@
+"""A metric rule's alert is lost to no crash: its firing is recorded with the slot of its alert (worker/metricalerts.py).
+
+While the rule still fires, each snapshot asks whether its alert is in Slack. A crash between
+the firing record and the post left the slot without a record: the alert is posted then. A slot
+posted (by this process or before a restart) posts nothing again.
+"""
+
+from __future__ import annotations
+
+from tests.conftest import wait_for
+from tests.observability.fakes import NOW, Harness
+from worker.metricalerts import MetricAlerts
+from worker.metrics import MetricRule, MetricSnapshot
+
+DAY = 24 * 3600
+
+
+def setup() -> tuple[Harness, MetricRule, MetricSnapshot]:
+    harness = Harness()
+    worker = harness.worker
+    rule = worker.rules.metric_rules[0]
+    now = int(NOW.timestamp())
+    start = worker.metering.emitter.current_start(DAY, now)
+    return harness, rule, worker.metering.emitter.snapshot((DAY, start, rule.condition.dimension_key), False, now)
+
+
+def post(harness: Harness, alerts: MetricAlerts, rule: MetricRule, snapshot: MetricSnapshot, slot: str, again: bool) -> bool:
+    """fire(), then what the worker loop does after each batch: release the posts and apply what Slack answered."""
+    worker = harness.worker
+    before = len(harness.sink.posted)
+    fired = alerts.fire(rule, snapshot, slot, again)
+    worker.deliveries.release()
+
+    def recorded() -> bool:
+        worker.deliveries.settle(0.05)
+        record = worker.posts.get(slot)
+        return record is not None and record.state == "posted"
+
+    if len(harness.sink.posted) > before:
+        wait_for(recorded, 10, "the posted record")
+    return fired
+
+
+def new_process(harness: Harness) -> MetricAlerts:
+    """The alerts side of a worker started again: nothing handled yet, the state topic as it was."""
+    worker = harness.worker
+    return MetricAlerts(worker.posting, worker.posts, worker.silences, lambda: worker.renderer, "#cx-leads", worker.stats,
+                        worker._unbound_abandon, worker.clock)
+
+
+def test_a_firing_posts_its_alert_once_and_asking_again_posts_nothing() -> None:
+    harness, rule, snapshot = setup()
+    alerts = new_process(harness)
+    assert post(harness, alerts, rule, snapshot, "metric:r|@1", again=False)
+    assert len(harness.sink.posted) == 1
+    assert post(harness, alerts, rule, snapshot, "metric:r|@1", again=True)  # the next snapshot, still firing
+    assert post(harness, new_process(harness), rule, snapshot, "metric:r|@1", again=True)  # after a restart: posted
+    assert len(harness.sink.posted) == 1
+
+
+def test_a_crash_between_the_firing_record_and_the_post_does_not_lose_the_alert() -> None:
+    harness, rule, snapshot = setup()
+    assert harness.worker.posts.get("metric:r|@2") is None  # the firing was recorded; its intent never was
+    assert post(harness, new_process(harness), rule, snapshot, "metric:r|@2", again=True)
+    assert len(harness.sink.posted) == 1 and harness.worker.posts.get("metric:r|@2").state == "posted"
+
+
+def test_an_alert_whose_post_was_given_up_is_posted_again_while_the_rule_still_fires() -> None:
+    """A post held while the group membership was in doubt is given up with the partitions the worker lost: the
+    rule still fires, so the next snapshot posts it (nothing else would: the firing is recorded)."""
+    harness, rule, snapshot = setup()
+    alerts = new_process(harness)
+    worker = harness.worker
+    assert alerts.fire(rule, snapshot, "metric:r|@3", again=False)
+    worker.deliveries.forget(worker._unbound_abandon)  # given up before it went out
+    assert harness.sink.posted == [] and worker.posts.get("metric:r|@3") is None
+    assert post(harness, alerts, rule, snapshot, "metric:r|@3", again=True)
+    assert len(harness.sink.posted) == 1 and worker.posts.get("metric:r|@3").state == "posted"
+    assert post(harness, alerts, rule, snapshot, "metric:r|@3", again=True)
+    assert len(harness.sink.posted) == 1
