@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .alerting import AlertRenderer, Intent, Outcome, Post, Posts, Silences
@@ -31,20 +32,19 @@ PARTITION = 0
 SLOTS_KEPT = 1024
 
 
+@dataclass
 class MetricAlerts:
-    def __init__(self, posting: Posting, posts: Posts, silences: Silences, renderer: Callable[[], AlertRenderer],
-                 default_channel: str | None, stats: Stats, abandon: threading.Event, clock: Callable[[], datetime]) -> None:
-        self.posting = posting
-        self.posts = posts
-        self.silences = silences
-        self.renderer = renderer  # the current renderer (hot reload swaps it)
-        self.default_channel = default_channel
-        self.stats = stats
-        self.abandon = abandon  # tied to no partition: given up when the worker stops
-        self.clock = clock
-        #: slot -> its post in this process; None: being looked for in the channel, or not to be posted (silenced,
-        #: dead-lettered). Insertion-ordered, bounded.
-        self._slots: dict[str, Future[Outcome] | None] = {}
+    posting: Posting
+    posts: Posts
+    silences: Silences
+    renderer: Callable[[], AlertRenderer]  # the current renderer (hot reload swaps it)
+    default_channel: str | None
+    stats: Stats
+    abandon: threading.Event  # tied to no partition: given up when the worker stops
+    clock: Callable[[], datetime]
+    #: slot -> its post in this process; None: being looked for in the channel, or not to be posted (silenced,
+    #: dead-lettered). Insertion-ordered, bounded.
+    _slots: dict[str, Future[Outcome] | None] = field(default_factory=dict, init=False)
 
     def fire(self, rule: MetricRule, snapshot: MetricSnapshot, slot: str, again: bool) -> bool:
         """Post the rule's alert into `slot` (silence → render → send); False if nothing is posted (silenced, or
