@@ -232,7 +232,10 @@ def test_a_metric_rule_on_the_recovery_rate_fires_once_when_it_drops(tmp_path: P
     again: list[str] = []  # still firing: the alert posted under this slot should be in Slack
 
     def fire(rule: MetricRule, snapshot: MetricSnapshot, slot: str, still: bool) -> bool:
-        (again.append(slot) if still else fired.append(snapshot))
+        if still:
+            again.append(slot)
+        else:
+            fired.append(snapshot)
         return True
 
     emitter.watchers.append(MetricWatch((rule,), state, emitter.current_start, fire))
