@@ -177,7 +177,8 @@ class SlackSink:
         self._bases: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}  # (channel, ts) -> an alert's text and blocks
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
-        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, Future[Outcome]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, Hold | None, Future[Outcome]] | None] = \
+            queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
         ]
@@ -203,10 +204,6 @@ class SlackSink:
         unanswered: list[float] = []  # when a post went out in full and got no answer
 
         def post(client: WebClient) -> Outcome:
-            while hold is not None and hold() and not abandon.is_set():
-                abandon.wait(HOLD_CHECK_S)
-            if abandon.is_set():
-                return Outcome("abandoned", reason="partition revoked or worker stopping")
             channel, thread_ts = thread_of(alert, abandon)
             if unanswered:
                 found = self._already_posted(client, channel, thread_ts, unanswered[0], slots)
@@ -223,7 +220,7 @@ class SlackSink:
                 raise
             return Outcome("sent", channel=response.get("channel"), ts=response.get("ts"))
 
-        return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon, alert.channel)
+        return self._enqueue(post, f"alert for event {alert.event_id} (rule {alert.rule_id})", abandon, alert.channel, hold)
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
         def job(client: WebClient) -> Outcome:
@@ -311,25 +308,29 @@ class SlackSink:
             return f"auth.test: {type(err).__name__}: {err}"
         return None
 
-    def _enqueue(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None) -> Future[Outcome]:
+    def _enqueue(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
+                 hold: Hold | None = None) -> Future[Outcome]:
         future: Future[Outcome] = Future()
-        self._queue.put((job, what, channel, abandon, future))
+        self._queue.put((job, what, channel, abandon, hold, future))
         return future
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            job, what, channel, abandon, future = item
+            job, what, channel, abandon, hold, future = item
             try:
-                future.set_result(self._attempt(job, what, abandon, channel))
+                future.set_result(self._attempt(job, what, abandon, channel, hold))
             except Exception as err:  # a bug, surfaced to the worker loop as an undeliverable alert
                 future.set_exception(err)
         client = getattr(self._local, "client", None)
         if client is not None:
             client.close()
 
-    def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None) -> Outcome:
+    def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
+                 hold: Hold | None = None) -> Outcome:
         delay = min(FIRST_RETRY_S, self._max_backoff_s)
         while True:
+            while hold is not None and hold() and not abandon.is_set():  # each attempt waits out a hold
+                abandon.wait(HOLD_CHECK_S)
             if abandon.is_set():  # the partition moved to another worker while this was queued or retried
                 return Outcome("abandoned", reason="partition revoked or worker stopping")
             try:
