@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .alerting import AlertRenderer, Intent, Outcome, Post, Posts, Silences
-from .checkpoint import PartitionState
 from .metrics import MetricRule, MetricSnapshot
 from .posting import Posting
 from .rules import NO_CHANNEL
@@ -71,10 +70,7 @@ class MetricAlerts:
         def send() -> None:
             self._keep(slot, self.posting.send(alert, self.abandon, [], [intent]))
 
-        if earlier is None:
-            send()
-        else:  # an intent without an answer: the post may have landed before the crash
-            self.posting.recheck(earlier, slot, PartitionState(abandon=self.abandon), [], send, None)
+        self.posting.unless_in_slack(earlier, slot, self.abandon, send)
         return True
 
     def _missing(self, slot: str, earlier: Post | None) -> bool:

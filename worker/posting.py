@@ -87,6 +87,14 @@ class Posting:
         else:
             self.recheck(earlier, intent.slot, state, done, send, None)
 
+    def unless_in_slack(self, earlier: Post | None, slot: str, abandon: threading.Event, send: Callable[[], None]) -> None:
+        """For a message tied to no event (a digest of the keeper's, a metric alert): `send` now if its slot was never
+        tried; if a post was under way at a crash (`earlier` left `posting`), only once Slack is searched and lacks it."""
+        if earlier is None:
+            send()
+        else:
+            self.recheck(earlier, slot, PartitionState(abandon=abandon), [], send, None)
+
     def silenced(self, silence: Silence | None, what: str) -> bool:
         """A silence holds this message back (the task is open all the same): counted and logged."""
         if silence is not None:

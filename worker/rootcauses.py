@@ -21,7 +21,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .alerting import AlertRenderer, Intent, Outcome, Posts
-from .checkpoint import PartitionState
 from .config import Settings
 from .posting import Posting
 from .tasks import Cases, CauseReport, Period, root_cause_report
@@ -76,10 +75,7 @@ class RootCauseDigests:
         def send() -> None:
             self.posting.send(message, stopping, [], [intent], on_sent=lambda outcome: self._sent(slot, report, outcome))
 
-        if earlier is None:
-            send()
-        else:  # a post was under way at a crash: is it in the channel already?
-            self.posting.recheck(earlier, slot, PartitionState(abandon=stopping), [], send, None)
+        self.posting.unless_in_slack(earlier, slot, stopping, send)
 
     def _handle(self, slot: str) -> None:
         self._handled = [*self._handled[-(HANDLED_KEPT - 1):], slot]
