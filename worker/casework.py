@@ -160,10 +160,12 @@ class Casework:
         in_slack = [c for c in replied if (p := self.posts.get(reply_slot(c.task_id, event_id))) and p.state == "posted"]
         if in_slack:
             case = in_slack[0]
-        elif own is not None or (not replied and self.cases.get(own_task) is not None):
+        elif own is not None:
             return None
         elif replied:
             case = replied[0]
+        elif self.cases.get(own_task) is not None:
+            return None
         else:
             case = min((c for c in self.cases.unresolved_of(customer) if c.event_id != event_id), key=lambda c: c.opened_at,
                        default=None)
