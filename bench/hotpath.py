@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from kafka import TopicPartition  # noqa: E402
 
 from bench.mixes import MIXES, rules_for  # noqa: E402
-from worker.alerting import Outcome, Posts, Silences, Throttle  # noqa: E402
+from worker.alerting import Silences, Throttle  # noqa: E402
+from worker.delivery import Outcome, Posts  # noqa: E402
 from worker.app import Worker  # noqa: E402
 from worker.checks import load_checked, make_router  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402

@@ -43,7 +43,7 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from bench.mixes import MIXES, rules_for  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from worker import service  # noqa: E402
-from worker.alerting import SlackSink  # noqa: E402
+from worker.delivery import SlackSink  # noqa: E402
 from worker.broker import EmbeddedBroker, common_config, ensure_topics, make_consumer, make_producer  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
 from worker.demo import FeedbackGenerator, read_all  # noqa: E402

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("rules", ["worker.rules"]),
     ("alerting", ["worker.alerting"]),
     ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),
-    ("loop parts", ["worker.checks", "worker.checkpoint", "worker.posting", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
+    ("loop parts", ["worker.checks", "worker.checkpoint", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
+    ("delivery", ["worker.delivery"]),  # every Slack message, once: above the checkpoint (offsets it holds)
     ("loop steps", ["worker.casework", "worker.livecard", "worker.tasknotes", "worker.interactions", "worker.rootcauses",
                     "worker.metricalerts"]),
     ("loop", ["worker.app"]),

@@ -41,15 +41,27 @@ def test_commits_one_past_the_last_event_when_nothing_waits(checkpoint):
 
 
 def test_an_alert_still_waiting_holds_the_position_even_if_later_ones_are_done(checkpoint):
+    holds = {}
     for offset in range(5):
         state = checkpoint.seen(TP, offset)
         if offset in (1, 3):
-            checkpoint.wait_for(state, offset)
+            holds[offset] = checkpoint.hold(state, offset)
     assert checkpoint.commit() == {TP: 1}
-    checkpoint.done(TP, 3)  # out of order: 3 before 1
+    holds[3].release()  # out of order: 3 before 1
     assert checkpoint.commit() == {}  # still held at 1: nothing new to commit
-    checkpoint.done(TP, 1)
+    holds[1].release()
+    holds[1].release()  # a second release is a no-op, not another event's
     assert checkpoint.commit() == {TP: 5}
+
+
+def test_two_holds_of_one_offset_are_released_one_by_one(checkpoint):
+    """An action that asked for a note and a card update: its offset waits for both."""
+    state = checkpoint.seen(TP, 0)
+    note, card = checkpoint.hold(state, 0), checkpoint.hold(state, 0)
+    note.release()
+    assert checkpoint.commit() == {TP: 0}  # still held at 0
+    card.release()
+    assert checkpoint.commit() == {TP: 1}
 
 
 def test_the_producer_is_flushed_before_offsets_are_committed():
@@ -75,12 +87,12 @@ def test_a_failed_send_refuses_the_commit(checkpoint):
 
 def test_partitions_are_independent_and_revoked_ones_are_abandoned(checkpoint):
     state = checkpoint.seen(TP, 0)
-    checkpoint.wait_for(state, 0)
+    hold = checkpoint.hold(state, 0)
     checkpoint.seen(OTHER, 7)
     assert checkpoint.commit() == {TP: 0, OTHER: 8}
     checkpoint.forget([TP])
-    assert state.abandon.is_set()
-    checkpoint.done(TP, 0)  # an outcome arriving after the revoke is ignored
+    assert state.abandon.is_set() and hold.abandon.is_set()
+    hold.release()  # an outcome arriving after the revoke is ignored
     assert checkpoint.commit() == {}
     assert checkpoint.waiting == 0
 
@@ -125,7 +137,7 @@ def test_a_partition_given_up_and_assigned_again_is_fetched_again_from_the_first
     for offset in range(5):
         state = checkpoint.seen(TP, offset)
         if offset == 2:
-            checkpoint.wait_for(state, offset)  # held in a digest when the partitions are revoked
+            checkpoint.hold(state, offset)  # a note waiting for its alert when the partitions are revoked
     for offset in range(3):
         checkpoint.seen(OTHER, offset)
     checkpoint.forget([TP, OTHER])
@@ -145,7 +157,7 @@ def test_a_partition_lost_to_an_eviction_and_assigned_back_starts_from_its_commi
     for offset in range(5):
         state = checkpoint.seen(TP, offset)
         if offset == 2:
-            checkpoint.wait_for(state, offset)  # a post held when the network stalled
+            checkpoint.hold(state, offset)  # an alert waiting for its pool's member when the network stalled
     checkpoint.forget([TP], revoked=False)
     assert state.abandon.is_set()
     checkpoint.rewind([TP])

@@ -1,4 +1,4 @@
-"""Membership.in_doubt: half a session without an answer from the group coordinator (alerting/delivery.py, rule 4).
+"""Membership.in_doubt: half a session without an answer from the group coordinator (delivery/outbox.py, rule 5).
 
 And the kafka-python private attributes it and the rebalance listener read (rebalance.PRIVATE_ATTRIBUTES): present on a
 real consumer of the installed version, a warning or a refusal when missing."""

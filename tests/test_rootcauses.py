@@ -1,8 +1,8 @@
 """The root-cause digest in the loop: once per period, across restarts, the next keeper and crashes mid-post.
 
 In-process: each "replica" has its own state-topic reader over one shared in-memory log (as
-every replica reads the one-partition state topic whole), the real Posts, Cases, Deliveries
-and Posting, and one shared fake Slack channel that keeps what was posted and can be searched
+every replica reads the one-partition state topic whole), the real Posts, Cases and Outbox,
+and one shared fake Slack channel that keeps what was posted and can be searched
 by the slots each message names. A restart or the next keeper is a new replica reading the
 log from the beginning; a kill -9 is a replica that never hears Slack's answer.
 """
@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from tests.tasks.test_diagnose import journeys
-from worker.alerting import Alert, AlertRenderer, Deliveries, Outcome, Posts, Search
+from worker.alerting import Alert, AlertRenderer
 from worker.config import Settings, load_settings
 from worker.deadletter import DeadLetters
-from worker.posting import Posting
-from worker.rootcauses import RootCauseDigests, digest_slot
+from worker.delivery import Outbox, Outcome, Posts, PostState, Search, root_causes_slot
+from worker.rootcauses import RootCauseDigests
 from worker.state import StateView
 from worker.stats import Stats
 from worker.tasks import Cases, RootCauseDigest, cases_from_records
@@ -114,18 +114,18 @@ class Replica:
         self.cases = Cases(self.view, settings.task_policy)
         self.view.sync()  # a worker reads the state topic to its end at start and when it becomes the keeper
         self.letters: list[bytes] = []
-        self.deliveries = Deliveries(sink, self.posts, client.flush, clock=lambda: clock[0].timestamp(), grace_s=15)  # type: ignore[arg-type]
         dead = DeadLetters("dlq", lambda topic, key, value: self.letters.append(value), "metrics")
-        self.posting = Posting(self.deliveries, None, dead, None, Stats())  # type: ignore[arg-type]
+        self.outbox = Outbox(sink, self.posts, client.flush, dead, Stats(), clock=lambda: clock[0].timestamp(),  # type: ignore[arg-type]
+                             grace_s=15)
         renderer = AlertRenderer(templates)
-        self.digests = RootCauseDigests(settings, self.cases, self.posting, self.posts, lambda: renderer)
+        self.digests = RootCauseDigests(settings, self.cases, self.outbox, lambda: renderer)
         self.clock = clock
 
     def second(self) -> None:
         self.view.poll()
         self.digests.tick(self.clock[0])
-        self.deliveries.release()
-        self.deliveries.settle()
+        self.outbox.release()
+        self.outbox.settle()
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_each_period_is_posted_once_when_it_ends(world) -> None:
     assert periods(channel) == [("2026-11-23T08:00:00+00:00", 5)]  # last week (Mon 09:00 Amsterdam = 08:00 UTC), once
     [digest] = channel.messages
     assert digest.channel == "#cx-leads" and "top cause shipping-delay (3)" in digest.text
-    assert replica.posts.get(digest_slot(SCHEDULE.last_ended(clock[0]))).state == "posted"
+    assert replica.posts.get(root_causes_slot(SCHEDULE.last_ended(clock[0]).end.isoformat())).state is PostState.POSTED
     clock[0] = datetime(2026, 11, 30, 7, 59, 50, tzinfo=UTC)  # Monday 08:59:50 in Amsterdam: this week has not ended
     run(replica, 9)
     assert len(channel.messages) == 1
@@ -186,13 +186,13 @@ def test_after_a_gap_only_the_latest_period_is_posted(world) -> None:
 def test_killed_after_slack_took_the_post_the_next_keeper_finds_it_in_the_channel(world) -> None:
     log, channel, clock = world
     run(Replica(log, Sink(channel, dies="after"), clock), 3)
-    slot = digest_slot(SCHEDULE.last_ended(clock[0]))
+    slot = root_causes_slot(SCHEDULE.last_ended(clock[0]).end.isoformat())
     assert len(channel.messages) == 1
     successor = Replica(log, Sink(channel), clock)
-    assert successor.posts.get(slot).state == "posting"  # the intent is all it knows
+    assert successor.posts.get(slot).state is PostState.OWED  # the intent is all it knows
     run(successor, 30)  # the recheck waits for the post's grace, then searches the channel
     assert len(channel.messages) == 1 and channel.searches == 1
-    assert successor.posts.get(slot).state == "posted"
+    assert successor.posts.get(slot).state is PostState.POSTED
 
 
 def test_killed_before_the_post_reached_slack_the_next_keeper_posts_it_once(world) -> None:

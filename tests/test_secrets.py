@@ -19,7 +19,7 @@ from worker.alerting import AlertRenderer
 from worker.config import ConfigError, load_settings
 from worker.logs import RedactSecrets, setup_logging
 from worker.rules import load_rules
-from worker.alerting import SlackSink
+from worker.delivery import SlackSink
 
 ROOT = Path(__file__).resolve().parent.parent
 MASK = "**********"

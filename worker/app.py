@@ -1,13 +1,13 @@
 """The worker loop. The whole flow is here: consume → validate → evaluate → act → commit.
 
 One thread owns the consumer, the producer and the checkpoint. Slack posts run on the
-sink's threads; their outcomes come back through a queue (alerting/delivery.py) and are
+sink's threads; their outcomes come back through a queue (delivery/outbox.py) and are
 applied here, so no Kafka client is ever touched from two threads.
 
 Acting on a match is a short sequence of steps, each owned by a subpackage:
     throttle (alerting/throttle.py) → route (rules/routing.py) → open task (tasks/)
     → silence (alerting/silences.py) → batch (alerting/digest.py) → render (alerting/render.py)
-    → send (posting.py: post once, see alerting/delivery.py; then settle the events)
+    → owe (delivery/: post once; the event is done as soon as what it owes Slack is in Kafka)
 This module says what happens, in order; the step says how.
 """
 
@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -25,34 +26,29 @@ from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from .alerting import (
-    REPLY_TEMPLATE,
+    Alert,
     AlertRenderer,
-    Deliveries,
     Digests,
     Episode,
-    Intent,
     Item,
-    Posts,
     Silences,
-    Sink,
     Throttle,
     new_card,
     notice_alert,
-    reply_slot,
     with_card,
 )
 from .casework import Casework
-from .interactions import SlackLink
 from .checkpoint import Backpressure, Checkpoint, PartitionState
 from .config import Settings
 from .deadletter import DeadLetters
+from .delivery import Form, Outbox, Outcome, Owed, Place, Posts, Sink, alert_slot, answer_slot
 from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
+from .interactions import SlackLink
 from .metricalerts import MetricAlerts
 from .metrics import Metering, MetricWatch
-from .posting import Done, Posting
 from .rebalance import Membership, Rebalance
 from .reload import Reloader
-from .rules import Match, Router, RuleSet
+from .rules import Match, Router, Rule, RuleSet
 from .state import StateView
 from .stats import Stats
 from .tasks import Cases, FollowUpTask, open_task
@@ -91,31 +87,30 @@ class Worker:
         self.view = view  # the worker state topic, read continuously (state.py)
         self.throttle = throttle
         self.silences = silences
-        self.posts = posts  # what is in Slack already, per task: every alert goes out once
         self.router = router
         self.metering = metering
         self.reloader = reloader
         self.digests = Digests(settings.channel_rate_limit_per_minute)
-        # Posts tied to no one partition (metric alerts, digests, notices) give up when the worker stops.
-        self._unbound_abandon = threading.Event()
+        self._next_full_warning: dict[str, float] = {}
         self.membership = Membership(consumer)
-        self.deliveries = Deliveries(sink, posts, producer.flush, lambda: self.clock().timestamp(), settings.slack_history_lookup,
-                                     settings.slack_timeout_seconds + 5, self._unbound_abandon, self.membership.in_doubt)
         self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
+        self.stats = Stats()
+        view.on_send_error = self.checkpoint.on_send_error  # a state record (what is owed Slack) not in Kafka: no commit
+        # Every Slack message goes through the outbox, once. Posts tied to no partition (metric alerts, digests,
+        # notices) give up when the worker stops (its `stopping`).
+        self.outbox = Outbox(sink, posts, producer.flush, self.dead_letters, self.stats, lambda: self.clock().timestamp(),
+                             settings.slack_history_lookup, settings.slack_timeout_seconds + 5, in_doubt=self.membership.in_doubt)
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
             self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts))
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
-        self.stats = Stats()
         self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
-        self.posting = Posting(self.deliveries, self.checkpoint, self.dead_letters, throttle, self.stats)
         if metering is not None:
-            alerts = MetricAlerts(self.posting, posts, silences, lambda: self.renderer, settings.slack_default_channel, self.stats,
-                                  self._unbound_abandon, clock)
+            alerts = MetricAlerts(self.outbox, silences, lambda: self.renderer, settings.slack_default_channel, self.stats, clock)
             self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, alerts.fire)
             metering.emitter.watchers.append(self._watch)
         self.cases = cases
-        self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.posting, posts, lambda: self.renderer,
+        self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.outbox, lambda: self.renderer,
                                  self.stats, clock, sink)
         self.link = link  # Slack interactivity (Socket Mode): buttons on alerts, and their live card
         self._next_expiry = 0
@@ -140,7 +135,7 @@ class Worker:
         try:
             while not stop.is_set():
                 with self.lock:
-                    self.deliveries.settle()
+                    self.outbox.settle()
                     self.backpressure.check(self.checkpoint.waiting)
                 batch = self.consumer.poll(timeout_ms=100)  # rebalances happen around here, without the lock
                 self.polled_at = time.monotonic()  # /healthz: the loop is alive
@@ -153,13 +148,13 @@ class Worker:
                         handle = self.casework.handle if tp.topic == self.casework.topic else self.handle
                         for record in records:
                             handle(tp, record)
-                    self.deliveries.settle()
+                    self.outbox.settle()
                     if self.casework.waiting:
                         self.view.poll()  # alerts waiting for their task's pool member, cards for their alert: read now
                         self.casework.wake()
-                    self.posting.post_digests(self.digests, self.renderer)
+                    self.post_digests()
                     self.casework.release()
-                    self.deliveries.release()  # intents, one flush, then the posts of this batch
+                    self.outbox.release()  # what is owed, one flush, the offsets released, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
                     if time.monotonic() >= next_tick:
@@ -219,9 +214,8 @@ class Worker:
     # -- acting ----------------------------------------------------------------------------
 
     def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
-        """Throttle → route → open task → silence → batch → render → send. The offset waits for the alert.
-
-        A replayed event whose alert is in Slack already posts nothing (alerting/posts.py)."""
+        """Throttle → route → open task → silence → batch → render → owe. The offset waits until the alert is owed
+        (in Kafka, for whoever owns this partition: delivery/), not for Slack."""
         rule = match.owner
         self.stats.matched += 1
         self.stats.by_rule[rule.id] += 1
@@ -237,72 +231,101 @@ class Worker:
         now = self.clock()
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner,
                          self.casework.sla(rule.followup, now))
-        earlier = self.posts.get(task.task_id)
-        if earlier is not None and earlier.state == "posted":
-            self.posting.replayed(earlier, key)
+        slot = alert_slot(task.task_id)
+        earlier = self.outbox.posts.get(slot)
+        if earlier is not None:  # a replay: the alert is posted, or owed and on its way (this worker's, since assigned)
+            self.stats.replayed += 1
+            if key is not None:
+                self._starts_thread(key, task.task_id, event, rule, earlier.thread, self.outbox.in_flight(slot))
             return
-        if earlier is None:  # else it was asked for, and flushed with the intent, before the crash
-            self.casework.open(task, rule.followup, destination.channel, event)
-        self.checkpoint.wait_for(state, record.offset)
-        done: Done = [(tp, record)]
+        self.casework.open(task, rule.followup, destination.channel, event)
+        hold = self.checkpoint.hold(state, record.offset)
 
         def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
             what = f"alert for event {event.event_id}"
-            if self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
-                self.checkpoint.done(tp, record.offset)  # the task is open either way
+            if self.stats.silenced_by(self.silences.holding(event, rule.id, self.clock()), f"{what} (rule {rule.id})"):
+                hold.release()  # the task is open either way
                 return
-
-            def batch_and_send() -> None:
-                held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None)
+            place = Place(slot, tp, hold, record)
+            full = self.outbox.owed(destination.channel) >= self.settings.max_owed_per_channel
+            held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None,
+                                      full=full)
+            if held is not None:  # a line in a digest or rate-limit summary, posted later: owed from now
                 if held == "rate_limited":
                     self.stats.limited(destination.channel)
-                if held is not None:
-                    return  # posted with its digest or rate-limit summary: rendered there, not here
-                alert = self.posting.render(what, [record], {"channel": destination.channel, "template": rule.alert.template},
-                                            lambda: self.renderer.render(rule.alert.template, destination.channel, event, match, task))
-                if alert is None:
-                    self.checkpoint.done(tp, record.offset)  # dead-lettered; the task is open either way
-                    return
+                    if full:
+                        self._outbox_full(destination.channel)
+                self.outbox.owe_line(place, destination.channel, Form.DIGEST if held == "grouped" else Form.SUMMARY,
+                                     event.model_dump(mode="json"), rule.id)
+                return
+
+            def render() -> Alert:
+                alert = self.renderer.render(rule.alert.template, destination.channel, event, match, task)
                 if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
                     alert.blocks = with_card(alert.blocks, new_card(task))
-                on_sent = None if key is None else lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts)
-                future = self.posting.send(alert, state.abandon, done, [Intent(task.task_id, "alert", destination.channel, tp.partition)], on_sent)
-                if key is not None:
-                    self.throttle.start(key, task.task_id, event, rule, self.now, future)
+                return alert
 
-            if earlier is None:
-                batch_and_send()
-            else:  # an intent and no `posted` record: Slack may have it already
-                self.posting.recheck(earlier, task.task_id, state, done, batch_and_send, key)
+            future = self.outbox.post_once(what, [place], destination.channel, render)
+            if key is not None and future is not None:
+                self._starts_thread(key, task.task_id, event, rule, (None, None), future)
 
         self.casework.when_assigned(task, state.abandon, alert)
+
+    def _starts_thread(self, key: str, task_id: str, event: FeedbackEvent, rule: Rule, thread: tuple[str | None, str | None],
+                       future: Future[Outcome] | None) -> None:
+        """This alert opens the throttle episode `key`: later matches reply in its thread, once it is in Slack."""
+        if thread[1] is not None:
+            self.throttle.posted(key, *thread)
+        elif future is not None:
+            self.throttle.start(key, task_id, event, rule, self.now, future)
+            self.outbox.later(future, lambda outcome: self.throttle.posted(key, outcome.channel, outcome.ts))
+
+    def _outbox_full(self, channel: str) -> None:
+        if time.monotonic() >= self._next_full_warning.get(channel, 0.0):  # once a minute per channel
+            self._next_full_warning[channel] = time.monotonic() + 60
+            log.warning("%d alerts owed to %s and not yet answered by Slack (MAX_OWED_PER_CHANNEL): new alerts for it go "
+                        "into its rate-limit summary until Slack catches up; none is dropped (%d folded so far)",
+                        self.outbox.owed(channel), channel, self.stats.rate_limited_by[channel])
 
     def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
               state: PartitionState, key: str | None, episode: Episode) -> None:
         """A throttled match (`key`: its episode), or another unhappy answer from a customer with an unresolved task:
         update that task and reply in its Slack thread; no new task, no new alert."""
         rule = match.owner
-        slot = reply_slot(episode.task_id, event.event_id)
-        earlier = self.posts.get(slot)
-        if earlier is not None and earlier.state == "posted":
-            self.posting.replayed(earlier, None)
+        slot = answer_slot(episode.task_id, event.event_id)
+        earlier = self.outbox.posts.get(slot)
+        if earlier is not None:  # a replay: posted, or owed and on its way
+            self.stats.replayed += 1
             return
         if key is None:
             self.stats.joined += 1
         else:
             self.stats.throttled += 1
-        if earlier is None:  # else the answer was counted, and its update flushed with the intent, before the crash
-            self.casework.update(self.throttle.join(key, episode, event, match, self.clock()))
+        self.casework.update(self.throttle.join(key, episode, event, match, self.clock()))
         channel = episode.channel or self.router.destination(event, rule).channel
         what = f"thread reply for event {event.event_id}"
-        reply = self.posting.render(what, [record], {"channel": channel, "template": REPLY_TEMPLATE},
-                             lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers))
-        if reply is None or self.posting.silenced(self.silences.holding(event, rule.id, self.clock()), what):
+        if self.stats.silenced_by(self.silences.holding(event, rule.id, self.clock()), what):
             return
-        reply.thread_ts, reply.parent = episode.thread_ts, episode.parent
-        self.posting.once(reply, Intent(slot, "reply", channel, tp.partition, episode.thread_ts), earlier, state, [(tp, record)])
+        self.outbox.post_once(what, [Place(slot, tp, self.checkpoint.hold(state, record.offset), record)], channel,
+                              lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers),
+                              kind=Form.REPLY, thread_ts=episode.thread_ts, parent=episode.parent)
 
-    # -- the steps' plumbing -----------------------------------------------------------------
+    def post_digests(self, force: bool = False) -> None:
+        """Digests whose wait is over (all of them when stopping): one message, a slot per task listed."""
+        for digest in self.digests.due(force):
+            places = [Place(alert_slot(item.task_id), item.tp, None, item.record) for item in digest.items]
+            kind = Form.SUMMARY if digest.key[0] == "rate" else Form.DIGEST
+            if self.outbox.post_once(f"digest for rule {digest.rule.id}", places, digest.channel,
+                                     lambda digest=digest: self.renderer.render_digest(digest), kind=kind) is not None:
+                self.stats.digests += 1
+
+    def _list_again(self, line: Owed) -> None:
+        """An answer a partition's previous owner owed a line in a summary: in this worker's next summary."""
+        rule = next((r for r in self.rules.rules if r.id == line.rule_id), None) or next(iter(self.rules.rules), None)
+        if rule is None:
+            log.error("no rules loaded: the answer owed a line in a summary for task %s waits for rules", line.slot.task_id)
+            return
+        self.digests.rate_limited(rule, line.channel, Item(line.tp, None, FeedbackEvent.model_validate(line.event), line.slot.task_id))
 
     # -- between batches -------------------------------------------------------------------
 
@@ -318,7 +341,7 @@ class Worker:
         if self.now >= self._next_expiry:
             self._next_expiry = self.now + 60
             retention = int(self.settings.alert_record_retention.total_seconds())
-            self.posts.expire(self.now, retention, {tp.partition for tp in self.owned})
+            self.outbox.posts.expire(self.now, retention, {tp.partition for tp in self.owned})
             if self.casework.keeping:
                 self.cases.expire(self.clock(), retention)
 
@@ -332,8 +355,8 @@ class Worker:
             self.stats.reloads_rejected += 1
             channel = self.settings.slack_default_channel
             if self.settings.slack_bot_token is not None and channel:  # an operational notice; never blocks the loop
-                notice = notice_alert(channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome)
-                self.posting.send(notice, self._unbound_abandon, [], [])
+                self.outbox.post_once("rules reload notice", [], channel, lambda: notice_alert(
+                    channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome))
             return
         self.rules, self.renderer = outcome
         self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
@@ -347,15 +370,17 @@ class Worker:
     def _finish(self) -> None:
         """Stop fetching; give alerts in hand a few seconds; commit what is done."""
         self._stopping = True
-        self.posting.post_digests(self.digests, self.renderer, force=True)  # what is in hand goes out now
-        self.deliveries.release()
+        self.post_digests(force=True)  # what is in hand goes out now
+        self.outbox.release()
         deadline = time.monotonic() + self.settings.shutdown_timeout_seconds
-        while self.checkpoint.waiting and time.monotonic() < deadline:
-            self.deliveries.settle(wait_s=0.05)
-        if self.checkpoint.waiting:
-            log.warning("stopping with %d alerts not yet delivered: they will be redelivered on restart", self.checkpoint.waiting)
+        while (self.checkpoint.waiting or self.outbox.unanswered) and time.monotonic() < deadline:
+            self.outbox.settle(wait_s=0.05)
+            self.outbox.release()
+        if self.outbox.unanswered:
+            log.warning("stopping with %d Slack posts not yet answered: they are owed, and posted by whoever owns their "
+                        "partitions next (this worker after a restart)", self.outbox.unanswered)
         self.checkpoint.abandon_all()
-        self._unbound_abandon.set()
+        self.outbox.stopping.set()
         self.checkpoint.commit()
         log.info("stopped: %s", self.stats.line())
 
@@ -371,6 +396,9 @@ class Worker:
         self.owned.update(partitions)
         self.casework.assigned(partitions)
         self.backpressure.assigned(partitions)
+        self.checkpoint.assigned(partitions)
+        for line in self.outbox.take_over(partitions, lambda tp: self.checkpoint.partitions[tp].abandon):
+            self._list_again(line)
         self.joined = True
 
     def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -383,11 +411,12 @@ class Worker:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
         try:
             if not self._stopping:  # after _finish() everything is already settled and committed
-                self.deliveries.release()  # what is in hand goes out first
+                self.outbox.release()  # what is in hand is owed, in Kafka, first
                 # Short: heartbeats wait while this runs.
                 deadline = time.monotonic() + min(self.settings.shutdown_timeout_seconds, 2.0)
                 while any(self.checkpoint.partitions[tp].waiting for tp in owned) and time.monotonic() < deadline:
-                    self.deliveries.settle(wait_s=0.05)
+                    self.outbox.settle(wait_s=0.05)
+                    self.outbox.release()
                 offsets = self.checkpoint.prepare(owned)  # publishes their metric partials, flushes
         finally:
             self.lost(partitions, revoked=True)
@@ -397,9 +426,7 @@ class Worker:
         """Drop all state of these partitions: their next owner restores it from Kafka. Not `revoked`: taken
         away by an eviction, perhaps long ago (checkpoint.forget)."""
         self.owned.difference_update(partitions)
-        for tp in partitions:
-            if tp in self.checkpoint.partitions:
-                self.deliveries.forget(self.checkpoint.partitions[tp].abandon)
+        self.outbox.forget(partitions, [self.checkpoint.partitions[tp].abandon for tp in partitions if tp in self.checkpoint.partitions])
         self.digests.forget(set(partitions))
         self.casework.lost(partitions)
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions], revoked)

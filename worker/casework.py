@@ -27,13 +27,13 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Episode, Posts, Sink, reply_slot
-from .checkpoint import Checkpoint
+from .alerting import AlertRenderer, Episode
+from .checkpoint import Checkpoint, Origin
 from .config import Settings
 from .deadletter import DeadLetters
+from .delivery import Outbox, Sink, alert_slot, answer_slot
 from .events import EventData, FeedbackEvent, field_getter, is_unhappy
 from .livecard import LiveCards
-from .posting import Posting
 from .stats import Stats
 from .rootcauses import RootCauseDigests
 from .tasknotes import TaskNotes
@@ -81,28 +81,28 @@ class _Waiting:
 
 
 class Casework:
-    def __init__(self, settings: Settings, cases: Cases, checkpoint: Checkpoint, dead_letters: DeadLetters, posting: Posting,
-                 posts: Posts, renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime], sink: Sink) -> None:
+    def __init__(self, settings: Settings, cases: Cases, checkpoint: Checkpoint, dead_letters: DeadLetters, outbox: Outbox,
+                 renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime], sink: Sink) -> None:
         self.topic = settings.task_actions_topic
         self.followup_topic = settings.followup_topic
         self.policy = settings.task_policy
         self.cases = cases
         self.checkpoint = checkpoint
         self.dead_letters = dead_letters
-        self.posting = posting
-        self.posts = posts
+        self.outbox = outbox
+        self.posts = outbox.posts
         self.renderer = renderer  # the current renderer (hot reload swaps it)
         self.stats = stats
         self.clock = clock
         self.partition = TopicPartition(self.topic, 0)
         self.keeping = False
         # With Slack interactivity on (SLACK_APP_TOKEN), every change shows on the alert's card.
-        self.cards = LiveCards(posts, posting, checkpoint, sink, cases.get, clock) if settings.slack_app_token is not None else None
+        self.cards = LiveCards(outbox, sink, cases.get, clock) if settings.slack_app_token is not None else None
         self._due: list[tuple[float, str]] = []  # (when a timer runs out, task id): the keeper's clock
         self._asked: dict[str, float] = {}  # escalation action id -> when asked (monotonic)
         self._waiting: list[_Waiting] = []
-        self.notes = TaskNotes(posting, posts, checkpoint, renderer)
-        self.root_causes = RootCauseDigests(settings, cases, posting, posts, renderer)  # config `root_cause_digest:`
+        self.notes = TaskNotes(outbox, renderer)
+        self.root_causes = RootCauseDigests(settings, cases, outbox, renderer)  # config `root_cause_digest:`
         self.survey_topic = settings.survey_request_topic
         self.dimensions = [(path, field_getter(path)) for path in settings.metrics.dimensions]
 
@@ -152,12 +152,12 @@ class Casework:
         from the group may write an intent after another took the answer the other way (found by tests/faults).
         Then its own task, if it was opened before the crash; only then the oldest unresolved task."""
         own_task = task_id_for(event_id)
-        own = self.posts.get(own_task)
-        if own is not None and own.state == "posted":
+        own = self.posts.get(alert_slot(own_task))
+        if own is not None and own.is_posted:
             return None
         replied = [c for task_id in self.posts.replied(event_id) if (c := self.cases.get(task_id)) is not None
                    and c.customer_id == customer and c.event_id != event_id]
-        in_slack = [c for c in replied if (p := self.posts.get(reply_slot(c.task_id, event_id))) and p.state == "posted"]
+        in_slack = [c for c in replied if (p := self.posts.get(answer_slot(c.task_id, event_id))) and p.is_posted]
         if in_slack:
             case = in_slack[0]
         elif own is not None:
@@ -171,10 +171,9 @@ class Casework:
                        default=None)
             if case is None:
                 return None
-        alert = self.posts.get(case.task_id)
-        ts = alert.ts if alert is not None and alert.state == "posted" else None
-        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts,
-                       channel=alert.channel_id if ts and alert else case.channel)
+        alert = self.posts.get(alert_slot(case.task_id))
+        channel_id, ts = alert.thread if alert is not None else (None, None)
+        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts, channel=channel_id or case.channel)
 
     def update(self, update: FollowUpUpdate) -> None:
         self.ask(Update(action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}",
@@ -222,7 +221,7 @@ class Casework:
 
     def handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         """One action: validate, apply (or refuse, with the reason, to the DLQ), publish, and tell whoever asked."""
-        state = self.checkpoint.seen(tp, record.offset)
+        origin = Origin(tp, record, self.checkpoint.seen(tp, record.offset))
         try:
             action = ACTION.validate_json(record.value if record.value is not None else b"")
         except ValidationError as exc:
@@ -255,12 +254,12 @@ class Casework:
             self.cases.record_outcome(action_id, action.task_id, True, "", now)
         case = self.cases.get(action.task_id)
         if isinstance(action, Escalate) and case is not None:  # applied now or before a crash: its notices go out once
-            self.notes.escalated(case, action.reason, [(tp, record)], state)
+            self.notes.escalated(case, action.reason, origin)
         if isinstance(action, Answer) and case is not None and (round_ := _reopened_by(case, action.answer.event_id)):
-            self.notes.reopened(case, action.answer, round_, [(tp, record)], state)  # still unhappy: said in the thread, once
+            self.notes.reopened(case, action.answer, round_, origin)  # still unhappy: said in the thread, once
         if self.cards is not None and case is not None and action.action not in ("open", "update"):
             person = result.record if result is not None and action.actor.source != "worker" else None
-            self.cards.changed(case, person, [(tp, record)], state)  # type: ignore[arg-type]
+            self.cards.changed(case, person, origin)  # type: ignore[arg-type]
 
     def release(self) -> None:
         """Between batches: the notes whose alert has landed, gathered escalations, and card updates go out."""

@@ -1,10 +1,11 @@
 """The commit sequence, in one place: what may be committed, and when.
 
 At-least-once means an offset is committed only after everything the event caused is
-done: its task and any dead letter acknowledged by the broker, its alert accepted by Slack
-(or dead-lettered). Most events finish synchronously; alerts finish later on Slack threads,
-possibly out of order. Per partition we keep the offsets still waiting; the committable
-position is the oldest waiting offset, or one past the last event seen.
+done: its task, any dead letter and the record of what it owes Slack acknowledged by the
+broker (delivery/: Slack's answer is not waited for). Most events finish synchronously; a few
+wait a little (an alert for a pool's member, a note for its alert), holding their offsets
+(`Hold`). Per partition we keep the offsets still held; the committable position is the
+oldest held offset, or one past the last event seen.
 
 Commits happen per interval, not per message:
   1. produce state changes (the metric partials, see metrics/partials.py) through `before_flush`;
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaTimeoutError
@@ -44,6 +46,48 @@ class PartitionState:
     @property
     def committable(self) -> int:
         return next(iter(self.waiting)) if self.waiting else self.next_offset
+
+
+class Hold:
+    """An event's offset, held until what the event caused is done; `release()` it once (again is a no-op).
+
+    The committable position of its partition stays at or below the offset while it is held. A hold of a
+    partition given up since is released harmlessly: its `abandon` event is set, and the next owner redoes it."""
+
+    __slots__ = ("state", "offset", "_held")
+
+    def __init__(self, state: PartitionState, offset: int) -> None:
+        self.state = state
+        self.offset = offset
+        self._held = True
+        state.waiting[offset] = state.waiting.get(offset, 0) + 1
+
+    @property
+    def abandon(self) -> threading.Event:
+        return self.state.abandon
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        waiting = self.state.waiting
+        left = waiting.get(self.offset, 0) - 1
+        if left > 0:
+            waiting[self.offset] = left
+        else:
+            waiting.pop(self.offset, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The record (an event, a task action) a message is for: where it came from, and its partition's bookkeeping."""
+
+    tp: TopicPartition
+    record: Any  # kafka-python's ConsumerRecord
+    state: PartitionState
+
+    def hold(self) -> Hold:
+        return Hold(self.state, self.record.offset)
 
 
 class Backpressure:
@@ -98,22 +142,19 @@ class Checkpoint:
         state = self.partitions.get(tp)
         if state is None:
             state = self.partitions[tp] = PartitionState(started=offset)
+        elif state.next_offset < 0:  # assigned, and this is its first event
+            state.started = offset
         state.next_offset = offset + 1
         return state
 
-    def wait_for(self, state: PartitionState, offset: int) -> None:
-        """The event at `offset` is not done until `done()` is called for it (once per `wait_for`)."""
-        state.waiting[offset] = state.waiting.get(offset, 0) + 1
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        """New partitions: their bookkeeping starts now (what they owe Slack is given up with them, see `forget`)."""
+        for tp in partitions:
+            self.partitions.setdefault(tp, PartitionState())
 
-    def done(self, tp: TopicPartition, offset: int) -> None:
-        state = self.partitions.get(tp)
-        if state is None:  # revoked meanwhile; the new owner redoes it
-            return
-        left = state.waiting.get(offset, 0) - 1
-        if left > 0:
-            state.waiting[offset] = left
-        else:
-            state.waiting.pop(offset, None)
+    def hold(self, state: PartitionState, offset: int) -> Hold:
+        """The event at `offset` is not done until the returned hold is released."""
+        return Hold(state, offset)
 
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Produce a record (a task, a dead letter) that the next commit waits for."""
@@ -145,7 +186,7 @@ class Checkpoint:
             except (CommitFailedError, KafkaTimeoutError) as err:
                 # Evicted from the group (its network stalled past the session timeout) or the coordinator out of
                 # reach: not committed. At-least-once holds: the next commit retries, or the partitions' new owner
-                # redoes their uncommitted events (posting nothing twice, see alerting/posts.py).
+                # redoes their uncommitted events (posting nothing twice, see delivery/records.py).
                 log.warning("could not commit offsets (%s): they are committed later, or redone by the partitions' "
                             "next owner", err)
                 return {}
@@ -201,7 +242,7 @@ class Checkpoint:
 
         (Found by tests/faults: a worker that kept a partition through a rebalance went on past the
         digest it had dropped, and its answers never reached Slack.) Everything before that event is
-        done, so nothing is skipped; what is refetched and was done posts nothing twice (alerting/posts.py)."""
+        done, so nothing is skipped; what is refetched and was done posts nothing twice (delivery/records.py)."""
         for tp in assigned:
             position = self._resume_at.pop(tp, None)
             if position is not None:

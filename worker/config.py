@@ -145,7 +145,14 @@ class Settings(BaseModel):
         return TaskPolicy(owners=self.owners, root_causes=self.root_causes, sla_calendar=self.sla_calendar)
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
-    max_in_flight_alerts: int = Field(1000, ge=1, description="Alerts awaiting Slack before fetching pauses.")
+    max_in_flight_alerts: int = Field(
+        1000, ge=1, description="Events whose work is not done yet (an alert waiting for its pool's member, a card update for "
+        "Slack) before fetching pauses. Alerts do not wait for Slack: they are owed (MAX_OWED_PER_CHANNEL)."
+    )
+    max_owed_per_channel: int = Field(
+        500, ge=1, description="Posts this worker owes one channel that Slack has not answered yet (Slack down or slow): past "
+        "this, new alerts for the channel go into its rate-limit summary until it catches up. Never dropped, never a pause."
+    )
     shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
     stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
     http_port: int = Field(

@@ -16,7 +16,7 @@ Another version may lack one, and the worker says so at start-up, loudly, in one
   `_commit_offsets_sync_async` every rebalance would give its partitions up uncommitted, for
   the next owner to redo. Neither should be found out at the first rebalance in production.
 - The membership ones (heartbeat times) only turn off one protection (`Membership`,
-  alerting/delivery.py rule 4): the worker still works, so `Membership` logs one WARNING
+  delivery/outbox.py rule 5): the worker still works, so `Membership` logs one WARNING
   saying what is off and runs on, never in doubt.
 """
 
@@ -105,7 +105,7 @@ def check_kafka_internals(consumer: Any) -> None:
 
 
 class Membership:
-    """Is this worker perhaps no longer a member of its group? (`in_doubt`, alerting/delivery.py rule 4)
+    """Is this worker perhaps no longer a member of its group? (`in_doubt`, delivery/outbox.py rule 5)
 
     In doubt after half a session without word from the group coordinator: a heartbeat answered, or
     partitions assigned (a join or sync answered; no heartbeats are sent while a rebalance runs).

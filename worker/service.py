@@ -17,18 +17,20 @@ from typing import Any
 from kafka import KafkaProducer
 from slack_sdk import WebClient
 
-from .alerting import Observe, Posts, Silences, Sink, SlackSink, StdoutSink, Throttle
-from .interactions import SlackLink, actors_allowed
-from .tasks import Cases, follow_cases
+from .alerting import Silences, Throttle
 from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
 from .checks import load_checked, make_router
 from .config import Settings, deprecations
+from .delivery import Observe, Posts, Sink, SlackSink, StdoutSink
+from .interactions import SlackLink, actors_allowed
 from .metrics import LoopBook, Metering, MetricState
 from .observability import Observability
 from .reload import Loaded, Reloader
+from .rebalance import check_kafka_internals
 from .state import StateView
 from .stats import Stats
+from .tasks import Cases, follow_cases
 
 log = logging.getLogger("worker")
 
@@ -94,6 +96,7 @@ def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: 
         ensure_topics(settings, [state, settings.task_actions_topic], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings, observability.observe)
     consumer = make_consumer(settings)
+    check_kafka_internals(consumer)  # refuses a kafka-python whose internals the rebalance listener cannot use
     producer = make_producer(settings)
     state_consumer = make_state_consumer(settings)
     view = StateView(state, settings.feedback_topic, state_consumer, producer)

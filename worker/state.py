@@ -18,7 +18,10 @@ None is a tombstone (compaction removes the key).
     rule       metrics/partials.py        <rule id>|<dimension>
     throttle   alerting/throttle.py       <rule id>|<key value>
     silence    alerting/silences.py       <silence id>
-    post       alerting/posts.py          <task id> or <task id>/<event id>
+    post       delivery/records.py        a slot's key (delivery/slots.py lists every form)
+    task       tasks/ (Cases)             <task id>
+    pool       tasks/ (Cases)             <pool>
+    outcome    tasks/ (Cases)             <action id>
     sync       this module                <token>
 """
 
@@ -50,6 +53,8 @@ class StateView:
         self._before_sync: list[Callable[[], None]] = []
         self._markers: set[str] = set()
         self.synced = False  # a sync has completed: memory holds the whole topic (/readyz)
+        #: Told of a record that could not be written (the checkpoint then refuses to commit past it).
+        self.on_send_error: Callable[[Exception], None] | None = None
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
@@ -65,7 +70,9 @@ class StateView:
 
     def publish(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         for key, value in records:
-            self.producer.send(self.topic, key=key, value=value)
+            future = self.producer.send(self.topic, key=key, value=value)
+            if self.on_send_error is not None:
+                future.add_errback(self.on_send_error)
 
     def poll(self, timeout_ms: int = 0) -> int:
         count = 0

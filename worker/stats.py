@@ -8,9 +8,14 @@ batch, the per-channel ones on the alert's slow path). The /metrics collector
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from .alerting import Silence
+
+log = logging.getLogger("worker")
 
 #: (topic, partition): kafka's TopicPartition is this named tuple.
 Partition = tuple[str, int]
@@ -51,6 +56,13 @@ class Stats:
         """An event of this partition went to the DLQ as invalid (or rejected)."""
         self.invalid += 1
         self.invalid_by[partition] += 1
+
+    def silenced_by(self, silence: Silence | None, what: str) -> bool:
+        """A silence holds this message back (the task is open all the same): counted and logged."""
+        if silence is not None:
+            self.silenced += 1
+            log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
+        return silence is not None
 
     def limited(self, channel: str) -> None:
         """An alert for this channel was folded into a rate-limit summary."""

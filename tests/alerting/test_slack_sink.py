@@ -20,7 +20,7 @@ from tests.fake_slack import FakeSlack, Scripted
 from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
 from worker.alerting import Alert, AlertRenderer
 from worker.rules import load_rules
-from worker.alerting import Outcome, Search, SlackSink
+from worker.delivery import Outcome, Search, SlackSink
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERER = AlertRenderer(ROOT / "templates")
@@ -69,7 +69,7 @@ def sink_warnings() -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             lines.append(record.getMessage())
 
-    logger = logging.getLogger("worker.alerting.sinks")
+    logger = logging.getLogger("worker.delivery.sinks")
     handler = Collect(logging.WARNING)
     logger.addHandler(handler)
     yield lines

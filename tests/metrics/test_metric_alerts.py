@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tests.conftest import wait_for
 from tests.observability.fakes import NOW, Harness
+from worker.delivery import PostState, metric_slot
 from worker.metricalerts import MetricAlerts
 from worker.metrics import MetricRule, MetricSnapshot
 
@@ -24,17 +25,17 @@ def setup() -> tuple[Harness, MetricRule, MetricSnapshot]:
     return harness, rule, worker.metering.emitter.snapshot((DAY, start, rule.condition.dimension_key), False, now)
 
 
-def post(harness: Harness, alerts: MetricAlerts, rule: MetricRule, snapshot: MetricSnapshot, slot: str, again: bool) -> bool:
+def post(harness: Harness, alerts: MetricAlerts, rule: MetricRule, snapshot: MetricSnapshot, firing: str, again: bool) -> bool:
     """fire(), then what the worker loop does after each batch: release the posts and apply what Slack answered."""
     worker = harness.worker
     before = len(harness.sink.posted)
-    fired = alerts.fire(rule, snapshot, slot, again)
-    worker.deliveries.release()
+    fired = alerts.fire(rule, snapshot, firing, again)
+    worker.outbox.release()
 
     def recorded() -> bool:
-        worker.deliveries.settle(0.05)
-        record = worker.posts.get(slot)
-        return record is not None and record.state == "posted"
+        worker.outbox.settle(0.05)
+        record = worker.outbox.posts.get(metric_slot(firing))
+        return record is not None and record.is_posted
 
     if len(harness.sink.posted) > before:
         wait_for(recorded, 10, "the posted record")
@@ -44,25 +45,25 @@ def post(harness: Harness, alerts: MetricAlerts, rule: MetricRule, snapshot: Met
 def new_process(harness: Harness) -> MetricAlerts:
     """The alerts side of a worker started again: nothing handled yet, the state topic as it was."""
     worker = harness.worker
-    return MetricAlerts(worker.posting, worker.posts, worker.silences, lambda: worker.renderer, "#cx-leads", worker.stats,
-                        worker._unbound_abandon, worker.clock)
+    return MetricAlerts(worker.outbox, worker.silences, lambda: worker.renderer, "#cx-leads", worker.stats, worker.clock)
 
 
 def test_a_firing_posts_its_alert_once_and_asking_again_posts_nothing() -> None:
     harness, rule, snapshot = setup()
     alerts = new_process(harness)
-    assert post(harness, alerts, rule, snapshot, "metric:r|@1", again=False)
+    assert post(harness, alerts, rule, snapshot, "r|@1", again=False)
     assert len(harness.sink.posted) == 1
-    assert post(harness, alerts, rule, snapshot, "metric:r|@1", again=True)  # the next snapshot, still firing
-    assert post(harness, new_process(harness), rule, snapshot, "metric:r|@1", again=True)  # after a restart: posted
+    assert post(harness, alerts, rule, snapshot, "r|@1", again=True)  # the next snapshot, still firing
+    assert post(harness, new_process(harness), rule, snapshot, "r|@1", again=True)  # after a restart: posted
     assert len(harness.sink.posted) == 1
 
 
 def test_a_crash_between_the_firing_record_and_the_post_does_not_lose_the_alert() -> None:
     harness, rule, snapshot = setup()
-    assert harness.worker.posts.get("metric:r|@2") is None  # the firing was recorded; its intent never was
-    assert post(harness, new_process(harness), rule, snapshot, "metric:r|@2", again=True)
-    assert len(harness.sink.posted) == 1 and harness.worker.posts.get("metric:r|@2").state == "posted"
+    posts = harness.worker.outbox.posts
+    assert posts.get(metric_slot("r|@2")) is None  # the firing was recorded; what it owes Slack never was
+    assert post(harness, new_process(harness), rule, snapshot, "r|@2", again=True)
+    assert len(harness.sink.posted) == 1 and posts.get(metric_slot("r|@2")).state is PostState.POSTED
 
 
 def test_an_alert_whose_post_was_given_up_is_posted_again_while_the_rule_still_fires() -> None:
@@ -71,10 +72,10 @@ def test_an_alert_whose_post_was_given_up_is_posted_again_while_the_rule_still_f
     harness, rule, snapshot = setup()
     alerts = new_process(harness)
     worker = harness.worker
-    assert alerts.fire(rule, snapshot, "metric:r|@3", again=False)
-    worker.deliveries.forget(worker._unbound_abandon)  # given up before it went out
-    assert harness.sink.posted == [] and worker.posts.get("metric:r|@3") is None
-    assert post(harness, alerts, rule, snapshot, "metric:r|@3", again=True)
-    assert len(harness.sink.posted) == 1 and worker.posts.get("metric:r|@3").state == "posted"
-    assert post(harness, alerts, rule, snapshot, "metric:r|@3", again=True)
+    assert alerts.fire(rule, snapshot, "r|@3", again=False)
+    worker.outbox.forget([], [worker.outbox.stopping])  # given up before it went out (held while in doubt, then evicted)
+    assert harness.sink.posted == [] and worker.outbox.posts.get(metric_slot("r|@3")).is_owed
+    assert post(harness, alerts, rule, snapshot, "r|@3", again=True)
+    assert len(harness.sink.posted) == 1 and worker.outbox.posts.get(metric_slot("r|@3")).is_posted
+    assert post(harness, alerts, rule, snapshot, "r|@3", again=True)
     assert len(harness.sink.posted) == 1

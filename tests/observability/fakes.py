@@ -20,7 +20,8 @@ from kafka.errors import IllegalStateError
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.alerting import Outcome, Posts, Silences, Throttle
+from worker.alerting import Silences, Throttle
+from worker.delivery import Outcome, Posts
 from worker.app import Worker
 from worker.checks import load_checked, make_router
 from worker.config import load_settings

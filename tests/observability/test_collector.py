@@ -10,7 +10,8 @@ from prometheus_client import generate_latest
 
 from tests.conftest import wait_for
 from tests.observability.fakes import FEED, NOW, Harness, by_label, event, parse, value
-from worker.alerting import Call, Silence
+from worker.alerting import Silence
+from worker.delivery import Call
 from worker.config import load_settings
 from worker.observability import Observability
 

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from tests.conftest import wait_for
-from worker.alerting import Call
+from worker.delivery import Call
 from worker.config import load_settings
 from worker.observability import Check, Health, HttpServer, Observability, SlackReachability
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.metrics.test_windows_state import Fake
 from tests.tasks.test_keeper import POLICY, RESOLVE, act, new_case, status_after
-from worker.alerting import Posts, reply_slot
+from worker.delivery import Form, Post, Posts, PostState, alert_slot, answer_slot, change_slot
 from worker.state import StateView
 from worker.tasks import Applied, Cases
 
@@ -43,11 +43,11 @@ def test_only_tasks_resolved_once_are_answerable_and_only_open_ones_unresolved()
 
 def test_replied_lists_the_tasks_an_event_was_replied_under_and_forgets_expired_records() -> None:
     posts = Posts(StateView("state", "feedback", Fake(), Fake()))
-    posts.intend(reply_slot("task-a", "e-9"), "reply", "#cx", 0, 100, thread_ts="1.0")
-    posts.posted(reply_slot("task-b", "e-9"), "reply", "#cx", 0, 100, "C1", "2.0", thread_ts="1.5")
-    posts.posted("task-c", "alert", "#cx", 0, 100, "C1", "3.0")
-    posts.intend("task-a/change:1", "reply", "#cx", 0, 100, thread_ts="1.0")  # a card note: not an answer's reply
+    posts.put(answer_slot("task-a", "e-9"), Post(PostState.OWED, Form.REPLY, "#cx", 0, 100, thread_ts="1.0"))
+    posts.put(answer_slot("task-b", "e-9"), Post(PostState.POSTED, Form.REPLY, "#cx", 0, 100, "C1", "2.0", thread_ts="1.5"))
+    posts.put(alert_slot("task-c"), Post(PostState.POSTED, Form.ALONE, "#cx", 0, 100, "C1", "3.0"))
+    posts.put(change_slot("task-a", "1"), Post(PostState.POSTED, Form.REPLY, "#cx", 0, 100, thread_ts="1.0"))  # not an answer's reply
     assert sorted(posts.replied("e-9")) == ["task-a", "task-b"] and posts.replied("e-1") == []
-    posts._record(reply_slot("task-a", "e-9"), None)  # a tombstone read back
+    posts._record(answer_slot("task-a", "e-9").key, None)  # a tombstone read back
     assert posts.replied("e-9") == ["task-b"]
     assert posts.expire(10_000, 60, {0}) == 3 and posts.replied("e-9") == []

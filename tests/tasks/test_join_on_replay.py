@@ -15,7 +15,7 @@ from kafka import TopicPartition
 
 from tests.conftest import wait_for
 from tests.observability.fakes import NOW, Harness
-from worker.alerting import reply_slot
+from worker.delivery import Form, Post, PostState, alert_slot, answer_slot
 from worker.events import FeedbackEvent
 from worker.tasks import open_task, opened, task_id_for
 
@@ -60,8 +60,9 @@ def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_its_own_
         worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None,
                                  rule.followup.due_in))
     first = task_id_for("e-1")
-    worker.posts.posted(first, "alert", "#cx-alerts", 0, now, "C0ALERTS", "1.0")
-    worker.posts.posted(reply_slot(first, "e-5"), "reply", "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
+    worker.outbox.posts.put(alert_slot(first), Post(PostState.POSTED, Form.ALONE, "#cx-alerts", 0, now, "C0ALERTS", "1.0"))
+    worker.outbox.posts.put(answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0",
+                                                           thread_ts="1.0"))
 
     harness.consumer.append("fb", None, answer("e-5", "csat", 1), 0)
     harness.start([FB, TopicPartition("actions", 0)])
@@ -81,9 +82,11 @@ def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_an_evict
     rule = next(r for r in worker.rules.rules if r.id == "nps-detractor")
     worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None, rule.followup.due_in))
     first = task_id_for("e-1")
-    worker.posts.posted(first, "alert", "#cx-alerts", 0, now, "C0ALERTS", "1.0")
-    worker.posts.posted(reply_slot(first, "e-5"), "reply", "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
-    worker.posts.intend(task_id_for("e-5"), "alert", "#cx-alerts", 0, now - 20)  # the evicted replica's, arrived late
+    worker.outbox.posts.put(alert_slot(first), Post(PostState.POSTED, Form.ALONE, "#cx-alerts", 0, now, "C0ALERTS", "1.0"))
+    worker.outbox.posts.put(answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0",
+                                                           thread_ts="1.0"))
+    # the evicted replica's, arrived late
+    worker.outbox.posts.put(alert_slot(task_id_for("e-5")), Post(PostState.OWED, Form.ALONE, "#cx-alerts", 0, now - 20))
 
     harness.consumer.append("fb", None, answer("e-5", "nps", 1), 0)
     harness.start([FB, TopicPartition("actions", 0)])

@@ -1,20 +1,16 @@
 """Alerting: from a match to a Slack message, and everything that shapes the flow of messages.
+Posting it, once, is the delivery core's (worker/delivery/).
 
     render.py     Jinja2 templates → Block Kit, with customer text made harmless
     throttle.py   one task and one Slack thread per key per window (episodes)
     silences.py   "no alerts for c-42 for two days": held back, tasks still open
     digest.py     rule groups and the per-channel rate limit: many matches, one message
-    sinks.py      where a rendered alert goes: Slack (slack-sdk, retries, the search for posts in doubt)
-    stdout.py     without a Slack token: alerts printed as they would be posted
-    posts.py      what is in Slack already, per task: the records that make every alert go out once
-    delivery.py   intents, posts, outcomes (on the worker thread) and the search after a crash
     preview.py    `template render`: an alert as it would be posted, from an event file
     cards.py      the live task card on an alert (buttons, steps, status) and the resolve dialog
     rootcauses.py the root-cause digest as its template sees it, and sample cases to preview it
 """
 
 from .cards import RESOLVE_VIEW, audit_line, card, is_card, new_card, resolve_view, with_card
-from .delivery import Deliveries, Intent, Settle, outcome_of
 from .digest import Digest, Digests, Item
 from .preview import DigestPreview, Preview, PreviewError, read_event, render_preview, render_root_causes_preview
 from .render import (
@@ -27,41 +23,26 @@ from .render import (
     notice_alert,
     slack_escape,
 )
-from .posts import Post, Posts, reply_slot
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, sample_cases, sample_period, span_text
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
-from .sinks import Call, Observe, Outcome, Search, Sink, SlackSink
-from .stdout import StdoutSink
 from .throttle import Episode, Throttle
 
 __all__ = [
     "Alert",
     "AlertRenderer",
-    "Call",
     "DIGEST_TEMPLATE",
-    "Deliveries",
     "Digest",
     "DigestPreview",
     "Digests",
     "Episode",
-    "Intent",
     "Item",
-    "Observe",
-    "Search",
-    "Outcome",
-    "Post",
-    "Posts",
     "Preview",
     "RESOLVE_VIEW",
     "ROOT_CAUSES_TEMPLATE",
     "PreviewError",
     "REPLY_TEMPLATE",
-    "Settle",
     "Silence",
     "Silences",
-    "Sink",
-    "SlackSink",
-    "StdoutSink",
     "TemplateRenderError",
     "audit_line",
     "card",
@@ -77,12 +58,10 @@ __all__ = [
     "describe",
     "fit",
     "notice_alert",
-    "outcome_of",
     "parse_matchers",
     "read_event",
     "render_preview",
     "render_root_causes_preview",
-    "reply_slot",
     "silenced_by",
     "silenced_metric",
     "slack_escape",

@@ -8,8 +8,9 @@ Two things batch alerts:
 - the per-channel rate limit (CHANNEL_RATE_LIMIT_PER_MINUTE): past that many alerts in a
   minute, further alerts to the channel are collected into one summary that says so.
 
-Every match still opens its own task. An event's offset is committed only once the digest
-that lists it is posted (or dead-lettered), so nothing is lost if the worker stops first.
+Every match still opens its own task. An answer's place in a digest is owed from the moment it
+is batched (a record in the state topic, delivery/): its offset is committed without waiting for
+the digest, and a worker that stops first leaves it to the partition's next owner.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ RATE_SUMMARY_WAIT_S = 10.0
 @dataclass
 class Item:
     tp: TopicPartition
-    record: ConsumerRecord
+    record: ConsumerRecord | None  # None: taken over from the partition's previous owner (delivery/outbox.py)
     event: FeedbackEvent
     task_id: str
 
@@ -60,12 +61,14 @@ class Digests:
         self._next_allowed: dict[tuple[Any, ...], float] = {}
         self._posted: dict[str, deque[float]] = {}  # channel -> times of recent top-level alerts
 
-    def batch(self, rule: Rule, channel: str, item: Item, thread_starter: bool) -> Literal["grouped", "rate_limited"] | None:
-        """Hold this alert for a digest ("grouped", "rate_limited"), or None: post it now (and count it)."""
+    def batch(self, rule: Rule, channel: str, item: Item, thread_starter: bool,
+              full: bool = False) -> Literal["grouped", "rate_limited"] | None:
+        """Hold this alert for a digest ("grouped", "rate_limited"), or None: post it now (and count it).
+        `full`: the channel owes Slack too many posts already (MAX_OWED_PER_CHANNEL): into its summary."""
         if rule.group is not None:  # one digest for many: posted when the group's wait is over
             self.group(rule, rule.group, channel, item)
             return "grouped"
-        if not thread_starter and self.over_limit(channel):  # a thread starter always goes out itself
+        if not thread_starter and (full or self.over_limit(channel)):  # a thread starter always goes out itself
             self.rate_limited(rule, channel, item)
             return "rate_limited"
         self.posted(channel)

@@ -158,7 +158,8 @@ def holds(condition: MetricCondition, snapshot: MetricSnapshot) -> bool | None:
     return all(COMPARISONS[op](value, threshold) for op, threshold in condition.comparisons)
 
 
-#: `fire(rule, snapshot, slot, again)`: post the rule's alert into `slot`; False if none is posted (silenced, dead-lettered).
+#: `fire(rule, snapshot, firing, again)`: post the alert of this firing (`<rule id>|<dimension>@<unix s>`, which names its
+#: slot, see worker/delivery/slots.py) once; False if none is posted (silenced, dead-lettered).
 #: `again`: the rule still fires, and that alert should be in Slack by now; the worker makes sure it is.
 Fire = Callable[[MetricRule, MetricSnapshot, str, bool], bool]
 
@@ -194,10 +195,10 @@ class MetricWatch:
             state_key = f"{rule.id}|{dim}"
             firing = self.state.firing.get(state_key, False)
             if verdict is True and not firing:
-                slot = f"metric:{state_key}@{now}"
-                posted = self.fire(rule, snapshot, slot, False)  # queued: its intent is written after this record
-                self.state.set_firing(state_key, True, slot if posted else None)
-            elif verdict is True and (slot := self.state.firing_slots.get(state_key)) is not None:
-                self.fire(rule, snapshot, slot, True)
+                firing_id = f"{state_key}@{now}"
+                posted = self.fire(rule, snapshot, firing_id, False)  # queued: what it owes is written after this record
+                self.state.set_firing(state_key, True, firing_id if posted else None)
+            elif verdict is True and (firing_id := self.state.firing_slots.get(state_key)) is not None:
+                self.fire(rule, snapshot, firing_id, True)
             elif verdict is False and firing:
                 self.state.set_firing(state_key, False)  # re-armed: the next drop alerts again

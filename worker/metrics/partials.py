@@ -219,7 +219,7 @@ class MetricState:
         self.positions: dict[int, int] = {}  # partition -> wall clock of its owner's last checkpoint
         self.finals: dict[str, int] = {}  # snapshot key -> when its final was emitted
         self.firing: dict[str, bool] = {}  # "rule id|dimension" -> firing
-        self.firing_slots: dict[str, str] = {}  # "rule id|dimension" -> the slot of the alert it posted (alerting/posts.py)
+        self.firing_slots: dict[str, str] = {}  # "rule id|dimension" -> the firing that posted its alert (names its slot: delivery/slots.py)
         self.changed: set[PaneKey] = set()
         view.register("pane", self._pane)
         view.register("position", self._position)

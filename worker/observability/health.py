@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..alerting import Call
+from ..delivery import Call
 
 log = logging.getLogger(__name__)
 

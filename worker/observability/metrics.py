@@ -4,7 +4,7 @@ Nothing here runs per event. The collector reads the loop's counters (stats.py),
 checkpoint, the consumer's assignment and the state tables at scrape time, holding the
 worker's lock for the copies (so a scrape sees whole batches, and the loop waits at most for
 the copying). Slack's latency is the one thing observed as it happens: the sink's threads
-report each API call (alerting/sinks.py), off the loop's thread.
+report each API call (delivery/sinks.py), off the loop's thread.
 
 Tables every replica holds alike (tasks, silences, state keys) are the same on every
 replica: aggregate them with max(), not sum(). Counters are per replica: sum() them.
@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .. import __version__
-from ..alerting import Call
+from ..delivery import Call
 from ..app import Worker
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class WorkerCollector(Collector):
             ("digests", stats.digests, "Digest and rate-limit summary messages posted."),
             ("metric_alerts", stats.metric_alerts, "Metric rules that fired."),
             ("events_late", stats.late, "Valid events too late for every metric window."),
-            ("consumer_pauses", stats.pauses, "Times fetching paused because MAX_IN_FLIGHT_ALERTS alerts waited for Slack."),
+            ("consumer_pauses", stats.pauses, "Times fetching paused because MAX_IN_FLIGHT_ALERTS events waited."),
             ("snapshots_emitted", worker.metering.emitter.emitted if worker.metering else 0, "Metric snapshots emitted."),
         ):
             families.append(single(counter(name, help_text), value))
@@ -149,8 +149,16 @@ class WorkerCollector(Collector):
             lag, assigned,
             single(gauge("last_commit_age_seconds", "Seconds since the last commit sequence completed."), now - checkpoint.committed_at),
             single(gauge("last_poll_age_seconds", "Seconds since the loop last returned from poll() (/healthz)."), now - worker.polled_at),
-            single(gauge("alerts_in_flight", "Events whose Slack messages are not settled yet."), checkpoint.waiting),
+            single(gauge("alerts_in_flight", "Events whose work is not done yet (an alert waiting for its pool's member, a card "
+                         "update for Slack): their offsets are held."), checkpoint.waiting),
             single(gauge("alerts_in_flight_limit", "MAX_IN_FLIGHT_ALERTS: fetching pauses at this many."), worker.settings.max_in_flight_alerts),
+            labelled(gauge("slack_owed", "Slack messages owed and not yet answered, by channel as routed: on record in the "
+                           "state topic (every replica's), so a crash loses none.", ["channel"]),
+                     {channel: n for channel, n in list(worker.outbox.posts.owed.items()) if n}),
+            labelled(gauge("slack_owed_unanswered", "Posts of this worker to a channel that Slack has not answered yet; at "
+                           "MAX_OWED_PER_CHANNEL new alerts for it go into its summary.", ["channel"]),
+                     {channel: n for channel, n in list(worker.outbox.queued.items()) if n}),
+            single(gauge("slack_owed_limit", "MAX_OWED_PER_CHANNEL."), worker.settings.max_owed_per_channel),
             single(gauge("info", "The worker's version.", ["version"]), 1, [__version__]),
         ]
 
@@ -178,7 +186,7 @@ def _lag(worker: Worker, tp: Any) -> int | None:
 def _tables(worker: Worker) -> list[Metric]:
     """What the state topic holds (the same on every replica): keys by kind, active silences."""
     keys = {
-        "post": len(worker.posts.by_slot),
+        "post": len(worker.outbox.posts.by_slot),
         "silence": len(worker.silences.by_id),
         "throttle": len(worker.throttle.episodes),
         "task": len(worker.cases.by_id),

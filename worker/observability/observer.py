@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from ..alerting import Call
+from ..delivery import Call
 from ..app import Worker
 from ..config import Settings
 from .health import Health, SlackReachability
@@ -51,7 +51,7 @@ class Observability:
         return self
 
     def observe(self, method: str, seconds: float, call: Call) -> None:
-        """The sink's report of each Slack call (alerting/sinks.py Observe): latency, and whether Slack is there."""
+        """The sink's report of each Slack call (delivery/sinks.py Observe): latency, and whether Slack is there."""
         self.slack_calls(method, seconds, call)
         self.slack.observe(method, seconds, call)
 

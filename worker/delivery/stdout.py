@@ -8,8 +8,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any, TextIO
 
-from .render import Alert
-from .sinks import Hold, Outcome, Search
+from ..alerting import Alert
+from .sinks import InDoubt, Outcome, Search
 
 
 class StdoutSink:
@@ -20,7 +20,7 @@ class StdoutSink:
         self.show_blocks = show_blocks
         self._lock = threading.Lock()
 
-    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: InDoubt | None = None) -> Future[Outcome]:
         kind = "reply" if alert.thread_ts or alert.parent is not None else "alert"
         lines = [f"[{kind} → {alert.channel}] {alert.text}"]
         if self.show_blocks:

@@ -45,8 +45,7 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from .cards import is_card, with_card
-from .render import Alert
+from ..alerting import Alert, is_card, with_card
 from .slackhttp import KeepAliveWebClient
 
 log = logging.getLogger(__name__)
@@ -135,11 +134,11 @@ def _classify(err: SlackApiError) -> Call:
 
 
 #: True while posts must wait: the worker's group membership is in doubt (delivery.py, rule 4).
-Hold = Callable[[], bool]
+InDoubt = Callable[[], bool]
 
 
 class Sink(Protocol):
-    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]: ...
+    def submit(self, alert: Alert, abandon: threading.Event, hold: InDoubt | None = None) -> Future[Outcome]: ...
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]: ...
 
@@ -177,7 +176,7 @@ class SlackSink:
         self._bases: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}  # (channel, ts) -> an alert's text and blocks
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
-        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, Hold | None, Future[Outcome]] | None] = \
+        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, InDoubt | None, Future[Outcome]] | None] = \
             queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
@@ -197,7 +196,7 @@ class SlackSink:
             self._local.client = client
         return client
 
-    def submit(self, alert: Alert, abandon: threading.Event, hold: Hold | None = None) -> Future[Outcome]:
+    def submit(self, alert: Alert, abandon: threading.Event, hold: InDoubt | None = None) -> Future[Outcome]:
         """Post `alert`; before each attempt, wait while `hold()` (a retry or a queued post must not go out
         while another worker may have taken its partition over)."""
         slots = slots_of({"metadata": alert.metadata}) if self._search else []
@@ -309,7 +308,7 @@ class SlackSink:
         return None
 
     def _enqueue(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
-                 hold: Hold | None = None) -> Future[Outcome]:
+                 hold: InDoubt | None = None) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         self._queue.put((job, what, channel, abandon, hold, future))
         return future
@@ -326,7 +325,7 @@ class SlackSink:
             client.close()
 
     def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
-                 hold: Hold | None = None) -> Outcome:
+                 hold: InDoubt | None = None) -> Outcome:
         delay = min(FIRST_RETRY_S, self._max_backoff_s)
         while True:
             while hold is not None and hold() and not abandon.is_set():  # each attempt waits out a hold
@@ -401,3 +400,12 @@ def _retry_after(headers: Any) -> float:
             except (TypeError, ValueError):
                 return 0.0
     return 0.0
+
+
+def outcome_of(future: Future[Outcome]) -> Outcome:
+    if future.cancelled():
+        return Outcome("abandoned", reason="cancelled")
+    error = future.exception()
+    if error is not None:  # a bug, not Slack being down: dead-letter rather than block the partition
+        return Outcome("undeliverable", reason=f"internal error while posting: {error!r}")
+    return future.result()
