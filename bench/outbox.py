@@ -687,13 +687,13 @@ def storm(args: argparse.Namespace) -> int:
             producer.start()
             produce_s: float | None = None
             last = Sample(0.0, 0, 0, 0, 0, slack)
-            rates: list[float] = []  # committed per second, row to row
+            rates: list[float] = []  # committed per second, row to row, over the rows the stream went on for
             expected: set[str] = set()
 
             def row(sample: Sample) -> None:
                 nonlocal last
                 rate = (sample.committed - last.committed) / max(sample.at - last.at, 1e-9)
-                if last.committed < total:  # the stream was still going
+                if sample.committed < total:  # the stream went on for the whole row: a fair rate
                     rates.append(rate)
                 vip = "yes" if VIP_ID in slack.first else "–"
                 say(f"  {sample.at:>7.1f}{sample.produced:>10,}{sample.committed:>11,}{rate:>11,.0f}{sample.opened:>9,}"
