@@ -8,6 +8,7 @@ README "Architecture"; a module belongs to the layer of the longest name below t
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,27 @@ def test_the_checks_find_a_cycle_an_upward_import_and_a_private_reach(tree: Path
     layers = [("bottom", ["pkg", "pkg.low", "pkg.inner"]), ("top", ["pkg.high"])]
     assert upward(edges, layers) == ["pkg.low (bottom) imports pkg.high (top)"]
     assert private_reaches(edges, {"pkg.inner"}) == ["pkg.high imports pkg.inner.detail: use the face of pkg.inner (its __init__)"]
+
+
+#: What only the delivery core may spell: a post record's state as a string, a slot key built or split.
+SLOT_SPELLINGS = [
+    re.compile(r"""["'](posted|posting)["']"""),  # a state compared or written as text (Post.is_posted, PostState)
+    re.compile(r"""partition\(["']/["']\)"""),  # a slot key split by hand (parse_slot)
+    re.compile(r"""f["'][^"']*\{[^}]*task_id[^}]*\}/"""),  # a slot key built by hand: f"{task_id}/..." (slots.py)
+    re.compile(r"""["'](metric|root-causes):"""),  # the unbound slots' prefixes
+    re.compile(r"""/(change|escalated|escalation|reopened):"""),  # the task notes' slot forms
+]
+
+
+def test_slot_keys_and_post_states_are_spelled_only_inside_the_delivery_core() -> None:
+    """README "Architecture": a slot's key is built and parsed by worker/delivery/slots.py, a record's state asked
+    with its methods; a second spelling elsewhere is where the next exactly-once bug would hide."""
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in sorted((ROOT / "worker").rglob("*.py")) if "delivery" not in path.relative_to(ROOT / "worker").parts
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(pattern.search(line) for pattern in SLOT_SPELLINGS)
+    ]
+    assert found == []
+    assert any(pattern.search((ROOT / "worker" / "delivery" / "slots.py").read_text()) for pattern in SLOT_SPELLINGS[3:]), \
+        "the patterns must match the forms the delivery core does spell (else this test could not fail)"
