@@ -50,13 +50,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import multiprocessing
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -151,15 +149,11 @@ class OutageSlackProcess(SlackProcess):
     """throughput.SlackProcess with OutageSlack in the child: switched down and up over the pipe;
     `update()` fetches what it accepted since the last call."""
 
+    def child(self) -> Any:
+        return _serve_outage_slack
+
     def __enter__(self) -> OutageSlackProcess:
-        context = multiprocessing.get_context("spawn")
-        self.pipe, child = context.Pipe()
-        self.process = context.Process(target=_serve_outage_slack, args=(child, self.token), daemon=True)
-        self.process.start()
-        if not self.pipe.poll(30):
-            self.process.kill()
-            raise BenchError("the fake Slack process did not start within 30s")
-        self.url = self.pipe.recv()
+        super().__enter__()
         self.messages = 0  # chat.postMessage accepted
         self.kinds: Counter[str] = Counter()  # event_type -> messages accepted
         self.first: dict[str, float] = {}  # event id -> time.time() its first message arrived

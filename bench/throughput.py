@@ -120,13 +120,17 @@ class SlackProcess:
     def __enter__(self) -> SlackProcess:
         context = multiprocessing.get_context("spawn")
         self.pipe, child = context.Pipe()
-        self.process = context.Process(target=_serve_fake_slack, args=(child, self.token), daemon=True)
+        self.process = context.Process(target=self.child(), args=(child, self.token), daemon=True)
         self.process.start()
         if not self.pipe.poll(30):
             self.process.kill()
             raise BenchError("the fake Slack process did not start within 30s")
         self.url = self.pipe.recv()
         return self
+
+    def child(self) -> Any:
+        """What the child process runs: the fake Slack, answering over the pipe."""
+        return _serve_fake_slack
 
     @property
     def attempts(self) -> int:

@@ -173,7 +173,9 @@ class Casework:
                 return None
         alert = self.posts.get(alert_slot(case.task_id))
         channel_id, ts = alert.thread if alert is not None else (None, None)
-        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts, channel=channel_id or case.channel)
+        parent = self.outbox.in_flight(alert_slot(case.task_id)) if ts is None else None  # on its way: reply under it once posted
+        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts, channel=channel_id or case.channel,
+                       parent=parent)
 
     def update(self, update: FollowUpUpdate) -> None:
         self.ask(Update(action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}",

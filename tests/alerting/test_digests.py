@@ -78,6 +78,7 @@ def test_the_channel_rate_limit_turns_a_flood_into_a_summary_that_says_so(
     start_worker("worker", RULES_PATH=str(rules), CHANNEL_RATE_LIMIT_PER_MINUTE="5")
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst(40))
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
+    wait_for(lambda: sum(_accounted(list(fake_slack.messages)).values()) >= 40, 60, "the summary, after its wait")
 
     messages = list(fake_slack.messages)
     singles = [m for m in messages if m["metadata"]["event_type"] == "feedback_alert"]

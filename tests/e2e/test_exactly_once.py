@@ -63,6 +63,11 @@ def appearances(slack: FakeSlack) -> Counter[str]:
     return seen
 
 
+def all_in_slack(slack: FakeSlack, matching: set[str]) -> bool:
+    """Every matching answer has reached Slack (an offset is committed once its alert is owed, before Slack has it)."""
+    return set(appearances(slack)) >= matching
+
+
 def where(slack: FakeSlack, event_id: str) -> list[str]:
     """Each message an answer appears in: its kind, channel, ts (and thread), slots."""
     found = []
@@ -93,16 +98,20 @@ def kill_burst(bootstrap: str, topics: dict[str, str], slack: FakeSlack, start: 
     slack.delay_s = 0.03  # keeps posts in flight when a kill lands
     end = produce(bootstrap, topics["FEEDBACK_TOPIC"], messages)
     rng = random.Random(seed)
+
+    def over() -> bool:
+        return all_committed(bootstrap, topics, end) and all_in_slack(slack, matching)
+
     done = 0
-    while done < kills and not all_committed(bootstrap, topics, end):
+    while done < kills and not over():
         worker = start(f"worker-{done}", RULES_PATH=str(rules), **FAST, **env)
         target = len(slack.messages) + rng.randint(1, 12)  # a random moment of the burst
-        wait_for(lambda: len(slack.messages) >= target or all_committed(bootstrap, topics, end), 90, f"posts after restart {done}")
+        wait_for(lambda: len(slack.messages) >= target or over(), 90, f"posts after restart {done}")
         worker.kill9()
         done += 1
     assert done == kills, f"the burst was over after {done} kills: make it longer"
     start("last", RULES_PATH=str(rules), **FAST, **env)
-    wait_for(lambda: all_committed(bootstrap, topics, end), 180, "every offset committed after the last restart")
+    wait_for(over, 180, "every offset committed and every answer in Slack after the last restart")
     return appearances(slack), matching
 
 
@@ -124,12 +133,13 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
     rng = random.Random(6)
     for n in range(2, 10):  # stop one replica gracefully and start another: each is a rebalance while posts fly
         target = len(fake_slack.messages) + rng.randint(5, 25)
-        wait_for(lambda: len(fake_slack.messages) >= target or all_committed(kafka_bootstrap, topics, end), 90, "posts")
+        wait_for(lambda: len(fake_slack.messages) >= target or all_in_slack(fake_slack, matching), 90, "posts")
         leaving = replicas.pop(rng.randrange(len(replicas)))
         leaving.signal(signal.SIGTERM)
         assert leaving.wait(timeout=30) == 0
         replicas.append(start_worker(f"replica-{n}", RULES_PATH=str(rules), **FAST))
         replicas[-1].wait_assigned()  # a member of the group, handling SIGTERM, before it may be the one to leave
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 180, "every offset committed")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 180,
+             "every offset committed and every answer in Slack")
 
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WorkerProcess, all_committed, wait_for
-from tests.e2e.test_exactly_once import appearances, assert_exactly_once, burst
+from tests.e2e.test_exactly_once import all_in_slack, appearances, assert_exactly_once, burst
 from tests.fake_slack import FakeSlack
 from tests.faults.conftest import CpuMeter, Stream, hold
 from tests.faults.proxy import FaultProxy, remote_ports
@@ -63,7 +63,7 @@ def test_broker_unreachable_for_30s_in_the_middle_of_a_stream(
           f"after the broker came back")
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 120, "every offset committed after the outage")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 120, "every offset committed after the outage and every answer in Slack")
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while the broker was unreachable"
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)
@@ -92,7 +92,7 @@ def test_one_worker_network_stalled_while_a_third_joins_the_group(
     print(f"\nworker network stalled {cpu.elapsed():.0f} s during a rebalance: stalled worker's CPU {share:.1%} of a core")
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 120, "every offset committed after the stall")
+    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 120, "every offset committed after the stall and every answer in Slack")
     alive(stalled, peer, joining)
     assert share < MAX_CPU, f"the stalled worker used {share:.0%} of a core while its network was stalled"
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)

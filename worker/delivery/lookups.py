@@ -1,8 +1,8 @@
 """Is it already in Slack? The search of a channel for slots owed since before a crash (delivery's step 4).
 
 A post may have been on the wire when its worker died, or a partition moved: its slot is owed,
-and Slack may have the message all the same. Once the record is older than one Slack request can
-take (`grace_s`: the previous owner's post has landed by then, or never will), the slot is done if
+and Slack may have the message all the same. Once one Slack request's time (`grace_s`) has passed
+since the slot was taken over (the previous owner's post has landed by then, or never will), the slot is done if
 its POSTED record has arrived, or if the channel holds a message of ours naming it (every message
 lists its slots in its metadata; one search per channel covers every slot due;
 SLACK_HISTORY_LOOKUP); otherwise it is posted.
@@ -51,10 +51,13 @@ class Lookups:
         self.waiting: list[_Lookup] = []
 
     def add(self, key: str, abandon: threading.Event, settle: Settle) -> None:
-        """A slot owed since before a crash: settle with "found" (it is in Slack) or "missing" (post it)."""
+        """A slot owed by a worker that crashed or gave it up: settle with "found" (it is in Slack) or "missing" (post
+        it), once no post of that worker can still land. Its last attempt began before this worker was given the slot
+        (now), whenever the record was written (an owed post is retried for as long as Slack is down)."""
         post = self.posts.by_slot[key]
         log.info("%s may be in Slack already (a post was under way at a crash): checking before posting it", key)
-        self.waiting.append(_Lookup(post.at + self.grace_s, key, abandon, settle))  # run by run(), together
+        due = max(post.at, self.clock()) + self.grace_s
+        self.waiting.append(_Lookup(due, key, abandon, settle))  # run by run(), together
 
     def forget(self, abandoned: set[threading.Event]) -> None:
         self.waiting = [r for r in self.waiting if r.abandon not in abandoned]

@@ -324,8 +324,12 @@ class Outbox:
         if outcome.status == "missing":
             self._queue(item)
             return
+        now = int(self.clock())
         for key in item.keys:
             self._mine.pop(key, None)
+            post = self.posts.by_slot.get(key)
+            if outcome.status == "found" and outcome.ts and post is not None and post.is_owed:  # the message's other slots
+                self.posts.posted(key, post, now, outcome.channel, outcome.ts, None)
         if outcome.status == "found" and item.on_sent is not None:
             item.on_sent(outcome)
         if not item.future.done():
