@@ -404,7 +404,8 @@ def throughput(args: argparse.Namespace) -> int:
         children = {"broker": broker.process.pid, "fake Slack": slack.process.pid}
         # shipped and quiet: every alert's full cost, not the summaries that would replace them; burst: the
         # default limit (or CHANNEL_RATE_LIMIT_PER_MINUTE), so the rate-limit summaries are what is measured.
-        overrides: dict[str, Any] = {} if args.mix == "burst" else {"channel_rate_limit_per_minute": 0}
+        overrides: dict[str, Any] = {} if args.mix == "burst" else {"channel_rate_limit_per_minute": 0,
+                                                                     "max_owed_per_channel": max(args.events, 500)}
         if args.mix == "burst":  # a summary holds its events' offsets for its wait: let them all be in flight
             overrides["max_in_flight_alerts"] = max(args.events, 1000)
         settings = base_settings(broker, slack, args.mix, args.metrics, **overrides)
@@ -496,7 +497,8 @@ def latency(args: argparse.Namespace) -> int:
     expected = [f"lat-{n:07d}" for n in range(total) if n % ALERT_EVERY == 0]
     with SlackProcess() as slack, EmbeddedBroker() as broker:
         # No rate limit: every alert goes out at once (a summary would wait by design).
-        settings = base_settings(broker, slack, "shipped", args.metrics, channel_rate_limit_per_minute=0)
+        settings = base_settings(broker, slack, "shipped", args.metrics, channel_rate_limit_per_minute=0,
+                                 max_owed_per_channel=100_000)  # every alert posted alone: its latency, not a summary's
         setup_logging("WARNING", settings.secrets())
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
         ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])

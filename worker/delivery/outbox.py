@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ from .slots import For, Slot, parse_slot
 
 log = logging.getLogger(__name__)
 
+
+
+UNSENT_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ class Outbox:
         self.in_doubt = in_doubt  # rule 5: is this worker perhaps no longer a member of its group?
         self.queued: Counter[str] = Counter()  # channel -> posts of this process not answered yet (/metrics)
         self._mine: dict[str, tuple[TopicPartition | None, Future[Outcome] | None]] = {}  # slots this process owes
-        self._unsent: set[str] = set()  # owed slots whose post this process gave up before sending it
+        self._unsent: dict[str, None] = {}  # owed slots whose post this process gave up before sending it (bounded)
         self._batch = _Batch()
         self._held: list[_Post] = []  # records written, posts held while membership was in doubt
         self._holding = False
@@ -229,8 +232,12 @@ class Outbox:
         self._batch.posts.append(item)
 
     def _submit(self, item: _Post) -> None:
-        inner = self.sink.submit(item.alert, item.abandon, self.in_doubt)
-        inner.add_done_callback(lambda done: self._outcomes.put((lambda outcome: self._landed(item, outcome), outcome_of(done))))
+        def landed(inner: Future[Outcome]) -> None:  # on the sink's thread
+            outcome = outcome_of(inner)
+            self._outcomes.put((lambda outcome: self._landed(item, outcome), outcome))
+            _resolve(item.future, outcome)  # replies threaded under it go at once, not at the worker thread's next settle()
+
+        self.sink.submit(item.alert, item.abandon, self.in_doubt).add_done_callback(landed)
 
     def _hold(self) -> bool:
         """Rule 5: True (and said once) while the group membership is in doubt."""
@@ -267,8 +274,7 @@ class Outbox:
                 self._mine.pop(key, None)
                 if (post := self.posts.by_slot.get(key)) is not None and post.is_owed:
                     self.posts.dead(key, post, now)
-        if not item.future.done():
-            item.future.set_result(outcome)
+        _resolve(item.future, outcome)
 
     def _dead_letter(self, record: Record | None, channel: str, why: str, reason: str, alert: dict[str, Any]) -> None:
         self.stats.alerts_dead += 1
@@ -332,14 +338,12 @@ class Outbox:
                 self.posts.posted(key, post, now, outcome.channel, outcome.ts, None)
         if outcome.status == "found" and item.on_sent is not None:
             item.on_sent(outcome)
-        if not item.future.done():
-            item.future.set_result(outcome)
+        _resolve(item.future, outcome)
 
     def recheck(self, key: str, abandon: threading.Event, settle: Settle) -> None:
         """A slot owed since before a crash: settle with "found" (it is in Slack) or "missing" (post it). One this
         process gave up before it was ever sent is missing: nothing to look for."""
-        if key in self._unsent:
-            self._unsent.discard(key)
+        if self._unsent.pop(key, 0) is None:
             settle(Outcome("missing"))
         else:
             self.lookups.add(key, abandon, settle)
@@ -382,8 +386,10 @@ class Outbox:
             self.queued[item.alert.channel] -= 1
             for key in item.keys:  # still owed, on record: whoever owns it next (or asks again) posts it
                 self._mine.pop(key, None)
-                self._unsent.add(key)
-            item.future.set_result(Outcome("abandoned", reason="partition revoked"))  # replies waiting on it give up too
+                self._unsent[key] = None
+                if len(self._unsent) > UNSENT_KEPT:  # the others went to another worker, which looks for them
+                    del self._unsent[next(iter(self._unsent))]
+            _resolve(item.future, Outcome("abandoned", reason="partition revoked"))  # replies waiting on it give up too
         self.lookups.forget(events)
         for key in [k for k, (tp, _) in self._mine.items() if tp in lost]:
             del self._mine[key]
@@ -402,3 +408,11 @@ def _message_of(alert: Alert, keys: list[str]) -> dict[str, Any]:
     if alert.thread_ts is None and alert.parent is not None and alert.task_id:
         message["parent"] = Slot(For.ALERT, alert.task_id).key  # a reply under an alert still in flight
     return message
+
+
+def _resolve(future: Future[Outcome], outcome: Outcome) -> None:
+    """The first outcome wins: the sink's thread and the worker's may both tell it."""
+    try:
+        future.set_result(outcome)
+    except InvalidStateError:
+        pass

@@ -15,11 +15,12 @@ tombstoned by the owner of the input partition they came from; an owed record ne
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from ..state import StateView
 from .slots import For, Slot, parse_slot
@@ -74,6 +75,8 @@ class Post:
 
 
 _FIELDS = tuple(f.name for f in fields(Post))
+_OWED_PREFIX = b'{"state":"posting"'  # how every OWED record begins (`state` is the first field written)
+_POSTED_PREFIX = b'{"state":"posted"'
 
 
 class Posts:
@@ -138,19 +141,19 @@ class Posts:
     def _write(self, key: str, post: Post) -> None:
         self._keep(key, post)
         record = {name: value for name in _FIELDS if (value := getattr(post, name)) is not None}  # asdict deep-copies: slow
-        self.view.publish([(self.view.key("post", key), json.dumps(record, separators=(",", ":")).encode())])
+        # pydantic-core's JSON: an OWED record carries a whole message, which json.dumps took ~40 µs to write.
+        self.view.publish([(self.view.key("post", key), to_json(record))])
 
     def _record(self, key: str, value: bytes | None) -> None:
         """A record read back from the state topic: another replica's, an earlier run's, or our own echo."""
         if value is None:
             self._forget(key)
             return
-        data = json.loads(value)
-        post = Post(**{**data, "state": PostState(data["state"]), "kind": Form(data["kind"])})
         known = self.by_slot.get(key)
-        if known is not None and known.is_settled and post.is_owed:
-            return  # our own intent coming back after Slack answered: never step back
-        self._keep(key, post)
+        if known is not None and (value.startswith(_OWED_PREFIX) or (known.is_settled and value.startswith(_POSTED_PREFIX))):
+            return  # our own record coming back (or one for a slot known owed or settled): nothing new, never step back
+        data = from_json(value)
+        self._keep(key, Post(**{**data, "state": PostState(data["state"]), "kind": Form(data["kind"])}))
 
     def _keep(self, key: str, post: Post) -> None:
         known = self.by_slot.get(key)
