@@ -138,6 +138,18 @@ def test_a_step_can_be_ticked_and_unticked_and_answers_count_up() -> None:
     assert isinstance(result, Applied) and result.case.answers == 2 and result.record.type == "followup.updated"
 
 
+def test_an_escalation_asked_before_an_acknowledgement_applied_after_it_is_refused() -> None:
+    """The keeper asks when the timer runs out, from what it has applied so far; an acknowledgement sent in time may
+    already be ahead of it in the actions topic (seen after a keeper's kill -9: acknowledged tasks escalated to leads)."""
+    acknowledged = status_after(new_case(), ("acknowledge", {}))
+    late = ACTION.validate_python({"action": "escalate", "task_id": acknowledged.task_id, "actor": {"source": "worker"},
+                                   "reason": "not_acknowledged"})
+    refused = apply(acknowledged, late, "esc-1", NOW + timedelta(minutes=31), POLICY, no_pool)
+    assert isinstance(refused, Refused) and "acknowledged before its escalation" in refused.reason
+    overdue = late.model_copy(update={"reason": "overdue"})  # the other timer still runs while it is unresolved
+    assert isinstance(apply(acknowledged, overdue, "esc-2", NOW + timedelta(hours=5), POLICY, no_pool), Applied)
+
+
 def test_timers_fall_due_once_per_reason_and_restart_on_a_reopen() -> None:
     case = new_case()
     assert case.due_timer(NOW + timedelta(minutes=29)) is None

@@ -132,6 +132,10 @@ def refusal(case: Case, action: Action, policy: TaskPolicy, now: datetime | None
         return f"step {action.step} of task {task} is already {'done' if action.done else 'not done'}"
     if isinstance(action, Escalate) and case.escalated(action.reason):
         return f"task {task} is already escalated ({action.reason})"
+    if isinstance(action, Escalate) and action.reason == "not_acknowledged" and status != "open":
+        # The keeper asked when the timer ran out; an acknowledgement sent in time was already on its way (ahead of
+        # the escalation in the actions topic): it won the race.
+        return f"task {task} was acknowledged before its escalation was applied"
     if isinstance(action, Resolve):
         if not case.unresolved and case.resolution is not None:
             return (f"cannot resolve task {task}: it is already {status} ({case.resolution.root_cause}, "
