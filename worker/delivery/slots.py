@@ -35,8 +35,6 @@ class For(StrEnum):
     ROOT_CAUSES = "root-causes"
 
 
-#: Slots whose message is a reply in a task's thread.
-IN_THREAD = frozenset({For.ANSWER, For.CHANGE, For.ESCALATED, For.REOPENED})
 _TASK_NOTES = (For.CHANGE, For.ESCALATED, For.ESCALATION, For.REOPENED)  # <task>/<prefix>:<ref>
 _UNBOUND = (For.METRIC, For.ROOT_CAUSES)  # <prefix>:<ref>, tied to no task
 
@@ -50,10 +48,6 @@ class Slot:
     @property
     def key(self) -> str:
         return slot_key(self)
-
-    @property
-    def in_thread(self) -> bool:
-        return self.stands_for in IN_THREAD
 
 
 def slot_key(slot: Slot) -> str:
