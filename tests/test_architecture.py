@@ -2,7 +2,7 @@
 
 The imports are read from the source with `ast`: every import, at module level, inside a
 function or under TYPE_CHECKING, so a cycle cannot hide behind a lazy import. The layers are
-README "Architecture"; a module belongs to the layer of the longest name below that matches it.
+docs/architecture.md; a module belongs to the layer of the longest name below that matches it.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def layer_of(module: str, layers: list[tuple[str, list[str]]]) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
                 best, best_len = number, len(prefix)
     if best < 0:
-        raise AssertionError(f"{module} is in no layer: add it to LAYERS and to README 'Architecture'")
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS and to docs/architecture.md")
     return best
 
 
@@ -199,7 +199,7 @@ SLOT_SPELLINGS = [
 
 
 def test_slot_keys_and_post_states_are_spelled_only_inside_the_delivery_core() -> None:
-    """README "Architecture": a slot's key is built and parsed by worker/delivery/slots.py, a record's state asked
+    """docs/architecture.md: a slot's key is built and parsed by worker/delivery/slots.py, a record's state asked
     with its methods; a second spelling elsewhere is where the next exactly-once bug would hide."""
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"

@@ -1,4 +1,4 @@
-"""`feedback-worker schema`: the JSON Schemas consumers read, and the copies the README links."""
+"""`feedback-worker schema`: the JSON Schemas consumers read, and the copies docs/event.md links."""
 
 from __future__ import annotations
 
@@ -35,4 +35,4 @@ def test_an_unknown_record_type_is_a_usage_error() -> None:
 def test_the_schemas_linked_from_the_readme_are_current(record: str) -> None:
     path = ROOT / "docs" / "schemas" / f"{record}.schema.json"
     assert json.loads(path.read_text()) == schema_of(record), f"regenerate: feedback-worker schema {record} > {path}"
-    assert f"docs/schemas/{record}.schema.json" in (ROOT / "README.md").read_text()
+    assert f"docs/schemas/{record}.schema.json" in (ROOT / "docs" / "event.md").read_text()

@@ -1,6 +1,6 @@
 """The task card on an alert and the resolve dialog: the public contract of their ids, each state, untrusted text.
 
-`python -m tests.alerting.test_cards > docs/slack-card.json` regenerates the example the README links.
+`python -m tests.alerting.test_cards > docs/slack-card.json` regenerates the example docs/tasks.md links.
 """
 
 from __future__ import annotations

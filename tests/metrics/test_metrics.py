@@ -1,6 +1,6 @@
 """Metric arithmetic (worker/metrics/tally.py) against hand-worked examples: no Kafka needed.
 
-Every expected number is worked out in a comment from the README definitions, never by
+Every expected number is worked out in a comment from the definitions in docs/metrics.md, never by
 calling the formula under test.
 """
 
@@ -233,7 +233,7 @@ def test_tally_json_round_trip() -> None:
 
 
 def test_snapshot_json_matches_the_contract() -> None:
-    """Field names downstream services rely on (README: metrics.snapshot)."""
+    """Field names downstream services rely on (docs/metrics.md: metrics.snapshot)."""
     snapshot = MetricSnapshot(
         window=WindowRef(size="24h", start="2026-11-22T12:00:00+00:00", end="2026-11-23T12:00:00+00:00"),
         dimension={"customer.segment": "smb"},

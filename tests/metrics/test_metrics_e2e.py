@@ -1,7 +1,7 @@
 """Metric snapshots through the real broker: exact with two replicas and a kill -9.
 
 The expected figures are computed here, independently, straight from the produced events:
-no Tally, no panes, only the README's definitions.
+no Tally, no panes, only the definitions in docs/metrics.md.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def test_contains_any_needles_are_literal_text_not_regex(tmp_path: Path) -> None
     assert not hits(rules, comment="axb")
 
 
-# -- missing optional fields (README: only exists: false, ne and not_in match) -----------
+# -- missing optional fields (docs/rules.md: only exists: false, ne and not_in match) ----
 
 MISSING_CASES = [
     ("comment: hi", False),
