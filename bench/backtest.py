@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from worker.backtest import Replay, render_samples, run_file  # noqa: E402
 from worker.backtest.parallel import default_jobs  # noqa: E402
-from worker.checks import load_checked  # noqa: E402
+from worker.loop.startup import load_checked  # noqa: E402
 from worker.config import load_settings  # noqa: E402
 from worker.demo import FeedbackGenerator  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Duplicate alerts after crashes, with and without the Slack history search: the figures of README "Delivery guarantees".
+"""Duplicate alerts after crashes, with and without the Slack history search: the figures of docs/delivery.md.
 
 Runs the scenario of tests/e2e/test_exactly_once.py (a burst of ~460 alerts, replies and digests;
 Slack answering in 30 ms, eight posts in flight; the worker killed with kill -9 at --kills random

@@ -47,10 +47,10 @@ sys.path.insert(0, str(ROOT))
 from kafka import TopicPartition  # noqa: E402
 
 from bench.mixes import MIXES, rules_for  # noqa: E402
-from worker.alerting import Silences, Throttle  # noqa: E402
-from worker.delivery import Outcome, Posts  # noqa: E402
-from worker.app import Worker  # noqa: E402
-from worker.checks import load_checked, make_router  # noqa: E402
+from worker.delivery import Outcome  # noqa: E402
+from worker.loop import Worker  # noqa: E402
+from worker.service import build_worker  # noqa: E402
+from worker.loop.startup import load_checked  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
 from worker.demo import FeedbackGenerator  # noqa: E402
 from worker.events import FeedbackEvent  # noqa: E402
@@ -60,7 +60,7 @@ try:
 except ImportError:  # a worker from before event_data (a copy of this file in an older checkout, for "before" figures)
     event_data = None
 from worker.metrics import Metering, MetricState  # noqa: E402
-from worker.state import StateView  # noqa: E402
+from worker.stream.state import StateView  # noqa: E402
 from worker.tasks import Cases  # noqa: E402
 
 TOPIC = "feedback.events"
@@ -183,8 +183,8 @@ def make_worker(settings: Settings, consumer: FakeConsumer, partitions: int) -> 
     metering = None
     if settings.metrics.enabled:
         metering = Metering(settings.metrics, TOPIC, MetricState(view), settings.metrics_topic, consumer, producer)
-    worker = Worker(settings, rules, renderer, InstantSink(), consumer, producer, view, Throttle(view), Silences(view),
-                    Posts(view), Cases(view, settings.task_policy), make_router(settings), metering=metering)
+    worker = build_worker(settings, (rules, renderer), InstantSink(), consumer, producer, view, Cases(view, settings.task_policy),
+                          metering=metering)
     worker.assigned([TopicPartition(TOPIC, p) for p in range(partitions)])
     return worker
 

@@ -17,18 +17,17 @@ from tests.conftest import ROOT
 
 #: Lowest first. A module may import its own layer or a lower one, never a higher one.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["worker", "worker.events", "worker.durations", "worker.yamlsource", "worker.deadletter", "worker.names"]),
-    ("state", ["worker.state"]),
+    ("foundation", ["worker", "worker.events", "worker.notation"]),
+    ("stream", ["worker.stream"]),  # Kafka bookkeeping: checkpoint, dead letters, the state topic, counters
     ("metrics", ["worker.metrics"]),
     ("tasks", ["worker.tasks"]),  # above metrics: a task's lifecycle feeds the loop KPIs (tasks/kpis.py)
     ("rules", ["worker.rules"]),
-    ("alerting", ["worker.alerting"]),
-    ("plumbing", ["worker.config", "worker.broker", "worker.stats", "worker.logs"]),
-    ("loop parts", ["worker.checks", "worker.checkpoint", "worker.rebalance", "worker.reload", "worker.taskdesk"]),
-    ("delivery", ["worker.delivery"]),  # every Slack message, once: above the checkpoint (offsets it holds)
-    ("loop steps", ["worker.casework", "worker.livecard", "worker.tasknotes", "worker.interactions", "worker.rootcauses",
-                    "worker.metricalerts"]),
-    ("loop", ["worker.app"]),
+    ("alerting", ["worker.alerting"]),  # what a message says: render, cards, throttle, silences, digests
+    ("plumbing", ["worker.config", "worker.broker", "worker.logs"]),
+    ("delivery", ["worker.delivery"]),  # every Slack message, once
+    ("interactions", ["worker.interactions"]),  # Socket Mode: a click becomes a task action
+    ("keeper", ["worker.keeper"]),  # the keeper of tasks, and what it says in Slack
+    ("loop", ["worker.loop"]),
     ("observability", ["worker.observability"]),
     ("wiring", ["worker.service"]),
     ("tools", ["worker.backtest", "worker.demo"]),
@@ -210,3 +209,9 @@ def test_slot_keys_and_post_states_are_spelled_only_inside_the_delivery_core() -
     assert found == []
     assert any(pattern.search((ROOT / "worker" / "delivery" / "slots.py").read_text()) for pattern in SLOT_SPELLINGS[3:]), \
         "the patterns must match the forms the delivery core does spell (else this test could not fail)"
+
+
+def test_the_top_of_the_package_holds_only_its_entry_points() -> None:
+    """docs/architecture.md: the entry point, settings, the wiring, the event and logging; all else in a subpackage."""
+    top = sorted(path.name for path in (ROOT / "worker").glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "config.py", "events.py", "logs.py", "service.py"]

@@ -7,7 +7,7 @@ from kafka import TopicPartition
 
 from kafka.errors import CommitFailedError, KafkaTimeoutError
 
-from worker.checkpoint import Checkpoint, PublishError
+from worker.stream.checkpoint import Checkpoint, PublishError
 
 TP = TopicPartition("feedback", 0)
 OTHER = TopicPartition("feedback", 1)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from worker import deadletter
+from worker.stream import deadletter
 from worker.demo import FeedbackGenerator
 from worker.events import FeedbackEvent, epoch_seconds, event_data, score_in_words
 from tests.conftest import event_bytes

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.fuzzing import fuzzed_values, watchdog
-from worker import deadletter
+from worker.stream import deadletter
 from worker.demo.samples import FeedbackGenerator
 from worker.events import FeedbackEvent
 from worker.rules import load_rules

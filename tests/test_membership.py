@@ -1,6 +1,6 @@
 """Membership.in_doubt: half a session without an answer from the group coordinator (delivery/outbox.py, rule 5).
 
-And the kafka-python private attributes it and the rebalance listener read (rebalance.PRIVATE_ATTRIBUTES): present on a
+And the kafka-python private attributes it and the rebalance listener read (stream/membership.py PRIVATE_ATTRIBUTES): present on a
 real consumer of the installed version, a warning or a refusal when missing."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import kafka
 import pytest
 from packaging.requirements import Requirement
 
-from worker.rebalance import (PRIVATE_ATTRIBUTES, SUPPORTED_KAFKA_PYTHON, Membership, check_kafka_internals,
+from worker.stream.membership import (PRIVATE_ATTRIBUTES, SUPPORTED_KAFKA_PYTHON, Membership, check_kafka_internals,
                               missing_private_attributes)
 
 

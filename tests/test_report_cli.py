@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import produce
 from tests.tasks.test_diagnose import journeys
-from worker import taskdesk
+from worker.keeper import desk as taskdesk
 from worker.broker import free_port
 from worker.cli import EXIT_FAILED, EXIT_OK, main
 

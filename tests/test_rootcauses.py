@@ -21,11 +21,11 @@ import pytest
 from tests.tasks.test_diagnose import journeys
 from worker.alerting import Alert, AlertRenderer
 from worker.config import Settings, load_settings
-from worker.deadletter import DeadLetters
+from worker.stream.deadletter import DeadLetters
 from worker.delivery import Outbox, Outcome, Posts, PostState, Search, root_causes_slot
-from worker.rootcauses import RootCauseDigests
-from worker.state import StateView
-from worker.stats import Stats
+from worker.keeper.rootcauses import RootCauseDigests
+from worker.stream.state import StateView
+from worker.stream.counters import Stats
 from worker.tasks import Cases, RootCauseDigest, cases_from_records
 
 ROOT = Path(__file__).resolve().parent.parent

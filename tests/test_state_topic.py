@@ -112,7 +112,7 @@ class _LosingTopic:
 
 
 def test_a_lost_sync_marker_is_written_again_and_the_sync_completes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from worker import state
+    from worker.stream import state
 
     monkeypatch.setattr(state, "MARKER_AGAIN_S", 0.2)
     topic = _LosingTopic(lose=1)

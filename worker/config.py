@@ -15,11 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from .durations import Duration, format_duration
+from .notation import Duration, format_duration
 
 from .metrics import MetricsConfig
 from .tasks import DEFAULT_ROOT_CAUSES, OwnerPool, RootCauseDigest, SlaCalendar, TaskPolicy, check_root_causes
-from .yamlsource import LineDict, SourceError, load_yaml
+from .notation import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_TOPIC = "feedback.worker.state"

@@ -1,8 +1,8 @@
 """Wiring: from Settings to a running Worker.
 
-Bad rules, templates and settings are refused here, before connecting (checks.py); then the
+Bad rules, templates and settings are refused here, before connecting (loop/startup.py); then the
 topics, the Kafka clients, the worker state topic and its tables, and the Slack sink are set
-up and handed to the loop (app.py). /metrics, /healthz and /readyz (observability/) are served
+up and handed to the loop (loop/app.py). /metrics, /healthz and /readyz (observability/) are served
 from before the first connection to after the last commit.
 """
 
@@ -11,25 +11,26 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import timedelta
 from typing import Any
 
-from kafka import KafkaProducer
+
 from slack_sdk import WebClient
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kafka import KafkaConsumer, KafkaProducer
+
 from .alerting import Silences, Throttle
-from .app import Worker
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
-from .checks import load_checked, make_router
 from .config import Settings, deprecations
-from .delivery import Observe, Posts, Sink, SlackSink, StdoutSink
+from .delivery import Observe, Outbox, Posts, Sink, SlackSink, StdoutSink
 from .interactions import SlackLink, actors_allowed
-from .metrics import LoopBook, Metering, MetricState
+from .keeper import Keeper
+from .loop import Loaded, MetricAlerts, Reloader, Rulebook, Tables, Worker, load_checked, make_router
+from .metrics import LoopBook, Metering, MetricState, MetricWatch
 from .observability import Observability
-from .reload import Loaded, Reloader
-from .rebalance import check_kafka_internals
-from .state import StateView
-from .stats import Stats
+from .stream import StateView, Stats, Stream, check_kafka_internals
 from .tasks import Cases, follow_cases
 
 log = logging.getLogger("worker")
@@ -65,6 +66,26 @@ def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> Slac
                      actors_allowed(settings.task_actors, web))
 
 
+def build_worker(settings: Settings, loaded: Loaded, sink: Sink, consumer: KafkaConsumer, producer: KafkaProducer, view: StateView,
+                 cases: Cases, metering: Metering | None = None, reloader: Reloader | None = None, link: SlackLink | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Worker:
+    """The loop and everything it hands work to, wired once: the stream's bookkeeping, the state tables, the outbox
+    every Slack message goes through, the keeper of tasks, and the metric rules' alerts."""
+    rules, renderer = loaded
+    stream = Stream.open(consumer, producer, settings.commit_interval_seconds, settings.dlq_topic, settings.metrics_topic)
+    tables = Tables(view, Throttle(view), Silences(view), cases)
+    book = Rulebook(rules, renderer, make_router(settings))
+    # Every Slack message goes through the outbox, once; never while this worker may have been evicted (in doubt).
+    outbox = Outbox(sink, Posts(view), producer.flush, stream.dead_letters, stream.stats, lambda: clock().timestamp(),
+                    settings.slack_history_lookup, settings.slack_timeout_seconds + 5, in_doubt=stream.membership.in_doubt)
+    keeper = Keeper(settings, cases, stream.checkpoint, stream.dead_letters, outbox, lambda: book.renderer, stream.stats, clock, sink)
+    if metering is not None:
+        alerts = MetricAlerts(outbox, tables.silences, lambda: book.renderer, settings.slack_default_channel, stream.stats, clock)
+        book.watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, alerts.fire)
+        metering.emitter.watchers.append(book.watch)
+    return Worker(settings, book, tables, stream, outbox, keeper, metering, reloader, link, clock)
+
+
 def serve(
     settings: Settings,
     stop: threading.Event,
@@ -92,7 +113,7 @@ def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: 
         compacted = [settings.metrics_topic, state]
         ensure_topics(settings, outputs, expect=[settings.feedback_topic], compacted=compacted)
         # One partition each: StateView.sync relies on a single ordered log (metrics, throttles and more live there);
-        # the task actions are applied in one order by one worker, the owner of that partition (casework.py).
+        # the task actions are applied in one order by one worker, the owner of that partition (keeper/keeper.py).
         ensure_topics(settings, [state, settings.task_actions_topic], partitions=1, compacted=compacted)
     sink = sink or make_sink(settings, observability.observe)
     consumer = make_consumer(settings)
@@ -111,10 +132,8 @@ def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: 
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
-    worker = Worker(
-        settings, rules, renderer, sink, consumer, producer, view, Throttle(view), Silences(view), Posts(view), cases,
-        make_router(settings), metering=metering, reloader=reloader, link=link,
-    )
+    worker = build_worker(settings, (rules, renderer), sink, consumer, producer, view, cases, metering=metering, reloader=reloader,
+                          link=link)
     observability.attach(worker, sink)
     if ready is not None:
         ready.set()
@@ -128,4 +147,4 @@ def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: 
         sink.close()
         consumer.close(autocommit=False)
         state_consumer.close(autocommit=False)
-        producer.close(timeout=timedelta(seconds=5).total_seconds())
+        producer.close(timeout=5)

@@ -20,10 +20,10 @@ from kafka import TopicPartition
 
 from tests.metrics.test_windows_state import Fake
 from worker.alerting import Alert
-from worker.checkpoint import Checkpoint, Hold
+from worker.stream.checkpoint import Checkpoint, Hold
 from worker.delivery import Form, Outbox, Outcome, Place, Post, Posts, PostState, Search, Slot, alert_slot, answer_slot, metric_slot
-from worker.stats import Stats
-from worker.state import StateView
+from worker.stream.counters import Stats
+from worker.stream.state import StateView
 
 ABANDON = threading.Event()
 

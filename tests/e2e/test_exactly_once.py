@@ -38,7 +38,7 @@ rules:
     when: {survey: ces, score: {gte: 4}}
     alert: {channel: "#cx-effort"}
 """
-FAST = {"SLACK_CONCURRENCY": "8", "SLACK_TIMEOUT_SECONDS": "2"}  # a lost post's intent can be rechecked 7 s later
+FAST = {"SLACK_CONCURRENCY": "8", "SLACK_TIMEOUT_SECONDS": "2"}  # a lost post is looked up in Slack 7 s later
 
 
 def burst(tmp_path: Path, count: int, seed: int) -> tuple[Path, list[tuple[bytes, bytes]], set[str]]:

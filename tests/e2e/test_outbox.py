@@ -30,7 +30,7 @@ from tests.fake_slack import FakeSlack, Scripted
 DETRACTOR_CHANNEL = "#cx-alerts"  # the shipped rules' nps-detractor
 EFFORT_CHANNEL = "#cx-effort"  # the shipped rules' high-effort (CES 4-5), for a small customer
 OUTAGE = [Scripted(status=503)] * 100_000  # far more than the retries (4 posts at a time, with backoff) use up
-FAST = {"SLACK_TIMEOUT_SECONDS": "2"}  # a new owner rechecks what a dead one owed 7 s after it was owed, not 15 s
+FAST = {"SLACK_TIMEOUT_SECONDS": "2"}  # a new owner looks up what a dead one owed 7 s after it was owed, not 15 s
 
 
 def detractor(i: int) -> tuple[bytes, bytes]:

@@ -30,7 +30,7 @@ from worker.metrics import (
 )
 from worker.alerting import AlertRenderer
 from worker.rules import load_rules
-from worker.state import StateView
+from worker.stream.state import StateView
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = MetricsConfig.model_validate({"windows": [{"size": "1h"}, {"size": "24h", "step": "1h"}], "dimensions": ["customer.segment"],

@@ -13,7 +13,7 @@ from tests.conftest import event_bytes, produce, wait_for
 from tests.metrics.test_metrics_e2e import LatestSnapshots
 from worker.config import ConfigError, load_settings
 from worker.rules import RulesError, load_rules
-from worker.checks import load_checked
+from worker.loop.startup import load_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import json
 
 from tests.metrics.test_windows_state import H, T0, TOPIC, Fake, apply, event
 from worker.metrics import MetricsConfig, MetricState, PartitionMetrics, SnapshotEmitter
-from worker.state import StateView
+from worker.stream.state import StateView
 
 CONFIG = MetricsConfig.model_validate({"windows": [{"size": "1h"}], "dimensions": [], "lateness": "10m", "emit_every": "30s"})
 CLOSE = T0 + H + 600  # the 1h window starting at T0 closes at its end + lateness

@@ -1,4 +1,4 @@
-"""Windows, per-partition partials and snapshot sums (metrics/windows.py, partials.py, snapshots.py).
+"""Windows, per-partition partials and snapshot sums (metrics/windows.py, partials.py, emitter.py).
 
 No Kafka: the MetricState's StateView gets a fake consumer and producer, and is fed the records
 that PartitionMetrics.changes() would publish to the state topic.
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from worker.events import FeedbackEvent
 from worker.metrics import GRACE_S, MetricState, PartitionMetrics, SnapshotEmitter, Tally, snapshot_key
-from worker.state import StateView
+from worker.stream.state import StateView
 from worker.metrics.windows import MetricsConfig, WindowSpec, iso, pane_start, windows_of_pane
 
 H, D = 3600, 86400

@@ -20,14 +20,13 @@ from kafka.errors import IllegalStateError
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.alerting import Silences, Throttle
-from worker.delivery import Outcome, Posts
-from worker.app import Worker
-from worker.checks import load_checked, make_router
+from worker.delivery import Outcome
+from worker.service import build_worker
+from worker.loop.startup import load_checked
 from worker.config import load_settings
 from worker.metrics import Metering, MetricState
 from worker.observability import Observability
-from worker.state import StateView
+from worker.stream.state import StateView
 from worker.tasks import Cases
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -174,9 +173,8 @@ class Harness:
         rules, renderer = load_checked(self.settings)
         view = StateView("state", "fb", state_consumer, self.producer)
         metering = Metering(self.settings.metrics, "fb", MetricState(view), self.settings.metrics_topic, self.consumer, self.producer)
-        self.worker = Worker(self.settings, rules, renderer, self.sink, self.consumer, self.producer, view, Throttle(view),
-                             Silences(view), Posts(view), Cases(view, self.settings.task_policy), make_router(self.settings),
-                             metering=metering, clock=lambda: self.now)
+        self.worker = build_worker(self.settings, (rules, renderer), self.sink, self.consumer, self.producer, view,
+                                   Cases(view, self.settings.task_policy), metering=metering, clock=lambda: self.now)
         self.observability = Observability(self.settings)
         self.observability.attach(self.worker, self.sink)
         self.stop = threading.Event()

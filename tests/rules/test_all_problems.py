@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.checks import make_router
+from worker.loop.startup import make_router
 from worker.config import ConfigError, load_settings
 from worker.events import KNOWN_PATHS
 from worker.rules import RulesError, load_rules
-from worker.yamlsource import Location, Problems
+from worker.notation.yamlsource import Location, Problems
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_OPS = "(known: eq, ne, lt, lte, gt, gte, in, not_in, contains, contains_any, matches, exists)"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from tests.fuzzing import RULE_SEEDS, RulesMutator, billion_laughs, watchdog
-from worker.checks import SAMPLE_EVENT
+from worker.loop.startup import SAMPLE_EVENT
 from worker.rules import RulesError, load_rules, load_tests, run_tests
-from worker.yamlsource import MAX_DEPTH, MAX_VALUES
+from worker.notation.yamlsource import MAX_DEPTH, MAX_VALUES
 
 pytestmark = pytest.mark.fuzz
 

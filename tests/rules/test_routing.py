@@ -9,7 +9,7 @@ import pytest
 from worker.config import ConfigError, load_settings
 from worker.events import FeedbackEvent
 from worker.rules import RulesError, load_rules
-from worker.checks import make_router
+from worker.loop.startup import make_router
 
 ROOT = Path(__file__).resolve().parents[2]
 

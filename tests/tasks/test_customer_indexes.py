@@ -11,7 +11,7 @@ from __future__ import annotations
 from tests.metrics.test_windows_state import Fake
 from tests.tasks.test_keeper import POLICY, RESOLVE, act, new_case, status_after
 from worker.delivery import Form, Post, Posts, PostState, alert_slot, answer_slot, change_slot
-from worker.state import StateView
+from worker.stream.state import StateView
 from worker.tasks import Applied, Cases
 
 

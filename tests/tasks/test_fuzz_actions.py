@@ -1,4 +1,4 @@
-"""Fuzzing the task actions topic: 100,000 random and mutated action records, as casework.handle takes them.
+"""Fuzzing the task actions topic: 100,000 random and mutated action records, as Keeper.handle takes them.
 
 Anyone with write access to TASK_ACTIONS_TOPIC (a CRM integration, a script, a bug) can send
 anything. Each record is validated (`ACTION.validate_json`): a malformed one must become a
@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from tests.fuzzing import fuzzed_values, watchdog
 from tests.tasks.test_keeper import ALICE, EVENT, NOW, POLICY, RESOLVE, new_case, no_pool, status_after
-from worker import deadletter
+from worker.stream import deadletter
 from worker.tasks import ACTION, Applied, Case, FollowupAnswer, FollowupSpec, Refused, apply, open_task
 
 pytestmark = pytest.mark.fuzz
@@ -75,7 +75,7 @@ class Tally:
 
 
 def check_record(value: bytes | None, n: int, cases: dict[str, Case | None], tally: Tally) -> None:
-    """What casework.handle does with one record, with the properties it relies on."""
+    """What Keeper.handle does with one record, with the properties it relies on."""
     started = time.perf_counter()
     try:
         action = ACTION.validate_json(value if value is not None else b"")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.metrics.test_windows_state import Fake
 from worker.events import FeedbackEvent
-from worker.state import StateView
+from worker.stream.state import StateView
 from worker.tasks import (
     ACTION,
     Applied,

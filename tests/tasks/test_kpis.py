@@ -19,7 +19,7 @@ import pytest
 from tests.metrics.test_windows_state import Fake
 from worker.events import FeedbackEvent
 from worker.metrics import LoopBook, MetricsConfig, MetricState, SnapshotEmitter, iso
-from worker.state import StateView
+from worker.stream.state import StateView
 from worker.tasks import (
     ACTION,
     STILL_UNHAPPY,

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ..events import FUTURE_LIMIT_S, FeedbackEvent
 from ..rules import Match, Router, Rule, RuleSet, load_rules
 from ..tasks import Period, RootCauseDigest, open_task, root_cause_report
-from ..yamlsource import Location, SourceError, load_yaml, locate
+from ..notation import Location, SourceError, load_yaml, locate
 from .render import AlertRenderer, TemplateRenderError
 from .rootcauses import ROOT_CAUSES_TEMPLATE, sample_cases, sample_period
 

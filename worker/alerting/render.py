@@ -266,7 +266,7 @@ class AlertRenderer:
                      rule_id=first.rule_id, severity=first.severity, template=ESCALATIONS_TEMPLATE)
 
     def render_root_causes(self, report: CauseReport, channel: str, timezone: str = "UTC") -> Alert:
-        """The root-cause digest of a period (context in rootcauses.py): top causes by tasks and by revenue, changes,
+        """The root-cause digest of a period (context in alerting/rootcauses.py): top causes by tasks and by revenue, changes,
         recovery rates, example comments."""
         text, blocks = self.render_json(ROOT_CAUSES_TEMPLATE, root_cause_context(report, timezone))
         return Alert(channel=channel, text=text, blocks=blocks,

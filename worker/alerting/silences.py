@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..events import FeedbackEvent, field_getter, is_known_path
-from ..state import StateView
+from ..stream import StateView
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ The first match for a key opens the task and posts the alert as usual; it starts
 *episode*. Within the window, further matches of the same rule and key open no task and post
 no top-level alert: each becomes a `followup.updated` record for the open task and a reply in
 the first alert's Slack thread. Episodes live in the worker state topic (records
-`throttle|<input topic>|<rule id>|<key value>`, see state.py), so they survive restarts and
+`throttle|<input topic>|<rule id>|<key value>`, see stream/state.py), so they survive restarts and
 every replica sees them.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from ..events import FeedbackEvent, field_getter
 from ..rules import Match, Rule
-from ..state import StateView
+from ..stream import StateView
 from ..tasks import FollowUpUpdate
 
 

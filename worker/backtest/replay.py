@@ -4,7 +4,7 @@ Why: a rules change is a change in who gets paged. Before deploying one, ops wan
 it would have done to last week's traffic: how many alerts, to which channels, on which days,
 for which owners, and which rules never match or are always outranked.
 
-The replay follows the worker's own steps (worker/app.py `handle` and `act`): validate with
+The replay follows the worker's own steps (worker/loop/app.py `handle` and `act`): validate with
 `events.event_data` (the model's reason for a bad one), refuse events dated in the future,
 `RuleSet.evaluate_data`, and one task and at most one alert per event, owned by the
 highest-severity match. It renders nothing and keeps only counters, so a million events take
@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from ..deadletter import describe_validation_error
+from ..stream import describe_validation_error
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, event_data  # refused beyond the limit, as in the worker
 from ..rules import NO_CHANNEL, Match, Rule, RuleSet
 
@@ -62,7 +62,7 @@ class SourceUnavailable(Exception):
 
 
 def static_route(rule: Rule, default_channel: str | None) -> tuple[str, str]:
-    """The worker's choice (app.py `act`): the rule's channel, else SLACK_DEFAULT_CHANNEL."""
+    """The worker's choice (loop/app.py `act`): the rule's channel, else SLACK_DEFAULT_CHANNEL."""
     return rule.alert.channel or default_channel or NO_CHANNEL, rule.followup.owner
 
 

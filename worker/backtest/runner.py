@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..broker import common_config
 from ..config import Settings
-from ..durations import format_duration
+from ..notation import format_duration
 from .files import replay_file
 from .lines import file_size
 from .parallel import default_jobs

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..durations import parse_duration
+from ..notation import parse_duration
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 DEFAULT_SINCE = "7d"
@@ -43,7 +43,7 @@ def register(rules_commands: Any) -> None:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     # Imported here: the replay pulls in kafka, jinja2 and the rules; only when the command runs.
     from ..backtest import Replay, SourceUnavailable, render_samples, run_file, run_topic, simulation_policy
-    from ..checks import load_checked, make_router
+    from ..loop import load_checked, make_router
     from ..config import load_settings
 
     if args.show < 0:

@@ -13,7 +13,7 @@ from .. import __version__
 from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..rules import RulesError
-from ..yamlsource import SourceError
+from ..notation import SourceError
 from . import backtest, report, silences, tasks
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -116,7 +116,7 @@ def _log_startup_error(err: Exception) -> None:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from ..checks import load_checked, make_router
+    from ..loop import load_checked, make_router
     from ..rules import load_tests, report, run_tests
     from ..tasks import SEVERITY_RANK
 
@@ -137,7 +137,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def cmd_template_render(args: argparse.Namespace) -> int:
     from ..alerting import ROOT_CAUSES_TEMPLATE, DigestPreview, Preview, PreviewError, render_preview, render_root_causes_preview
-    from ..checks import make_router
+    from ..loop import make_router
 
     settings = load_settings(args.config, rules_path=args.rules, templates_path=args.templates)
     if args.name != ROOT_CAUSES_TEMPLATE and args.event is None:
@@ -167,7 +167,7 @@ SCHEMAS = {
     "action": ("worker.tasks", "ACTION"),  # what TASK_ACTIONS_TOPIC accepts, by `action`
     "snapshot": ("worker.metrics", "MetricSnapshot"),
     "survey": ("worker.tasks", "SurveyRequest"),  # what SURVEY_REQUEST_TOPIC carries: ask the customer again
-    "dlq": ("worker.deadletter", "DeadLetter"),
+    "dlq": ("worker.stream", "DeadLetter"),
 }
 
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..config import load_settings
-from ..durations import format_duration, parse_duration
-from ..taskdesk import TopicUnreadable, followup_records
+from ..notation import format_duration, parse_duration
+from ..keeper import TopicUnreadable, followup_records
 from ..tasks import Period, cases_from_records, plain_table, root_cause_report, summary_line
 from .exits import EXIT_FAILED, EXIT_OK
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from ..alerting import Silences, describe, parse_matchers
 from ..broker import ensure_topics, make_producer, make_state_consumer, state_topic
 from ..config import load_settings
-from ..durations import parse_duration
-from ..state import StateView
+from ..notation import parse_duration
+from ..stream import StateView
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 

@@ -2,7 +2,7 @@
 
 Reads every task from the worker state topic (as the workers see them) and sends actions
 through TASK_ACTIONS_TOPIC, like Slack and other systems do: the keeper applies them in order
-(taskdesk.py). A refusal is immediate; otherwise the command waits for the keeper's verdict (a
+(keeper/desk.py). A refusal is immediate; otherwise the command waits for the keeper's verdict (a
 running worker is needed for that). Exit codes: 0 done, 1 refused or not applied in time,
 2 usage (a bad argument, an unknown setting).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_settings
-from ..taskdesk import WAIT_S, TaskDesk
+from ..keeper import WAIT_S, TaskDesk
 from ..tasks import STEPS, Case, Cases
 from .exits import EXIT_FAILED, EXIT_OK
 

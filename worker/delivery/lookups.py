@@ -63,7 +63,7 @@ class Lookups:
         self.waiting = [r for r in self.waiting if r.abandon not in abandoned]
 
     def run(self) -> None:
-        """The rechecks that are due, one search per channel (Slack's history API has a low rate limit)."""
+        """The lookups that are due, one search per channel (Slack's history API has a low rate limit)."""
         if not self.waiting:
             return
         now = self.clock()
@@ -72,24 +72,24 @@ class Lookups:
             return
         self.waiting = [r for r in self.waiting if r.due > now]
         by_channel: dict[str, list[tuple[_Lookup, Post]]] = {}
-        for recheck in due:
-            if recheck.abandon.is_set():
-                continue  # the partition moved on: its next owner rechecks
-            post = self.posts.by_slot.get(recheck.key)
+        for lookup in due:
+            if lookup.abandon.is_set():
+                continue  # the partition moved on: its next owner looks it up
+            post = self.posts.by_slot.get(lookup.key)
             if post is None or post.is_settled:  # settled by the previous owner meanwhile (or expired)
-                self._found(recheck, post, *(post.thread if post else (None, None)))
+                self._found(lookup, post, *(post.thread if post else (None, None)))
             elif not self.search:
-                recheck.settle(Outcome("missing", reason="not searched"))
+                lookup.settle(Outcome("missing", reason="not searched"))
             else:
-                by_channel.setdefault(post.channel_id or self.posts.channel_id(post.channel) or post.channel, []).append((recheck, post))
+                by_channel.setdefault(post.channel_id or self.posts.channel_id(post.channel) or post.channel, []).append((lookup, post))
         for channel, items in by_channel.items():
             threads: dict[str, set[str]] = {}
             orphans: dict[str, str] = {}
-            for recheck, post in items:
+            for lookup, post in items:
                 if post.kind is Form.REPLY and post.thread_ts:
-                    threads.setdefault(post.thread_ts, set()).add(recheck.key)
+                    threads.setdefault(post.thread_ts, set()).add(lookup.key)
                 elif post.kind is Form.REPLY:
-                    orphans[recheck.key] = parse_slot(recheck.key).task_id  # under its task's alert, if that made it
+                    orphans[lookup.key] = parse_slot(lookup.key).task_id  # under its task's alert, if that made it
             search = Search(channel, min(post.at for _, post in items) - SEARCH_MARGIN_S,
                             slots=frozenset(r.key for r, p in items if p.kind is not Form.REPLY),
                             threads={ts: frozenset(keys) for ts, keys in threads.items()}, orphans=orphans)
@@ -106,22 +106,22 @@ class Lookups:
                                 outcome.reason)
                 else:
                     log.warning("cannot search Slack for %d posts (%s): posting them again", len(items), outcome.reason)
-            for recheck, post in items:
-                if recheck.abandon.is_set():
+            for lookup, post in items:
+                if lookup.abandon.is_set():
                     continue
-                ts = outcome.found.get(recheck.key)
+                ts = outcome.found.get(lookup.key)
                 if ts is not None:
-                    self._found(recheck, post, outcome.channel, ts)
+                    self._found(lookup, post, outcome.channel, ts)
                 elif outcome.status != "abandoned":
-                    log.info("%s is not in Slack: posting it", recheck.key)
-                    recheck.settle(Outcome("missing"))
+                    log.info("%s is not in Slack: posting it", lookup.key)
+                    lookup.settle(Outcome("missing"))
 
         return settle
 
-    def _found(self, recheck: _Lookup, post: Post | None, channel: str | None, ts: str | None) -> None:
+    def _found(self, lookup: _Lookup, post: Post | None, channel: str | None, ts: str | None) -> None:
         if post is not None and post.is_owed and ts:
             self.found += 1
-            log.info("%s was already in Slack (%s, ts %s): not posted again", recheck.key, channel, ts)
-            self.posts.posted(recheck.key, post, int(self.clock()), channel, ts, None)
-        recheck.settle(Outcome("found", channel=channel, ts=ts))
+            log.info("%s was already in Slack (%s, ts %s): not posted again", lookup.key, channel, ts)
+            self.posts.posted(lookup.key, post, int(self.clock()), channel, ts, None)
+        lookup.settle(Outcome("found", channel=channel, ts=ts))
 

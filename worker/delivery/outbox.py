@@ -44,9 +44,9 @@ from typing import Any
 from kafka import TopicPartition
 
 from ..alerting import Alert, TemplateRenderError
-from ..checkpoint import Hold
-from ..deadletter import DeadLetters, Record
-from ..stats import Stats
+from ..stream import Hold
+from ..stream import DeadLetters, Record
+from ..stream import Stats
 from .records import Form, Post, Posts
 from .lookups import Lookups, Settle
 from .sinks import Outcome, Sink, outcome_of
@@ -164,7 +164,7 @@ class Outbox:
         if earlier is not None and earlier.is_owed and item.keys[0] not in self._mine:  # in doubt: search first
             self._mine[item.keys[0]] = (fresh[0].tp, item.future)
             self._done(fresh[0])
-            self.recheck(item.keys[0], abandon, lambda outcome: self._after_recheck(item, outcome))
+            self.look_up(item.keys[0], abandon, lambda outcome: self._after_lookup(item, outcome))
             return item.future
         now = int(self.clock())
         for i, place in enumerate(fresh):
@@ -324,9 +324,9 @@ class Outbox:
         item = _Post(alert, owed, abandon, Future(), [None] * len(owed))
         for k in owed:
             self._mine[k] = (tp, item.future)
-        self.recheck(key, abandon, lambda outcome: self._after_recheck(item, outcome))
+        self.look_up(key, abandon, lambda outcome: self._after_lookup(item, outcome))
 
-    def _after_recheck(self, item: _Post, outcome: Outcome) -> None:
+    def _after_lookup(self, item: _Post, outcome: Outcome) -> None:
         if outcome.status == "missing":
             self._queue(item)
             return
@@ -340,7 +340,7 @@ class Outbox:
             item.on_sent(outcome)
         _resolve(item.future, outcome)
 
-    def recheck(self, key: str, abandon: threading.Event, settle: Settle) -> None:
+    def look_up(self, key: str, abandon: threading.Event, settle: Settle) -> None:
         """A slot owed since before a crash: settle with "found" (it is in Slack) or "missing" (post it). One this
         process gave up before it was ever sent is missing: nothing to look for."""
         if self._unsent.pop(key, 0) is None:
@@ -371,7 +371,7 @@ class Outbox:
     def forget(self, partitions: Iterable[TopicPartition], abandon: Iterable[threading.Event]) -> None:
         """Partitions given up: what this process owes for them is their next owner's (it is on record).
 
-        Queued posts and rechecks of theirs go. A held digest or summary goes too: the group moved the partitions of
+        Queued posts and lookups of theirs go. A held digest or summary goes too: the group moved the partitions of
         its answers while the membership was in doubt, and their next owner (perhaps this worker) lists them again."""
         lost, events = set(partitions), set(abandon)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from ..state import StateView
+from ..stream import StateView
 from .slots import For, Slot, parse_slot
 
 

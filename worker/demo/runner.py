@@ -25,7 +25,7 @@ from ..config import load_settings
 from ..logs import setup_logging
 from ..metrics import MetricsConfig, iso
 from ..service import serve
-from ..stats import Stats
+from ..stream import Stats
 from .samples import FeedbackGenerator
 from .surveytool import answer_surveys, wait_for_outcomes
 from .teammate import ACK_WITHIN_S, POOL, RESOLUTIONS, rules_with_short_sla, status_line, wait_for_escalation, work_tasks

@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from ..broker import make_producer
 from ..config import Settings
-from ..taskdesk import TaskDesk
+from ..keeper import TaskDesk
 
 #: The answers, in the order the requests arrive: (score on the survey's scale, comment).
 SCRIPT = [(5, "Parcel arrived the next morning, thank you!"), (2, "Still charged twice. Not impressed."),

@@ -3,7 +3,7 @@
 - One answer goes to a rule with a 5-second acknowledgement SLA (`demo-sla`, written next to
   a copy of the shipped rules), and nobody takes it: it escalates.
 - A teammate then works a few tasks through the same path as `feedback-worker task ...`
-  (taskdesk.py): acknowledges them, ticks HEARD steps, resolves some with a root cause.
+  (keeper/desk.py): acknowledges them, ticks HEARD steps, resolves some with a root cause.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from ..config import Settings
 from ..events import FeedbackEvent
 from ..rules import load_rules
-from ..taskdesk import TaskDesk
+from ..keeper import TaskDesk
 from ..tasks import Case, task_id_for
 
 ACK_WITHIN_S = 5

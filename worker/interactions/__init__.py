@@ -5,7 +5,7 @@
     actors.py    who may act (TASK_ACTORS: users and user groups)
 
 On when SLACK_APP_TOKEN is set; the card the buttons sit on is alerting/cards.py, and its
-updates after every change are livecard.py's.
+updates after every change are keeper/card.py's.
 """
 
 from .actors import actors_allowed

@@ -2,7 +2,7 @@
 
 Pure functions of the payload and the cases this replica sees, so they can be tested without
 Slack: `on_click` (block_actions) and `on_submit` (view_submission). The keeper checks every
-action again when it applies it (tasks/keeper.py); checking here too means a refusal is shown
+action again when it applies it (tasks/transitions.py); checking here too means a refusal is shown
 at once, as an ephemeral message only the clicking user sees.
 """
 

@@ -4,7 +4,7 @@ slack-sdk's own SocketModeClient does the protocol (apps.connections.open, the W
 pings, reconnecting with backoff when the socket drops); Bolt would add a framework around
 four handlers, so the plain client it is built on is used directly. Every replica connects:
 Slack spreads envelopes over the connections, and any replica can handle any click, because
-the action it sends goes to the one keeper (casework.py) like every other.
+the action it sends goes to the one keeper (keeper/keeper.py) like every other.
 
 An envelope is acknowledged once its action is in Kafka (so a click is never lost to a crash
 between the two), or at once with the dialog's field errors. Dialogs open from this thread, as

@@ -1,34 +1,24 @@
 """Rolling CX metrics: NPS, CSAT, CES, volume and revenue at risk per window, exact across crashes.
 
     tally.py         the arithmetic: counts per pane (Tally) and the figures from them
-    snapshot.py      the MetricSnapshot record, a contract for downstream services
+    schema.py      the MetricSnapshot record, a contract for downstream services
     windows.py       the `metrics:` config and the pane arithmetic of windows
     partials.py      per-partition partials, and the metric records of the state topic
     metering.py      what the worker loop calls: count, checkpoint, restore, tick
-    snapshots.py     merging partials and emitting snapshots, interim and final
+    emitter.py     merging partials and emitting snapshots, interim and final
     metric_rules.py  rules on rolling figures ("enterprise NPS below 0 over 24h")
     loop.py          loop KPIs per window, from the follow-up tasks' lifecycle (fed by tasks/kpis.py)
 
 What other subpackages use is exported here.
 """
 
-from .snapshot import LoopFigures, MetricSnapshot, Percentiles, WindowRef
+from .schema import LoopFigures, MetricSnapshot, Percentiles, WindowRef
 from .loop import LoopBook, LoopEntry, LoopTally, loop_figures, nearest_rank
 from .tally import Tally, figures
 from .metering import Metering
-from .metric_rules import (
-    DEFAULT_METRIC_TEMPLATE,
-    METRIC_PATHS,
-    MetricCondition,
-    MetricRule,
-    MetricWatch,
-    holds,
-    loop_basis,
-    metric_value,
-    responses_for,
-)
+from .metric_rules import DEFAULT_METRIC_TEMPLATE, METRIC_PATHS, MetricCondition, MetricRule, MetricWatch, holds, loop_basis, metric_value, responses_for
 from .partials import GRACE_S, MetricState, PartitionMetrics
-from .snapshots import SnapshotEmitter, snapshot_key
+from .emitter import SnapshotEmitter, snapshot_key
 from .windows import MetricsConfig, WindowSpec, iso
 
 __all__ = [

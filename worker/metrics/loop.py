@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .partials import GRACE_S, PaneKey
-from .snapshot import LoopFigures, Percentiles
+from .schema import LoopFigures, Percentiles
 from .windows import MetricsConfig
 
 Kind = Literal["opened", "acknowledged", "escalated", "resolved", "reopened", "closed"]

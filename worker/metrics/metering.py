@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from ..events import EventData, FeedbackEvent
 from .loop import LoopBook
 from .partials import MetricState, PartitionMetrics
-from .snapshots import SnapshotEmitter
+from .emitter import SnapshotEmitter
 from .windows import MetricsConfig
 
 log = logging.getLogger(__name__)

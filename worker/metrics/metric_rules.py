@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..durations import Duration, format_duration
+from ..notation import Duration, format_duration
 from ..events import is_known_path
-from .snapshot import LoopFigures, MetricSnapshot
+from .schema import LoopFigures, MetricSnapshot
 from .partials import MetricState
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {

@@ -3,7 +3,7 @@
 Each worker counts the input partitions it owns into *partials*: one Tally per
 (input partition, pane, dimension value), stamped with the input offset it includes up to.
 At every checkpoint, before input offsets are committed, changed partials are published to
-the worker state topic (STATE_TOPIC, see state.py), so that topic is never behind the
+the worker state topic (STATE_TOPIC, see stream/state.py), so that topic is never behind the
 committed offsets.
 
 - Crash and restart (or a rebalance): the new owner restores the partition's partials from
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..events import VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
-from ..state import StateView
+from ..stream import StateView
 from .tally import UNHAPPY, Tally
 from .windows import MetricsConfig
 

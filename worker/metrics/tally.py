@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import UNHAPPY
-from .snapshot import CesFigures, CsatFigures, NpsFigures
+from .schema import CesFigures, CsatFigures, NpsFigures
 
 #: customer id -> (occurred_at of their latest unhappy response, its monthly_value)
 Unhappy = dict[str, tuple[int, float | None]]

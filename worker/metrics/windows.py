@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..durations import Duration, format_duration
+from ..notation import Duration, format_duration
 from ..events import is_known_path
 
 

@@ -1,6 +1,6 @@
 """/metrics: what the loop already keeps, read when Prometheus scrapes; and how long Slack takes.
 
-Nothing here runs per event. The collector reads the loop's counters (stats.py), the
+Nothing here runs per event. The collector reads the loop's counters (stream/counters.py), the
 checkpoint, the consumer's assignment and the state tables at scrape time, holding the
 worker's lock for the copies (so a scrape sees whole batches, and the loop waits at most for
 the copying). Slack's latency is the one thing observed as it happens: the sink's threads
@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from .. import __version__
 from ..delivery import Call
-from ..app import Worker
+from ..loop import Worker
 
 log = logging.getLogger(__name__)
 

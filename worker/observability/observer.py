@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from ..delivery import Call
-from ..app import Worker
+from ..loop import Worker
 from ..config import Settings
 from .health import Health, SlackReachability
 from .metrics import SlackCalls, WorkerCollector

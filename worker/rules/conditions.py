@@ -9,7 +9,7 @@ rule can also be specialised for a known survey and score (`specialize`, used by
 model.RuleSet's pre-filter), and turned into a predicate over a FeedbackEvent or over
 EventData (`predicate`, with `field_getter` or `data_getter`).
 
-Syntax (a contract; see README "Writing rules"):
+Syntax (a contract; see docs/rules.md "Writing rules"):
     field.path: value              equals
     field.path: {op: value, ...}   several operators on one field are ANDed
     all: [cond, ...] / any: [cond, ...] / not: cond
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, field_getter, is_known_path
-from ..yamlsource import LineDict, LineList, Location, Problems
+from ..notation import LineDict, LineList, Location, Problems
 
 Predicate = Callable[[FeedbackEvent], bool]
 

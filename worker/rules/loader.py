@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..tasks import SEVERITY_RANK, FollowupSpec
-from ..yamlsource import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
+from ..notation import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
 from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
 from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet

@@ -27,7 +27,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from ..events import FeedbackEvent
 from ..tasks import DEFAULT_OWNER
-from ..yamlsource import LineDict, LineList, Location, Problems
+from ..notation import LineDict, LineList, Location, Problems
 from .conditions import Predicate, compile_condition
 from .loader import RulesError
 from .model import Rule

@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..durations import format_duration, parse_duration
+from ..notation import format_duration, parse_duration
 from ..events import FeedbackEvent
 from ..metrics import MetricSnapshot, Tally, figures
 from ..tasks import SEVERITY_RANK
-from ..yamlsource import LineDict, LineList, Location, SourceError, load_yaml, locate
+from ..notation import LineDict, LineList, Location, SourceError, load_yaml, locate
 from .loader import RulesError, rule_files
 from .model import RuleSet
 

@@ -15,52 +15,13 @@
     diagnose.py   the root causes of the tasks resolved in a period, against the period before
 """
 
-from .actions import (
-    ACTION,
-    ACTION_NAMES,
-    Acknowledge,
-    Action,
-    Answer,
-    Assign,
-    Close,
-    Escalate,
-    Open,
-    PersonAction,
-    Reopen,
-    Resolve,
-    StepAction,
-    Update,
-)
+from .actions import ACTION, ACTION_NAMES, Acknowledge, Action, Answer, Assign, Close, Escalate, Open, PersonAction, Reopen, Resolve, StepAction, Update
 from .case import Case, Mark, Status, Timer, fold, opened
-from .diagnose import (
-    CauseLine,
-    CauseReport,
-    cases_from_records,
-    change_text,
-    money_text,
-    plain_table,
-    rate_text,
-    resolved_in,
-    root_cause_report,
-    summary_line,
-    terminal_safe,
-)
+from .diagnose import CauseLine, CauseReport, cases_from_records, change_text, money_text, plain_table, rate_text, resolved_in, root_cause_report, summary_line, terminal_safe
 from .heard import DEFAULT_STEPS, STEPS, Step, TaskStep, heard_steps
-from .keeper import STILL_UNHAPPY, Applied, Refused, apply, refusal
+from .transitions import STILL_UNHAPPY, Applied, Refused, apply, refusal
 from .kpis import follow_cases, loop_entries
-from .lifecycle import (
-    TASK_RECORD,
-    EscalatedTo,
-    Lifecycle,
-    StepDone,
-    TaskAcknowledged,
-    TaskAssigned,
-    TaskClosed,
-    TaskEscalated,
-    TaskRecord,
-    TaskReopened,
-    TaskResolved,
-)
+from .lifecycle import TASK_RECORD, EscalatedTo, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskClosed, TaskEscalated, TaskRecord, TaskReopened, TaskResolved
 from .policy import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
 from .recheck import TASK_ATTRIBUTE, SurveyRequest, answered_tasks, survey_request
 from .records import COMMENT_KEPT, WORKER, Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate, Sla, open_task, task_id_for

@@ -15,17 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .lifecycle import (
-    EscalationReason,
-    Lifecycle,
-    StepDone,
-    TaskAcknowledged,
-    TaskAssigned,
-    TaskClosed,
-    TaskEscalated,
-    TaskReopened,
-    TaskResolved,
-)
+from .lifecycle import EscalationReason, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskClosed, TaskEscalated, TaskReopened, TaskResolved
 from .records import COMMENT_KEPT, Actor, FollowUpTask, FollowUpUpdate, Sla
 from .spec import EscalateTo, Recheck
 

@@ -23,7 +23,7 @@ from datetime import UTC, timedelta
 from typing import Any, Literal
 
 from .case import Case, fold, opened
-from .keeper import STILL_UNHAPPY
+from .transitions import STILL_UNHAPPY
 from .records import FollowUpTask, FollowUpUpdate
 from .schedule import Period
 

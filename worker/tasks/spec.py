@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..durations import Duration
-from ..names import check_name_template
+from ..notation import Duration
+from ..notation import check_name_template
 from .heard import Step
 
 Severity = Literal["critical", "high", "medium", "low", "info"]

@@ -1,6 +1,6 @@
 """Every task's case, as every replica sees it: the `task`, `pool` and `outcome` records of the state topic.
 
-Only the keeper (the worker that owns TASK_ACTIONS_TOPIC's partition, see casework.py) writes
+Only the keeper (the worker that owns TASK_ACTIONS_TOPIC's partition, see keeper/keeper.py) writes
 them: one writer, in action order. Every replica reads them, so any replica can show a task,
 check an action before sending it, and know who has a task.
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..state import StateView
+from ..stream import StateView
 from .case import Case
 from .policy import TaskPolicy
 

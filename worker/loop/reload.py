@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .alerting import AlertRenderer
-from .config import ConfigError, Settings
-from .rules import RuleSet, RulesError
-from .yamlsource import SourceError
+from ..alerting import AlertRenderer
+from ..config import ConfigError, Settings
+from ..rules import RuleSet, RulesError
+from ..notation import SourceError
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,13 @@
-"""The rebalance listener: settle, publish and commit before partitions move; restore after.
-
-kafka-python 3 calls it on its IO thread, possibly while the worker thread is mid-batch, and
-a blocking commit() may not run there. So each callback takes the worker's lock between
-batches (yielding to the IO loop while it waits) and awaits the async commit. What to do with
-the partitions is the loop's business (`Partitions`, implemented by app.Worker).
+"""kafka-python internals the worker reads, checked at start-up; and `Membership`, built on them.
 
 kafka-python has no public API for three things the worker needs, so it reads private
 attributes of the consumer: all of them are in `PRIVATE_ATTRIBUTES`, verified with the
 kafka-python versions in `SUPPORTED_KAFKA_PYTHON` (pyproject.toml pins the same range).
 Another version may lack one, and the worker says so at start-up, loudly, in one of two ways:
 
-- Those the rebalance listener cannot work without (`required`) refuse start-up:
-  `check_kafka_internals` raises RuntimeError (the Worker calls it). Without `_net.sleep` the
-  listener would raise mid-rebalance and the partitions would move unsettled; without
+- Those the rebalance listener (loop/rebalance.py) cannot work without (`required`) refuse
+  start-up: `check_kafka_internals` raises RuntimeError (service.py calls it). Without `_net.sleep`
+  the listener would raise mid-rebalance and the partitions would move unsettled; without
   `_commit_offsets_sync_async` every rebalance would give its partitions up uncommitted, for
   the next owner to redo. Neither should be found out at the first rebalance in production.
 - The membership ones (heartbeat times) only turn off one protection (`Membership`,
@@ -25,16 +20,12 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import kafka
-from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
-
-from .checkpoint import Checkpoint
+from kafka import KafkaConsumer
 
 log = logging.getLogger("worker")
 
@@ -101,7 +92,7 @@ def check_kafka_internals(consumer: Any) -> None:
         serves = "; ".join(a.serves for a in REQUIRED if a.path in missing)
         raise RuntimeError(
             f"cannot start: the Kafka consumer lacks {' and '.join(missing)} ({serves}). {_installed()}: "
-            f"install a kafka-python in that range (see worker/rebalance.py).")
+            f"install a kafka-python in that range (see worker/stream/membership.py).")
 
 
 class Membership:
@@ -119,7 +110,7 @@ class Membership:
         if missing:
             log.warning("the Kafka consumer lacks %s, so posts are not held while the group membership is in doubt: "
                         "an evicted worker may post what its partitions' new owner posts too. %s: install a kafka-python "
-                        "in that range (see worker/rebalance.py).", " and ".join(missing), _installed())
+                        "in that range (see worker/stream/membership.py).", " and ".join(missing), _installed())
         self._heartbeat = None if missing else consumer._coordinator.heartbeat
         self._limit_s = math.inf if missing else consumer._coordinator.heartbeat.config["session_timeout_ms"] / 2000
         self._joined = -math.inf
@@ -135,61 +126,3 @@ class Membership:
         # nothing of the membership. Before any answer, just after subscribing, there is nothing to doubt.
         last = max(self._heartbeat.last_receive, self._joined)
         return math.isfinite(last) and time.monotonic() - last > self._limit_s
-
-
-class Partitions(Protocol):
-    """What the listener needs of the worker: its lock, its clients, and what to do on each change."""
-
-    lock: threading.Lock
-    consumer: KafkaConsumer
-    checkpoint: Checkpoint
-
-    def assigned(self, partitions: list[TopicPartition]) -> None: ...
-
-    def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]: ...
-
-    def lost(self, partitions: list[TopicPartition]) -> None: ...
-
-
-class Rebalance(AsyncConsumerRebalanceListener):
-    """kafka-python 3 runs these on its IO thread while the worker thread waits in poll()."""
-
-    def __init__(self, worker: Partitions, first: str = "") -> None:
-        self.worker = worker
-        self.first = first  # the topic listed first in the log (the feedback topic; then the task actions)
-
-    async def _locked(self) -> None:
-        """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
-        while not self.worker.lock.acquire(blocking=False):
-            await self.worker.consumer._net.sleep(0.01)
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self._locked()
-        try:
-            offsets = self.worker.revoked(list(revoked))
-        finally:
-            self.worker.lock.release()
-        if offsets:
-            try:
-                # The blocking commit() may not run on the IO thread; this is the coroutine it wraps.
-                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)
-                self.worker.checkpoint.committed(offsets)
-            except Exception as err:  # at-least-once still holds: the next owner redoes uncommitted events
-                log.warning("could not commit before giving up partitions (%s): their uncommitted events will be redone", err)
-
-    async def on_partitions_lost(self, lost: Any) -> None:
-        log.warning("partitions lost (evicted from the group): %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(lost)))
-        await self._locked()
-        try:
-            self.worker.lost(list(lost))
-        finally:
-            self.worker.lock.release()
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self._locked()
-        try:
-            self.worker.assigned(list(assigned))
-        finally:
-            self.worker.lock.release()
-        ordered = sorted(assigned, key=lambda tp: (tp.topic != self.first, tp.topic, tp.partition))
-        log.info("assigned partitions: %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in ordered) or "none")

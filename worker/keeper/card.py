@@ -1,6 +1,6 @@
 """After every change to a task, from any source, its alert shows it: the card updated in place, a line in the thread.
 
-Run by the keeper (casework.py), the one worker that applies changes, so updates are in the
+Run by the keeper (keeper.py), the one worker that applies changes, so updates are in the
 order of the changes. A card update is coalesced per task (ten clicks in a second, one
 `chat.update`, showing the last state) and holds the offsets of the actions that asked for it
 until Slack has it: a crash before it is redone after the restart, and the sink retries it like
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .alerting import Alert, audit_line, card
-from .checkpoint import Hold, Origin
-from .delivery import Form, Outbox, Outcome, Place, Sink, alert_slot, change_slot
-from .tasks import Case, Lifecycle
+from ..alerting import Alert, audit_line, card
+from ..stream import Hold, Origin
+from ..delivery import Form, Outbox, Outcome, Place, Sink, alert_slot, change_slot
+from ..tasks import Case, Lifecycle
 
 log = logging.getLogger("worker")
 

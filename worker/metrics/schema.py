@@ -44,7 +44,7 @@ class Percentiles(BaseModel):
 
 
 class LoopFigures(BaseModel):
-    """The closed loop in the window: each count is of lifecycle records dated in it (README "Loop KPIs")."""
+    """The closed loop in the window: each count is of lifecycle records dated in it (docs/metrics.md "Loop KPIs")."""
 
     opened: int = Field(0, description="Tasks opened.")
     acknowledged: int = Field(0, description="Acknowledgements (a reopened task can be acknowledged again).")

@@ -18,101 +18,95 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from .alerting import (
-    Alert,
-    AlertRenderer,
-    Digests,
-    Episode,
-    Item,
-    Silences,
-    Throttle,
-    new_card,
-    notice_alert,
-    with_card,
-)
-from .casework import Casework
-from .checkpoint import Backpressure, Checkpoint, PartitionState
-from .config import Settings
-from .deadletter import DeadLetters
-from .delivery import Form, Outbox, Outcome, Owed, Place, Posts, Sink, alert_slot, answer_slot
-from .events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
-from .interactions import SlackLink
-from .metricalerts import MetricAlerts
-from .metrics import Metering, MetricWatch
-from .rebalance import Membership, Rebalance
+from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
+from ..config import Settings
+from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot
+from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
+from ..interactions import SlackLink
+from ..keeper import Keeper
+from ..metrics import Metering, MetricWatch
+from ..rules import Match, Router, Rule, RuleSet
+from ..stream import Backpressure, PartitionState, StateView, Stats, Stream
+from ..tasks import Cases, FollowUpTask, open_task
+from .rebalance import Rebalance
 from .reload import Reloader
-from .rules import Match, Router, Rule, RuleSet
-from .state import StateView
-from .stats import Stats
-from .tasks import Cases, FollowUpTask, open_task
 
 log = logging.getLogger("worker")
 
 _LOUD_COUNTS = frozenset(10**n for n in range(10))
 
 
+@dataclass
+class Rulebook:
+    """What ops wrote, as the loop applies it now; a hot reload swaps it (`swap`)."""
+
+    rules: RuleSet
+    renderer: AlertRenderer
+    router: Router
+    watch: MetricWatch | None = None  # the metric rules' watcher, when metrics are on: it follows a reload
+
+    def swap(self, rules: RuleSet, renderer: AlertRenderer) -> None:
+        self.rules, self.renderer = rules, renderer
+        self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
+        if self.watch is not None:
+            self.watch.rules = rules.metric_rules
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The worker state topic (stream/state.py) and the tables the loop reads and writes in it: every replica sees
+    the same throttle episodes, silences and tasks."""
+
+    view: StateView
+    throttle: Throttle
+    silences: Silences
+    cases: Cases
+
+
 class Worker:
+    """The loop. Its collaborators are built in service.py (`build_worker`); it only says what happens, in order."""
+
     def __init__(
         self,
         settings: Settings,
-        rules: RuleSet,
-        renderer: AlertRenderer,
-        sink: Sink,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
-        view: StateView,
-        throttle: Throttle,
-        silences: Silences,
-        posts: Posts,
-        cases: Cases,
-        router: Router,
+        book: Rulebook,
+        tables: Tables,
+        stream: Stream,
+        outbox: Outbox,
+        keeper: Keeper,
         metering: Metering | None = None,
         reloader: Reloader | None = None,
         link: SlackLink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.settings = settings
-        self.rules = rules
-        self.renderer = renderer
-        self.consumer = consumer
-        self.clock = clock
-        self.checkpoint = Checkpoint(consumer, producer, settings.commit_interval_seconds)
-        self.view = view  # the worker state topic, read continuously (state.py)
-        self.throttle = throttle
-        self.silences = silences
-        self.router = router
+        self.book = book
+        self.outbox = outbox
+        self.keeper = keeper
         self.metering = metering
         self.reloader = reloader
-        self.digests = Digests(settings.channel_rate_limit_per_minute)
-        self._next_full_warning: dict[str, float] = {}
-        self.membership = Membership(consumer)
-        self.dead_letters = DeadLetters(settings.dlq_topic, self.checkpoint.publish, settings.metrics_topic)
-        self.stats = Stats()
-        view.on_send_error = self.checkpoint.on_send_error  # a state record (what is owed Slack) not in Kafka: no commit
-        # Every Slack message goes through the outbox, once. Posts tied to no partition (metric alerts, digests,
-        # notices) give up when the worker stops (its `stopping`).
-        self.outbox = Outbox(sink, posts, producer.flush, self.dead_letters, self.stats, lambda: self.clock().timestamp(),
-                             settings.slack_history_lookup, settings.slack_timeout_seconds + 5, in_doubt=self.membership.in_doubt)
+        self.link = link  # Slack interactivity (Socket Mode): buttons on alerts, and their live card
+        self.clock = clock
+        # Short names for what the loop uses on every event (and /metrics reads).
+        self.consumer, self.checkpoint, self.membership = stream.consumer, stream.checkpoint, stream.membership
+        self.dead_letters, self.stats = stream.dead_letters, stream.stats
+        self.view, self.throttle, self.silences, self.cases = tables.view, tables.throttle, tables.silences, tables.cases
+        self.view.on_send_error = self.checkpoint.on_send_error  # a state record (what is owed Slack) not in Kafka: no commit
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
             self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts))
+        self.digests = Digests(settings.channel_rate_limit_per_minute)
+        self.backpressure = Backpressure(self.consumer, settings.max_in_flight_alerts, self.stats)
+        self._next_full_warning: dict[str, float] = {}
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
-        self.backpressure = Backpressure(consumer, settings.max_in_flight_alerts, self.stats)
-        if metering is not None:
-            alerts = MetricAlerts(self.outbox, silences, lambda: self.renderer, settings.slack_default_channel, self.stats, clock)
-            self._watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, alerts.fire)
-            metering.emitter.watchers.append(self._watch)
-        self.cases = cases
-        self.casework = Casework(settings, cases, self.checkpoint, self.dead_letters, self.outbox, lambda: self.renderer,
-                                 self.stats, clock, sink)
-        self.link = link  # Slack interactivity (Socket Mode): buttons on alerts, and their live card
         self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
@@ -122,11 +116,23 @@ class Worker:
         self.polled_at = time.monotonic()  # the last return from poll(): /healthz
         self.joined = False  # the group has assigned partitions (possibly none) at least once: /readyz
 
+    @property
+    def rules(self) -> RuleSet:
+        return self.book.rules
+
+    @property
+    def renderer(self) -> AlertRenderer:
+        return self.book.renderer
+
+    @property
+    def router(self) -> Router:
+        return self.book.router
+
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> Stats:
         """Process until `stop` is set, then finish what is in hand, commit and return."""
-        self.consumer.subscribe([self.settings.feedback_topic, self.casework.topic], listener=Rebalance(self, self.settings.feedback_topic))
+        self.consumer.subscribe([self.settings.feedback_topic, self.keeper.topic], listener=Rebalance(self, self.settings.feedback_topic))
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
         self.view.sync()  # catch up with the state topic before the first event
@@ -145,15 +151,15 @@ class Worker:
                         if tp not in self.owned:  # revoked since the fetch: the new owner handles these
                             continue
                         self.stats.polled[tp] += len(records)  # per batch, not per record (/metrics)
-                        handle = self.casework.handle if tp.topic == self.casework.topic else self.handle
+                        handle = self.keeper.handle if tp.topic == self.keeper.topic else self.handle
                         for record in records:
                             handle(tp, record)
                     self.outbox.settle()
-                    if self.casework.waiting:
+                    if self.keeper.waiting:
                         self.view.poll()  # alerts waiting for their task's pool member, cards for their alert: read now
-                        self.casework.wake()
+                        self.keeper.wake()
                     self.post_digests()
-                    self.casework.release()
+                    self.keeper.release()
                     self.outbox.release()  # what is owed, one flush, the offsets released, then the posts of this batch
                     if self.checkpoint.due():
                         self.checkpoint.commit()
@@ -204,7 +210,7 @@ class Worker:
                     "event %s (occurred_at %s) is too late for every metric window: counted in late_events, not in the "
                     "figures (%d such events so far; see metrics.lateness)", data["event_id"], occurred_at.isoformat(), self.stats.late,
                 )
-        if data["customer"]["id"] in self.cases.answerable and self.casework.answered(data):
+        if data["customer"]["id"] in self.cases.answerable and self.keeper.answered(data):
             return  # the customer's answer after a resolution: it closes or reopens their task, and opens none
         match = self.rules.evaluate_data(data)
         if match is None:
@@ -224,13 +230,13 @@ class Worker:
             # A repeat within the window: the open task's thread instead (a resolved task's episode is over).
             self.reply(tp, record, event, match, state, key, episode)
             return
-        if is_unhappy(event.survey, event.score) and (joined := self.casework.joinable(event.customer.id, event.event_id)):
+        if is_unhappy(event.survey, event.score) and (joined := self.keeper.joinable(event.customer.id, event.event_id)):
             self.reply(tp, record, event, match, state, None, joined)  # their unresolved task, not one more
             return
         destination = self.router.destination(event, rule)
         now = self.clock()
         task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner,
-                         self.casework.sla(rule.followup, now))
+                         self.keeper.sla(rule.followup, now))
         slot = alert_slot(task.task_id)
         earlier = self.outbox.posts.get(slot)
         if earlier is not None:  # a replay: the alert is posted, or owed and on its way (this worker's, since assigned)
@@ -238,7 +244,7 @@ class Worker:
             if key is not None:
                 self._starts_thread(key, task.task_id, event, rule, earlier.thread, self.outbox.in_flight(slot))
             return
-        self.casework.open(task, rule.followup, destination.channel, event)
+        self.keeper.open(task, rule.followup, destination.channel, event)
         hold = self.checkpoint.hold(state, record.offset)
 
         def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
@@ -261,7 +267,7 @@ class Worker:
 
             def render() -> Alert:
                 alert = self.renderer.render(rule.alert.template, destination.channel, event, match, task)
-                if self.casework.cards is not None:  # buttons, steps and status under what the template rendered
+                if self.keeper.cards is not None:  # buttons, steps and status under what the template rendered
                     alert.blocks = with_card(alert.blocks, new_card(task))
                 return alert
 
@@ -269,7 +275,7 @@ class Worker:
             if key is not None and future is not None:
                 self._starts_thread(key, task.task_id, event, rule, (None, None), future)
 
-        self.casework.when_assigned(task, state.abandon, alert)
+        self.keeper.when_assigned(task, state.abandon, alert)
 
     def _starts_thread(self, key: str, task_id: str, event: FeedbackEvent, rule: Rule, thread: tuple[str | None, str | None],
                        future: Future[Outcome] | None) -> None:
@@ -301,7 +307,7 @@ class Worker:
             self.stats.joined += 1
         else:
             self.stats.throttled += 1
-        self.casework.update(self.throttle.join(key, episode, event, match, self.clock()))
+        self.keeper.update(self.throttle.join(key, episode, event, match, self.clock()))
         channel = episode.channel or self.router.destination(event, rule).channel
         what = f"thread reply for event {event.event_id}"
         if self.stats.silenced_by(self.silences.holding(event, rule.id, self.clock()), what):
@@ -335,14 +341,14 @@ class Worker:
         if self.metering is not None:
             self.metering.tick(self.now)
         self.throttle.expire(self.now)
-        self.casework.tick(self.clock())
+        self.keeper.tick(self.clock())
         if self.link is not None:
             self.link.settle()
         if self.now >= self._next_expiry:
             self._next_expiry = self.now + 60
             retention = int(self.settings.alert_record_retention.total_seconds())
             self.outbox.posts.expire(self.now, retention, {tp.partition for tp in self.owned})
-            if self.casework.keeping:
+            if self.keeper.keeping:
                 self.cases.expire(self.clock(), retention)
 
     def _reload(self) -> None:
@@ -358,10 +364,7 @@ class Worker:
                 self.outbox.post_once("rules reload notice", [], channel, lambda: notice_alert(
                     channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome))
             return
-        self.rules, self.renderer = outcome
-        self.router = Router(self.router.routes, self.router.default_channel)  # forget the old rules' compiled values
-        if self.metering is not None:
-            self._watch.rules = self.rules.metric_rules
+        self.book.swap(*outcome)
         self.stats.reloads += 1
 
     def _wall_clock(self) -> int:
@@ -394,7 +397,7 @@ class Worker:
         if self.metering is not None:
             self.metering.assigned(partitions)
         self.owned.update(partitions)
-        self.casework.assigned(partitions)
+        self.keeper.assigned(partitions)
         self.backpressure.assigned(partitions)
         self.checkpoint.assigned(partitions)
         for line in self.outbox.take_over(partitions, lambda tp: self.checkpoint.partitions[tp].abandon):
@@ -428,7 +431,7 @@ class Worker:
         self.owned.difference_update(partitions)
         self.outbox.forget(partitions, [self.checkpoint.partitions[tp].abandon for tp in partitions if tp in self.checkpoint.partitions])
         self.digests.forget(set(partitions))
-        self.casework.lost(partitions)
+        self.keeper.lost(partitions)
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions], revoked)
         if self.metering is not None:
             self.metering.revoked(partitions)

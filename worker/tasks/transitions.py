@@ -16,7 +16,7 @@
 
 A refusal names the task, its status and why. An action id already applied is a duplicate:
 nothing happens, and it is not an error (a retried CLI call, a redelivered record).
-Nothing here touches Kafka or Slack: the loop (worker/casework.py) publishes what this returns.
+Nothing here touches Kafka or Slack: the loop (worker/keeper/keeper.py) publishes what this returns.
 """
 
 from __future__ import annotations
@@ -27,18 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from .actions import Acknowledge, Action, Answer, Assign, Close, Escalate, Open, Reopen, Resolve, StepAction, Update
 from .case import Case, fold, opened, remember
-from .lifecycle import (
-    EscalatedTo,
-    Lifecycle,
-    StepDone,
-    TaskAcknowledged,
-    TaskAssigned,
-    TaskClosed,
-    TaskEscalated,
-    TaskReopened,
-    TaskResolved,
-    record_id,
-)
+from .lifecycle import EscalatedTo, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskClosed, TaskEscalated, TaskReopened, TaskResolved, record_id
 from .policy import TaskPolicy
 from .records import FollowUpTask, FollowUpUpdate, Sla
 

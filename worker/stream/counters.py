@@ -12,10 +12,17 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .alerting import Silence
 
 log = logging.getLogger("worker")
+
+
+class Silence(Protocol):
+    """A silence as the counters see it (alerting.Silence): which one held a message back, and why."""
+
+    id: str
+    reason: str
 
 #: (topic, partition): kafka's TopicPartition is this named tuple.
 Partition = tuple[str, int]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 
 from .loop import LoopBook, loop_figures
-from .snapshot import MetricSnapshot, WindowRef
+from .schema import MetricSnapshot, WindowRef
 from .tally import Tally, figures
 from .partials import GRACE_S, MetricState
 from .windows import MetricsConfig, iso, windows_of_pane

@@ -26,7 +26,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import CommitFailedError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
-from .stats import Stats
+from .counters import Stats
 
 log = logging.getLogger(__name__)
 

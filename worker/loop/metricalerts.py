@@ -17,11 +17,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .alerting import AlertRenderer, Silences
-from .delivery import Outbox, Outcome, Place, metric_slot
-from .metrics import MetricRule, MetricSnapshot
-from .rules import NO_CHANNEL
-from .stats import Stats
+from ..alerting import AlertRenderer, Silences
+from ..delivery import Outbox, Outcome, Place, metric_slot
+from ..metrics import MetricRule, MetricSnapshot
+from ..rules import NO_CHANNEL
+from ..stream import Stats
 
 log = logging.getLogger("worker")
 

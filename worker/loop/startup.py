@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .alerting import AlertRenderer, TemplateRenderError
-from .config import ConfigError, Settings
-from .durations import format_duration
-from .events import FeedbackEvent
-from .metrics import MetricsConfig, MetricSnapshot, Tally, WindowRef, figures
-from .rules import Match, Router, RuleSet, RulesError, compile_routes, load_rules
-from .tasks import open_task
+from ..alerting import AlertRenderer, TemplateRenderError
+from ..config import ConfigError, Settings
+from ..notation import format_duration
+from ..events import FeedbackEvent
+from ..metrics import MetricsConfig, MetricSnapshot, Tally, WindowRef, figures
+from ..rules import Match, Router, RuleSet, RulesError, compile_routes, load_rules
+from ..tasks import open_task
 
 SAMPLE_EVENT = FeedbackEvent.model_validate(
     {

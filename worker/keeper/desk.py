@@ -18,10 +18,10 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from .broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
-from .config import Settings
-from .state import StateView
-from .tasks import ACTION, TASK_RECORD, Case, Cases, refusal
+from ..broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
+from ..config import Settings
+from ..stream import StateView
+from ..tasks import ACTION, TASK_RECORD, Case, Cases, refusal
 
 WAIT_S = 15.0
 CONNECT_TIMEOUT_S = 10.0  # kafka-python waits 30 s by default: long for someone at a terminal

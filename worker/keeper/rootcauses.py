@@ -1,6 +1,6 @@
 """The root-cause digest in the loop: once a period has ended, its digest goes to the channel, once.
 
-Only the keeper (casework.py: the owner of TASK_ACTIONS_TOPIC's partition) calls `tick`, so
+Only the keeper (keeper.py: the owner of TASK_ACTIONS_TOPIC's partition) calls `tick`, so
 one replica at a time decides. Each period's digest has a slot (delivery/slots.py: the period's
 end) and is sent like any alert (`Outbox.post_once`): what it owes is in Kafka before the
 message goes out, its POSTED record as soon as Slack answers. So a restart, or another replica
@@ -19,10 +19,10 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from .alerting import AlertRenderer
-from .config import Settings
-from .delivery import Outbox, Outcome, Place, root_causes_slot
-from .tasks import Cases, CauseReport, root_cause_report
+from ..alerting import AlertRenderer
+from ..config import Settings
+from ..delivery import Outbox, Outcome, Place, root_causes_slot
+from ..tasks import Cases, CauseReport, root_cause_report
 
 log = logging.getLogger("worker")
 

@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .alerting import Alert, AlertRenderer
-from .checkpoint import Hold, Origin
-from .delivery import Form, Outbox, Place, Slot, alert_slot, escalated_slot, escalation_slot, reopened_slot
-from .tasks import Case, FollowupAnswer
+from ..alerting import Alert, AlertRenderer
+from ..stream import Hold, Origin
+from ..delivery import Form, Outbox, Place, Slot, alert_slot, escalated_slot, escalation_slot, reopened_slot
+from ..tasks import Case, FollowupAnswer
 
 GATHER_S = 2.0  # escalations for one channel within this are posted together
 ALERT_WAIT_S = 30.0  # a note waits this long for its task's alert (on its way, or looked for after a crash)

@@ -2,7 +2,7 @@
 
 TASK_ACTIONS_TOPIC has one partition and is consumed with the feedback topic, by the same
 group. The worker that owns that partition is the *keeper*: it applies each action
-(tasks/keeper.py), publishes the record on FOLLOWUP_TOPIC, saves the case and the action's
+(tasks/transitions.py), publishes the record on FOLLOWUP_TOPIC, saves the case and the action's
 outcome to the state topic, and runs the timers (SLA escalations, the end of a recovery
 window). Every worker *asks*: a new task, an answer joining one, the customer's answer after a
 resolution, an escalation that fell due, a click in Slack, a CLI command all become
@@ -11,7 +11,7 @@ after the other, never both.
 
 A resolution asks the customer again (a survey.requested record, tasks/recheck.py); the
 customer's next answer closes the task or reopens it. What the keeper says in Slack
-(escalations, a reopening by the customer) is tasknotes.py's.
+(escalations, a reopening by the customer) is keeper/notes.py's.
 """
 
 from __future__ import annotations
@@ -27,41 +27,17 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
-from .alerting import AlertRenderer, Episode
-from .checkpoint import Checkpoint, Origin
-from .config import Settings
-from .deadletter import DeadLetters
-from .delivery import Outbox, Sink, alert_slot, answer_slot
-from .events import EventData, FeedbackEvent, field_getter, is_unhappy
-from .livecard import LiveCards
-from .stats import Stats
+from ..alerting import AlertRenderer, Episode
+from ..stream import Checkpoint, Origin
+from ..config import Settings
+from ..stream import DeadLetters
+from ..delivery import Outbox, Sink, alert_slot, answer_slot
+from ..events import EventData, FeedbackEvent, field_getter, is_unhappy
+from .card import LiveCards
+from ..stream import Stats
 from .rootcauses import RootCauseDigests
-from .tasknotes import TaskNotes
-from .tasks import (
-    ACTION,
-    COMMENT_KEPT,
-    TASK_ATTRIBUTE,
-    WORKER,
-    Action,
-    Answer,
-    Case,
-    Cases,
-    Close,
-    Escalate,
-    FollowupAnswer,
-    FollowupSpec,
-    FollowUpTask,
-    FollowUpUpdate,
-    Open,
-    Refused,
-    Sla,
-    TaskResolved,
-    Update,
-    answered_tasks,
-    apply,
-    survey_request,
-    task_id_for,
-)
+from .notes import TaskNotes
+from ..tasks import ACTION, COMMENT_KEPT, TASK_ATTRIBUTE, WORKER, Action, Answer, Case, Cases, Close, Escalate, FollowupAnswer, FollowupSpec, FollowUpTask, FollowUpUpdate, Open, Refused, Sla, TaskResolved, Update, answered_tasks, apply, survey_request, task_id_for
 
 log = logging.getLogger("worker")
 
@@ -80,7 +56,7 @@ class _Waiting:
     warned: bool = False
 
 
-class Casework:
+class Keeper:
     def __init__(self, settings: Settings, cases: Cases, checkpoint: Checkpoint, dead_letters: DeadLetters, outbox: Outbox,
                  renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime], sink: Sink) -> None:
         self.topic = settings.task_actions_topic
