@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from worker.backtest import Replay, render_samples, run_file  # noqa: E402
 from worker.backtest.parallel import default_jobs  # noqa: E402
-from worker.loop.startup import load_checked  # noqa: E402
 from worker.config import load_settings  # noqa: E402
 from worker.demo import FeedbackGenerator  # noqa: E402
+from worker.loop.startup import load_checked  # noqa: E402
 
 
 def generate(path: Path, events: int, days: float, seed: int, malformed_every: int) -> int:
@@ -77,8 +77,10 @@ def main() -> int:
         started = time.monotonic()
         bad = generate(path, args.events, args.days, args.seed, args.malformed_every)
         size = path.stat().st_size
-        print(f"wrote {args.events:,} events ({bad:,} malformed, {size / 1e6:,.0f} MB) to {path} "
-              f"in {time.monotonic() - started:.1f} s", flush=True)
+        print(
+            f"wrote {args.events:,} events ({bad:,} malformed, {size / 1e6:,.0f} MB) to {path} in {time.monotonic() - started:.1f} s",
+            flush=True,
+        )
 
         settings = load_settings(None, rules_path=args.rules, templates_path=args.templates)
         rules, renderer = load_checked(settings)
@@ -92,13 +94,18 @@ def main() -> int:
             print()
             print(render_samples(replay, renderer, args.show))
         print()
-        print(f"backtest wall time: {wall:.1f} s for {result.summary.read:,} events "
-              f"({result.summary.read / wall:,.0f} events/s, {wall / max(result.summary.read, 1) * 1e6:.1f} µs/event), "
-              f"jobs={args.jobs or default_jobs()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+        print(
+            f"backtest wall time: {wall:.1f} s for {result.summary.read:,} events "
+            f"({result.summary.read / wall:,.0f} events/s, {wall / max(result.summary.read, 1) * 1e6:.1f} µs/event), "
+            f"jobs={args.jobs or default_jobs()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+        )
         s = result.summary
         if s.read != args.events or s.valid + s.invalid != s.read or s.invalid != bad:
-            print(f"FAILED: counts do not add up: read {s.read}, valid {s.valid}, invalid {s.invalid}, "
-                  f"written {args.events} with {bad} malformed", file=sys.stderr)
+            print(
+                f"FAILED: counts do not add up: read {s.read}, valid {s.valid}, invalid {s.invalid}, "
+                f"written {args.events} with {bad} malformed",
+                file=sys.stderr,
+            )
             return 1
         return 0
     finally:

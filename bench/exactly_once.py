@@ -49,17 +49,34 @@ def state_bytes(bootstrap: str, topic: str) -> tuple[int, int]:
 
 def run(broker: EmbeddedBroker, search: bool, kills: int, seed: int) -> tuple[int, int, int, int]:
     suffix = uuid.uuid4().hex[:8]
-    topics = {"FEEDBACK_TOPIC": f"feedback-{suffix}", "FOLLOWUP_TOPIC": f"followups-{suffix}", "METRICS_TOPIC": f"metrics-{suffix}",
-              "DLQ_TOPIC": f"dlq-{suffix}", "CONSUMER_GROUP": f"group-{suffix}", "STATE_TOPIC": f"state-{suffix}",
-              "TASK_ACTIONS_TOPIC": f"actions-{suffix}"}
+    topics = {
+        "FEEDBACK_TOPIC": f"feedback-{suffix}",
+        "FOLLOWUP_TOPIC": f"followups-{suffix}",
+        "METRICS_TOPIC": f"metrics-{suffix}",
+        "DLQ_TOPIC": f"dlq-{suffix}",
+        "CONSUMER_GROUP": f"group-{suffix}",
+        "STATE_TOPIC": f"state-{suffix}",
+        "TASK_ACTIONS_TOPIC": f"actions-{suffix}",
+    }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=broker.bootstrap_servers)
     ensure_topics(settings, [topics["FEEDBACK_TOPIC"]], partitions=3)
     folder = Path(tempfile.mkdtemp(prefix="exactly-once-"))
     with FakeSlack(token="xoxb-bench-" + suffix) as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))} | topics | FAST_GROUP | {
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "TEMPLATES_PATH": str(ROOT / "templates"),
-            "SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.url, "COMMIT_INTERVAL_SECONDS": "0.2",
-            "CHANNEL_RATE_LIMIT_PER_MINUTE": "0", "PYTHONUNBUFFERED": "1", "SLACK_HISTORY_LOOKUP": "true" if search else "false"}
+        env = (
+            {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
+            | topics
+            | FAST_GROUP
+            | {
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                "TEMPLATES_PATH": str(ROOT / "templates"),
+                "SLACK_BOT_TOKEN": slack.token,
+                "SLACK_API_URL": slack.url,
+                "COMMIT_INTERVAL_SECONDS": "0.2",
+                "CHANNEL_RATE_LIMIT_PER_MINUTE": "0",
+                "PYTHONUNBUFFERED": "1",
+                "SLACK_HISTORY_LOOKUP": "true" if search else "false",
+            }
+        )
         started: list[WorkerProcess] = []
 
         def start(name: str, **extra: str) -> WorkerProcess:
@@ -89,13 +106,18 @@ def main() -> int:
             for search in (True, False):
                 answers, twice, lost, per_100k = run(broker, search, args.kills, seed=21 + n)
                 label = "search on " if search else "search off"
-                print(f"{label}: {answers} answers alerted, {twice} reached Slack twice ({twice / answers:.1%}), {lost} lost; "
-                      f"state topic ≈ {per_100k / 1e6:.1f} MB per 100,000 alerts once compacted", flush=True)
+                print(
+                    f"{label}: {answers} answers alerted, {twice} reached Slack twice ({twice / answers:.1%}), {lost} lost; "
+                    f"state topic ≈ {per_100k / 1e6:.1f} MB per 100,000 alerts once compacted",
+                    flush=True,
+                )
                 totals[f"{label} answers"] += answers
                 totals[f"{label} twice"] += twice
     for label in ("search on ", "search off"):
-        print(f"{label}: {totals[label + ' twice']} of {totals[label + ' answers']} answers twice "
-              f"({totals[label + ' twice'] / max(totals[label + ' answers'], 1):.2%}) over {args.runs} run(s) of {args.kills} kills")
+        print(
+            f"{label}: {totals[label + ' twice']} of {totals[label + ' answers']} answers twice "
+            f"({totals[label + ' twice'] / max(totals[label + ' answers'], 1):.2%}) over {args.runs} run(s) of {args.kills} kills"
+        )
     return 0
 
 

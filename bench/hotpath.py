@@ -47,13 +47,13 @@ sys.path.insert(0, str(ROOT))
 from kafka import TopicPartition  # noqa: E402
 
 from bench.mixes import MIXES, rules_for  # noqa: E402
-from worker.delivery import Outcome  # noqa: E402
-from worker.loop import Worker  # noqa: E402
-from worker.service import build_worker  # noqa: E402
-from worker.loop.startup import load_checked  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
+from worker.delivery import Outcome  # noqa: E402
 from worker.demo import FeedbackGenerator  # noqa: E402
 from worker.events import FeedbackEvent  # noqa: E402
+from worker.loop import Worker  # noqa: E402
+from worker.loop.startup import load_checked  # noqa: E402
+from worker.service import build_worker  # noqa: E402
 
 try:
     from worker.events import event_data  # noqa: E402
@@ -115,7 +115,7 @@ class FakeConsumer:
         self.listener: Any = None
         for start in range(0, len(records or ()), BATCH):
             batch: dict[TopicPartition, list[Record]] = {}
-            for record in (records or [])[start:start + BATCH]:
+            for record in (records or [])[start : start + BATCH]:
                 batch.setdefault(TopicPartition(record.topic, record.partition), []).append(record)
             self.batches.append(batch)
         self.batches.reverse()
@@ -129,7 +129,9 @@ class FakeConsumer:
     def pause(self, *tps: Any) -> None: ...
     def resume(self, *tps: Any) -> None: ...
     def assignment(self) -> set[TopicPartition]: return set()  # fmt: skip
+
     def paused(self) -> set[TopicPartition]: return set()  # fmt: skip
+
     def partitions_for_topic(self, topic: str) -> set[int]: return {0, 1, 2, 3}  # fmt: skip
 
     def commit(self, offsets: Any = None) -> None:
@@ -183,14 +185,16 @@ def make_worker(settings: Settings, consumer: FakeConsumer, partitions: int) -> 
     metering = None
     if settings.metrics.enabled:
         metering = Metering(settings.metrics, TOPIC, MetricState(view), settings.metrics_topic, consumer, producer)
-    worker = build_worker(settings, (rules, renderer), InstantSink(), consumer, producer, view, Cases(view, settings.task_policy),
-                          metering=metering)
+    worker = build_worker(
+        settings, (rules, renderer), InstantSink(), consumer, producer, view, Cases(view, settings.task_policy), metering=metering
+    )
     worker.assigned([TopicPartition(TOPIC, p) for p in range(partitions)])
     return worker
 
 
-def best(label: str, events: int, repeat: int, run: Callable[[Any], None], results: dict[str, float],
-         setup: Callable[[], Any] = lambda: None) -> None:
+def best(
+    label: str, events: int, repeat: int, run: Callable[[Any], None], results: dict[str, float], setup: Callable[[], Any] = lambda: None
+) -> None:
     """Time `run(setup())` `repeat` times (setup untimed); report the best."""
     times = []
     for _ in range(repeat):
@@ -218,8 +222,14 @@ def main() -> int:
     chosen = args.stage or stages
 
     rules_path = rules_for(args.rules, ROOT / "rules", args.metrics)
-    settings = load_settings(None, rules_path=rules_path, templates_path=ROOT / "templates", reload_interval_seconds=0,
-                             metrics=None if args.metrics else {"enabled": False}, slack_default_channel="#bench")
+    settings = load_settings(
+        None,
+        rules_path=rules_path,
+        templates_path=ROOT / "templates",
+        reload_interval_seconds=0,
+        metrics=None if args.metrics else {"enabled": False},
+        slack_default_channel="#bench",
+    )
     records = make_records(args.events, args.partitions, args.seed)
     values = [r.value for r in records]
     old = event_data is None
@@ -230,8 +240,11 @@ def main() -> int:
     by_tp = [(tps[r.partition], r) for r in records]
     gc.collect()
     gc.freeze()  # the inputs live for the whole run; the worker's events do not: keep them out of the collector's way
-    print(f"{args.events:,} events of the demo's mix, {args.partitions} partitions, rules {args.rules}, "
-          f"metrics {'on' if args.metrics else 'off'}; µs of the worker's own code per event:", flush=True)
+    print(
+        f"{args.events:,} events of the demo's mix, {args.partitions} partitions, rules {args.rules}, "
+        f"metrics {'on' if args.metrics else 'off'}; µs of the worker's own code per event:",
+        flush=True,
+    )
     results: dict[str, float] = {}
     n = len(records)
 
@@ -241,11 +254,14 @@ def main() -> int:
         def model_all(_: None) -> None:
             for value in values:
                 model(value)
+
         best("model", n, args.repeat, model_all, results)
     if "validate" in chosen:
+
         def validate_all(_: None) -> None:
             for value in values:
                 validate(value)
+
         best("validate", n, args.repeat, validate_all, results)
     if "seen" in chosen:
         worker = make_worker(settings, FakeConsumer(), args.partitions)
@@ -254,12 +270,15 @@ def main() -> int:
         def seen_all(_: None) -> None:
             for tp, r in by_tp:
                 seen(tp, r.offset)
+
         best("seen", n, args.repeat, seen_all, results)
     if "metrics" in chosen and settings.metrics.enabled:
+
         def count_all(worker: Worker) -> None:  # a fresh worker per run: panes start empty, as after a restart
             count, now = worker.metering.count if old else worker.metering.count_data, worker.now
             for data, ts, r in zip(parsed, stamps, records):
                 count(r.partition, data, ts, r.offset, now)
+
         best("metrics", n, args.repeat, count_all, results, lambda: make_worker(settings, FakeConsumer(), args.partitions))
     if "rules" in chosen:
         rules = make_worker(settings, FakeConsumer(), args.partitions).rules
@@ -269,15 +288,19 @@ def main() -> int:
         def evaluate_all(_: None) -> None:
             for event in parsed:
                 evaluate(event)
+
         best("rules", n, args.repeat, evaluate_all, results)
         print(f"            ({matched:,} of {n:,} events match)")
     if "handle" in chosen:
+
         def handle_all(worker: Worker) -> None:
             handle = worker.handle
             for tp, r in by_tp:
                 handle(tp, r)
+
         best("handle", n, args.repeat, handle_all, results, lambda: make_worker(settings, FakeConsumer(), args.partitions))
     if "loop" in chosen:
+
         def loop_setup() -> tuple[Worker, threading.Event]:
             stop = threading.Event()
             return make_worker(settings, FakeConsumer(records, stop), args.partitions), stop
@@ -286,6 +309,7 @@ def main() -> int:
             worker, stop = prepared
             worker.run(stop)
             assert worker.stats.consumed == n, worker.stats.consumed
+
         best("loop", n, args.repeat, loop, results, loop_setup)
     print(json.dumps({k: round(v, 3) for k, v in results.items()}))
     return 0

@@ -41,13 +41,15 @@ def rules_for(mix: str, rules_dir: Path, metrics: bool = True) -> Path:
                 rule = rule | {"when": {"all": [when, {"event_id": NEVER}]}}
             rules.append(rule)
         if mix == "burst" and path == sorted(rules_dir.glob("*.yaml"))[0]:
-            rules.append({
-                "id": "every-answer",
-                "description": "Every answer (benchmark)",
-                "when": {"survey": {"in": ["nps", "csat", "ces"]}},
-                "severity": "info",
-                "followup": {"owner": "bench", "due_in": "7d"},
-                "alert": {"channel": BURST_CHANNEL},
-            })
+            rules.append(
+                {
+                    "id": "every-answer",
+                    "description": "Every answer (benchmark)",
+                    "when": {"survey": {"in": ["nps", "csat", "ces"]}},
+                    "severity": "info",
+                    "followup": {"owner": "bench", "due_in": "7d"},
+                    "alert": {"channel": BURST_CHANNEL},
+                }
+            )
         (out / path.name).write_text(yaml.safe_dump({"rules": rules}, allow_unicode=True, sort_keys=False))
     return out

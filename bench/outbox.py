@@ -87,6 +87,7 @@ STORM_CHANNEL, VIP_CHANNEL, WARMUP_CHANNEL = "#cx-storm", "#vip", "#bench-warmup
 
 # -- the fake Slack, in a child process ---------------------------------------------------------
 
+
 class OutageSlack(FakeSlack):
     """tests/fake_slack's FakeSlack that can be down (every Web API call answered HTTP 503
     service_unavailable, connections still accepted), and that logs each chat.postMessage it
@@ -206,6 +207,7 @@ class OutageSlackProcess(SlackProcess):
 
 # -- the worker, seen from outside --------------------------------------------------------------
 
+
 class Produced:
     """Sends events; the feedback topic's end offsets from the acks (Tansu's end_offsets() is wrong)."""
 
@@ -275,8 +277,7 @@ class WorkerCpu:
 
 
 def _reader(settings: Settings, topic: str) -> KafkaConsumer:
-    consumer = KafkaConsumer(**_bench_config(settings), enable_auto_commit=False, max_poll_records=5000,
-                             fetch_max_wait_ms=50)
+    consumer = KafkaConsumer(**_bench_config(settings), enable_auto_commit=False, max_poll_records=5000, fetch_max_wait_ms=50)
     partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     if not partitions:
         raise BenchError(f"topic {topic} has no partitions")
@@ -377,8 +378,9 @@ class Watch:
         self.outside.poll()
         self.slack.update(self.outside.tasks)
         p, c, o, a, _, _ = self.base
-        return Sample(at, self.produced.total - p, self.outside.committed() - c, self.outside.opened - o,
-                      self.outside.answers - a, self.slack)
+        return Sample(
+            at, self.produced.total - p, self.outside.committed() - c, self.outside.opened - o, self.outside.answers - a, self.slack
+        )
 
     def warm_up(self, event: dict[str, Any], timeout_s: float = 90.0) -> float:
         """Send one alerting event; wait until it is in Slack, committed, its task published and counted in a
@@ -392,15 +394,25 @@ class Watch:
             self.outside.poll()
             self.slack.update(self.outside.tasks)
             committed = self.outside.committed()
-            missing = [what for what, ok in (
-                ("its alert in Slack", WARMUP_ID in self.slack.first),
-                ("its offset committed", committed >= self.produced.total),
-                ("its followup.opened record", self.outside.opened >= 1),
-                ("a metric snapshot counting it", self.outside.answers >= 1),
-            ) if not ok]
+            missing = [
+                what
+                for what, ok in (
+                    ("its alert in Slack", WARMUP_ID in self.slack.first),
+                    ("its offset committed", committed >= self.produced.total),
+                    ("its followup.opened record", self.outside.opened >= 1),
+                    ("a metric snapshot counting it", self.outside.answers >= 1),
+                )
+                if not ok
+            ]
             if not missing:
-                self.base = (self.produced.total, committed, self.outside.opened, self.outside.answers, self.slack.messages,
-                             len(self.slack.first))
+                self.base = (
+                    self.produced.total,
+                    committed,
+                    self.outside.opened,
+                    self.outside.answers,
+                    self.slack.messages,
+                    len(self.slack.first),
+                )
                 self.base_kinds = Counter(self.slack.kinds)
                 return time.monotonic() - start
             time.sleep(0.2)
@@ -418,8 +430,8 @@ class Watch:
 
 # -- settings, rules, events ---------------------------------------------------------------------
 
-def bench_settings(broker: EmbeddedBroker, slack: SlackProcess, rules_path: Path, emit_every_s: float,
-                   **overrides: Any) -> Settings:
+
+def bench_settings(broker: EmbeddedBroker, slack: SlackProcess, rules_path: Path, emit_every_s: float, **overrides: Any) -> Settings:
     """As throughput.base_settings, plus snapshots every `emit_every_s` and no HTTP server (port clashes)."""
     return load_settings(
         None,
@@ -440,15 +452,30 @@ def storm_rules() -> Path:
     """Every NPS detractor to one channel; a critical rule for the #vip answer; one for the warm-up."""
     out = Path(tempfile.mkdtemp(prefix="bench-rules-storm-"))
     rules = [
-        {"id": "bench-warmup", "description": "The bench's first answer: the worker has joined",
-         "when": {"event_id": WARMUP_ID}, "severity": "critical",
-         "followup": {"owner": "bench", "due_in": "1h"}, "alert": {"channel": WARMUP_CHANNEL}},
-        {"id": "storm-detractor", "description": "NPS detractor (storm)",
-         "when": {"survey": "nps", "score": {"lte": 6}}, "severity": "high",
-         "followup": {"owner": "cx-oncall", "due_in": "24h"}, "alert": {"channel": STORM_CHANNEL, "template": "detractor.slack.j2"}},
-        {"id": "vip-answer", "description": "Enterprise answer marked VIP",
-         "when": {"all": [{"customer.segment": {"in": ["enterprise"]}}, {"attributes.bench": "vip"}]}, "severity": "critical",
-         "followup": {"owner": "enterprise-cs", "due_in": "4h"}, "alert": {"channel": VIP_CHANNEL}},
+        {
+            "id": "bench-warmup",
+            "description": "The bench's first answer: the worker has joined",
+            "when": {"event_id": WARMUP_ID},
+            "severity": "critical",
+            "followup": {"owner": "bench", "due_in": "1h"},
+            "alert": {"channel": WARMUP_CHANNEL},
+        },
+        {
+            "id": "storm-detractor",
+            "description": "NPS detractor (storm)",
+            "when": {"survey": "nps", "score": {"lte": 6}},
+            "severity": "high",
+            "followup": {"owner": "cx-oncall", "due_in": "24h"},
+            "alert": {"channel": STORM_CHANNEL, "template": "detractor.slack.j2"},
+        },
+        {
+            "id": "vip-answer",
+            "description": "Enterprise answer marked VIP",
+            "when": {"all": [{"customer.segment": {"in": ["enterprise"]}}, {"attributes.bench": "vip"}]},
+            "severity": "critical",
+            "followup": {"owner": "enterprise-cs", "due_in": "4h"},
+            "alert": {"channel": VIP_CHANNEL},
+        },
     ]
     (out / "storm.yaml").write_text(yaml.safe_dump({"rules": rules}, allow_unicode=True, sort_keys=False))
     return out
@@ -461,20 +488,34 @@ def now_iso() -> str:
 def answer(generator: FeedbackGenerator, n: int, event_id: str, score: int, comment: str | None = None) -> dict[str, Any]:
     """An NPS answer shaped like the demo's, from a customer of its own (so a detractor opens its own task)."""
     base = generator.event(n)
-    event = {"event_id": event_id, "occurred_at": now_iso(), "survey": "nps", "score": score,
-             "customer": base["customer"] | {"id": f"bench-c-{n:07d}"}, "channel": base["channel"],
-             "touchpoint": base["touchpoint"], "attributes": base["attributes"]}
+    event = {
+        "event_id": event_id,
+        "occurred_at": now_iso(),
+        "survey": "nps",
+        "score": score,
+        "customer": base["customer"] | {"id": f"bench-c-{n:07d}"},
+        "channel": base["channel"],
+        "touchpoint": base["touchpoint"],
+        "attributes": base["attributes"],
+    }
     if comment is not None:
         event["comment"] = comment
     return event
 
 
 def warmup_event() -> dict[str, Any]:
-    return {"event_id": WARMUP_ID, "occurred_at": now_iso(), "survey": "nps", "score": 3, "comment": "Printer ink arrived late again",
-            "customer": {"id": "bench-warmup", "segment": "smb", "monthly_value": 100.0}}
+    return {
+        "event_id": WARMUP_ID,
+        "occurred_at": now_iso(),
+        "survey": "nps",
+        "score": 3,
+        "comment": "Printer ink arrived late again",
+        "customer": {"id": "bench-warmup", "segment": "smb", "monthly_value": 100.0},
+    }
 
 
 # -- printing ------------------------------------------------------------------------------------
+
 
 def table(rows: list[tuple[str, str]]) -> None:
     say("\n" + "═" * 78 + "\n" + "\n".join(f"{name:<34}{value}" for name, value in rows) + "\n" + "═" * 78)
@@ -485,6 +526,7 @@ def seconds_or(value: float | None, missing: str = "not reached") -> str:
 
 
 # -- scenario A: outage ------------------------------------------------------------------------
+
 
 def outage(args: argparse.Namespace) -> int:
     rate_limit = 0 if args.rate_limit is None else args.rate_limit
@@ -497,9 +539,11 @@ def outage(args: argparse.Namespace) -> int:
         produced = Produced(settings, linger_ms=0)  # paced: each event leaves at once
         watch = Watch(settings, args.partitions, slack, produced)
         cpu, worker_cpu = CpuClock({"broker": broker.process.pid, "fake Slack": slack.process.pid}), WorkerCpu()
-        say(f"▶ broker {broker.bootstrap_servers}; {args.partitions} partitions; shipped rules, channel rate limit "
+        say(
+            f"▶ broker {broker.bootstrap_servers}; {args.partitions} partitions; shipped rules, channel rate limit "
             f"{rate_limit or 'off'}, MAX_IN_FLIGHT_ALERTS {settings.max_in_flight_alerts}, commits every "
-            f"{settings.commit_interval_seconds:g}s, snapshots every {args.emit_every:g}s; waiting for the worker to join")
+            f"{settings.commit_interval_seconds:g}s, snapshots every {args.emit_every:g}s; waiting for the worker to join"
+        )
         try:
             watch.start()
             joined_s = watch.warm_up(warmup_event())
@@ -521,12 +565,18 @@ def outage(args: argparse.Namespace) -> int:
                     produced.send(event)
                 produced.producer.flush()
 
-            say(f"▶ Slack down (HTTP 503 {DOWN_ERROR} to every call) for {args.down:g}s while producing {args.rate:g} events/s "
-                f"({total:,} events, {len(range(0, total, ALERT_EVERY)):,} detractors); then Slack is back and production stops")
-            header = (f"  {'t (s)':>7}  {'phase':<9}{'produced':>10}{'committed':>11}{'lag':>8}{'tasks':>8}{'snapshot':>10}"
-                      f"{'Slack msgs':>12}{'503s':>7}")
-            say("  (since the warm-up: events produced (acked), offsets committed by the group, lag = produced - committed, "
-                "followup.opened records, answers in the latest 1h snapshots, messages Slack accepted; 503s: calls refused)")
+            say(
+                f"▶ Slack down (HTTP 503 {DOWN_ERROR} to every call) for {args.down:g}s while producing {args.rate:g} events/s "
+                f"({total:,} events, {len(range(0, total, ALERT_EVERY)):,} detractors); then Slack is back and production stops"
+            )
+            header = (
+                f"  {'t (s)':>7}  {'phase':<9}{'produced':>10}{'committed':>11}{'lag':>8}{'tasks':>8}{'snapshot':>10}"
+                f"{'Slack msgs':>12}{'503s':>7}"
+            )
+            say(
+                "  (since the warm-up: events produced (acked), offsets committed by the group, lag = produced - committed, "
+                "followup.opened records, answers in the latest 1h snapshots, messages Slack accepted; 503s: calls refused)"
+            )
             say(header + "\n  " + "─" * (len(header) - 2))
             slack.set_down(True)
             t0 = time.monotonic()
@@ -538,9 +588,11 @@ def outage(args: argparse.Namespace) -> int:
 
             def row(sample: Sample, phase: str) -> None:
                 rows.append(sample)
-                say(f"  {sample.at:>7.1f}  {phase:<9}{sample.produced:>10,}{sample.committed:>11,}"
+                say(
+                    f"  {sample.at:>7.1f}  {phase:<9}{sample.produced:>10,}{sample.committed:>11,}"
                     f"{sample.produced - sample.committed:>8,}{sample.opened:>8,}{sample.answers:>10,}"
-                    f"{sample.messages - watch.base[4]:>12,}{sample.refused:>7,}")
+                    f"{sample.messages - watch.base[4]:>12,}{sample.refused:>7,}"
+                )
 
             next_row = ROW_EVERY_S
             while producer.is_alive():
@@ -567,8 +619,11 @@ def outage(args: argparse.Namespace) -> int:
                 since_up = time.monotonic() - t_up
                 if reached["alerts"] is None and owed_set <= slack.first.keys():
                     reached["alerts"] = max((slack.first[i] for i in owed_set), default=up_wall) - up_wall
-                for name, ok in (("committed", sample.committed >= events), ("tasks", sample.opened >= len(owed)),
-                                 ("snapshot", sample.answers >= events)):
+                for name, ok in (
+                    ("committed", sample.committed >= events),
+                    ("tasks", sample.opened >= len(owed)),
+                    ("snapshot", sample.answers >= events),
+                ):
                     if reached[name] is None and ok:
                         reached[name] = since_up
                 if at >= next_row:
@@ -589,8 +644,11 @@ def outage(args: argparse.Namespace) -> int:
 
     missing = sorted(owed_set - slack.first.keys())
     if not finished:
-        problems.append(f"not finished in {args.timeout:g} s after Slack came back: "
-                        + ", ".join(what for what, v in reached.items() if v is None) + " not reached")
+        problems.append(
+            f"not finished in {args.timeout:g} s after Slack came back: "
+            + ", ".join(what for what, v in reached.items() if v is None)
+            + " not reached"
+        )
     if missing:
         problems.append(f"{len(missing):,} of {len(owed):,} owed alerts never reached Slack (e.g. {', '.join(missing[:3])})")
     if final.committed < events:
@@ -603,36 +661,48 @@ def outage(args: argparse.Namespace) -> int:
     during = [r for r in rows if r.at <= end_of_outage.at]
     dupes = slack.duplicates()
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in (slack.kinds - watch.base_kinds).most_common()) or "none"
-    table([
-        ("scenario", f"outage: Slack answered 503 for {end_of_outage.at:.1f}s, then up; production stopped then"),
-        ("events produced", f"{events:>8,} at {events / max(end_of_outage.at, 1e-9):,.0f}/s ({args.rate:g}/s asked), "
-                            f"{len(owed):,} detractors (owed alerts), {args.partitions} partitions"),
-        ("during the outage, at its end", ""),
-        ("  offsets committed", f"{end_of_outage.committed:>8,} of {end_of_outage.produced:,} produced "
-                                f"({end_of_outage.committed / max(end_of_outage.produced, 1):.0%})"),
-        ("  tasks published (opened)", f"{end_of_outage.opened:>8,} of {len(owed):,} detractors"),
-        ("  answers in the latest snapshot", f"{end_of_outage.answers:>8,}"),
-        ("  committed per 10 s row", ", ".join(f"{r.committed:,}" for r in during) or "–"),
-        ("  Slack requests answered 503", f"{end_of_outage.refused:>8,}"),
-        ("after Slack came back", ""),
-        ("  every owed alert in Slack", seconds_or(reached["alerts"])),
-        ("  every offset committed", seconds_or(reached["committed"])),
-        ("  every task published", seconds_or(reached["tasks"])),
-        ("  every answer in a snapshot", seconds_or(reached["snapshot"])),
-        ("owed alerts in Slack", f"{len(owed_set & slack.first.keys()):>8,} of {len(owed):,}"),
-        ("event ids in Slack more than once", f"{dupes:>8,}"),
-        ("Slack messages accepted", f"{final.messages - watch.base[4]:>8,} ({kinds}; by metadata event_type)"),
-        ("CPU, worker's threads", f"{worker_s:>8.1f} s, {worker_s / max(len(owed), 1) * 1e3:,.2f} ms per owed alert, "
-                                  f"{worker_s / max(events, 1) * 1e6:,.0f} µs per event (from Slack down to "
-                                  f"{'all done' if finished else 'the timeout'})"),
-        ("CPU, share of a core", f"{cpu_used} (the bench process: the worker, the bench's producer and probes)"),
-    ])
+    table(
+        [
+            ("scenario", f"outage: Slack answered 503 for {end_of_outage.at:.1f}s, then up; production stopped then"),
+            (
+                "events produced",
+                f"{events:>8,} at {events / max(end_of_outage.at, 1e-9):,.0f}/s ({args.rate:g}/s asked), "
+                f"{len(owed):,} detractors (owed alerts), {args.partitions} partitions",
+            ),
+            ("during the outage, at its end", ""),
+            (
+                "  offsets committed",
+                f"{end_of_outage.committed:>8,} of {end_of_outage.produced:,} produced "
+                f"({end_of_outage.committed / max(end_of_outage.produced, 1):.0%})",
+            ),
+            ("  tasks published (opened)", f"{end_of_outage.opened:>8,} of {len(owed):,} detractors"),
+            ("  answers in the latest snapshot", f"{end_of_outage.answers:>8,}"),
+            ("  committed per 10 s row", ", ".join(f"{r.committed:,}" for r in during) or "–"),
+            ("  Slack requests answered 503", f"{end_of_outage.refused:>8,}"),
+            ("after Slack came back", ""),
+            ("  every owed alert in Slack", seconds_or(reached["alerts"])),
+            ("  every offset committed", seconds_or(reached["committed"])),
+            ("  every task published", seconds_or(reached["tasks"])),
+            ("  every answer in a snapshot", seconds_or(reached["snapshot"])),
+            ("owed alerts in Slack", f"{len(owed_set & slack.first.keys()):>8,} of {len(owed):,}"),
+            ("event ids in Slack more than once", f"{dupes:>8,}"),
+            ("Slack messages accepted", f"{final.messages - watch.base[4]:>8,} ({kinds}; by metadata event_type)"),
+            (
+                "CPU, worker's threads",
+                f"{worker_s:>8.1f} s, {worker_s / max(len(owed), 1) * 1e3:,.2f} ms per owed alert, "
+                f"{worker_s / max(events, 1) * 1e6:,.0f} µs per event (from Slack down to "
+                f"{'all done' if finished else 'the timeout'})",
+            ),
+            ("CPU, share of a core", f"{cpu_used} (the bench process: the worker, the bench's producer and probes)"),
+        ]
+    )
     if problems:
         raise BenchError("; ".join(problems))
     return 0
 
 
 # -- scenario B: storm ---------------------------------------------------------------------------
+
 
 def storm(args: argparse.Namespace) -> int:
     problems: list[str] = []
@@ -644,9 +714,11 @@ def storm(args: argparse.Namespace) -> int:
         produced = Produced(settings, linger_ms=20, batch_size=512 * 1024, compression_type="lz4")
         watch = Watch(settings, args.partitions, slack, produced)
         cpu, worker_cpu = CpuClock({"broker": broker.process.pid, "fake Slack": slack.process.pid}), WorkerCpu()
-        say(f"▶ broker {broker.bootstrap_servers}; {args.partitions} partitions; every detractor to {STORM_CHANNEL}, channel rate "
+        say(
+            f"▶ broker {broker.bootstrap_servers}; {args.partitions} partitions; every detractor to {STORM_CHANNEL}, channel rate "
             f"limit {settings.channel_rate_limit_per_minute or 'off'} a minute, MAX_IN_FLIGHT_ALERTS "
-            f"{settings.max_in_flight_alerts}, commits every {settings.commit_interval_seconds:g}s; waiting for the worker to join")
+            f"{settings.max_in_flight_alerts}, commits every {settings.commit_interval_seconds:g}s; waiting for the worker to join"
+        )
         try:
             watch.start()
             joined_s = watch.warm_up(warmup_event())
@@ -667,12 +739,15 @@ def storm(args: argparse.Namespace) -> int:
                     produced.send(event)
                 produced.producer.flush()
 
-            say(f"▶ burst of {args.events:,} detractors, the {VIP_CHANNEL} answer after {args.events // 2:,}; "
-                f"not finished in {args.timeout:g}s ends the run")
-            header = (f"  {'t (s)':>7}{'produced':>10}{'committed':>11}{'/s (10 s)':>11}{'tasks':>9}{'Slack msgs':>12}"
-                      f"{'in Slack':>10}  vip")
-            say("  (since the warm-up: events produced (acked), offsets committed by the group and per second since the last row, "
-                "followup.opened records, messages Slack accepted, event ids in them; vip: its alert is in Slack)")
+            say(
+                f"▶ burst of {args.events:,} detractors, the {VIP_CHANNEL} answer after {args.events // 2:,}; "
+                f"not finished in {args.timeout:g}s ends the run"
+            )
+            header = f"  {'t (s)':>7}{'produced':>10}{'committed':>11}{'/s (10 s)':>11}{'tasks':>9}{'Slack msgs':>12}{'in Slack':>10}  vip"
+            say(
+                "  (since the warm-up: events produced (acked), offsets committed by the group and per second since the last row, "
+                "followup.opened records, messages Slack accepted, event ids in them; vip: its alert is in Slack)"
+            )
             say(header + "\n  " + "─" * (len(header) - 2))
             t0 = time.monotonic()
             cpu.reset()
@@ -690,8 +765,10 @@ def storm(args: argparse.Namespace) -> int:
                 if sample.committed < total:  # the stream went on for the whole row: a fair rate
                     rates.append(rate)
                 vip = "yes" if VIP_ID in slack.first else "–"
-                say(f"  {sample.at:>7.1f}{sample.produced:>10,}{sample.committed:>11,}{rate:>11,.0f}{sample.opened:>9,}"
-                    f"{sample.messages - watch.base[4]:>12,}{sample.in_slack - watch.base[5]:>10,}  {vip}")
+                say(
+                    f"  {sample.at:>7.1f}{sample.produced:>10,}{sample.committed:>11,}{rate:>11,.0f}{sample.opened:>9,}"
+                    f"{sample.messages - watch.base[4]:>12,}{sample.in_slack - watch.base[5]:>10,}  {vip}"
+                )
                 last = sample
 
             done: dict[str, float | None] = dict.fromkeys(("committed", "in Slack", "tasks"))
@@ -704,9 +781,11 @@ def storm(args: argparse.Namespace) -> int:
                 at = time.monotonic() - t0
                 sample = watch.sample(at)
                 if produce_s is not None:
-                    for name, ok in (("committed", sample.committed >= total),
-                                     ("in Slack", expected <= slack.first.keys()),
-                                     ("tasks", sample.opened >= total)):
+                    for name, ok in (
+                        ("committed", sample.committed >= total),
+                        ("in Slack", expected <= slack.first.keys()),
+                        ("tasks", sample.opened >= total),
+                    ):
                         if done[name] is None and ok:
                             done[name] = at
                 if at >= next_row:
@@ -732,33 +811,57 @@ def storm(args: argparse.Namespace) -> int:
     vip_s = slack.first[VIP_ID] - vip_sent[0] if vip_sent and VIP_ID in slack.first else None
     in_slack = len(owed_set & slack.first.keys()) + (VIP_ID in slack.first)
     if not finished:
-        problems.append(f"not finished in {args.timeout:g} s: " + ", ".join(
-            f"{what} ({got:,} of {total:,})" for what, got, ok in (
-                ("committed", final.committed, done["committed"]), ("in Slack", in_slack, done["in Slack"]),
-                ("tasks", final.opened, done["tasks"])) if ok is None))
+        problems.append(
+            f"not finished in {args.timeout:g} s: "
+            + ", ".join(
+                f"{what} ({got:,} of {total:,})"
+                for what, got, ok in (
+                    ("committed", final.committed, done["committed"]),
+                    ("in Slack", in_slack, done["in Slack"]),
+                    ("tasks", final.opened, done["tasks"]),
+                )
+                if ok is None
+            )
+        )
     kinds = slack.kinds - watch.base_kinds  # without the warm-up's alert
     alerts, summaries = kinds.get("feedback_alert", 0), kinds.get("feedback_alert_digest", 0)
     others = sum(kinds.values()) - alerts - summaries
-    table([
-        ("scenario", f"storm: {args.events:,} detractors to {STORM_CHANNEL} (rate limit {settings.channel_rate_limit_per_minute or 'off'}"
-                     f"/min) + 1 to {VIP_CHANNEL}, {args.partitions} partitions"),
-        ("burst produced in", seconds_or(produce_s, "not finished") + (f" ({total / produce_s:,.0f} events/s)" if produce_s else "")),
-        ("stream: all committed after", seconds_or(done["committed"], f"not finished in {args.timeout:g} s")),
-        ("stream rate (committed/s)", f"{committed / max(elapsed, 1e-9):>8,.0f} {'overall' if done['committed'] else 'so far'}"
-                                      + (f"; per 10 s row: best {max(rates):,.0f}, median {sorted(rates)[len(rates) // 2]:,.0f}"
-                                         if rates else "")),
-        (f"{VIP_CHANNEL} answer: sent → in Slack", seconds_or(vip_s, "not in Slack")),
-        ("every detractor in Slack after", seconds_or(done["in Slack"], "not reached")),
-        ("every task published after", seconds_or(done["tasks"], "not reached")),
-        ("detractors in Slack", f"{len(owed_set & slack.first.keys()):>8,} of {len(owed):,} "
-                                f"({'all accounted for' if not missing else f'{len(missing):,} missing'})"),
-        ("event ids in Slack more than once", f"{slack.duplicates():>8,}"),
-        ("Slack messages", f"{slack.messages - watch.base[4]:>8,} ({alerts:,} alerts, the {VIP_CHANNEL} one included; "
-                           f"rate-limit summaries and digests {summaries:,}; other {others:,})"),
-        ("CPU, worker's threads", f"{worker_s:>8.1f} s, {worker_s / total * 1e3:,.2f} ms per detractor (from the burst's start "
-                                  f"to {'all done' if finished else 'the timeout'})"),
-        ("CPU, share of a core", f"{cpu_used} (the bench process: the worker, the bench's producer and probes)"),
-    ])
+    table(
+        [
+            (
+                "scenario",
+                f"storm: {args.events:,} detractors to {STORM_CHANNEL} (rate limit {settings.channel_rate_limit_per_minute or 'off'}"
+                f"/min) + 1 to {VIP_CHANNEL}, {args.partitions} partitions",
+            ),
+            ("burst produced in", seconds_or(produce_s, "not finished") + (f" ({total / produce_s:,.0f} events/s)" if produce_s else "")),
+            ("stream: all committed after", seconds_or(done["committed"], f"not finished in {args.timeout:g} s")),
+            (
+                "stream rate (committed/s)",
+                f"{committed / max(elapsed, 1e-9):>8,.0f} {'overall' if done['committed'] else 'so far'}"
+                + (f"; per 10 s row: best {max(rates):,.0f}, median {sorted(rates)[len(rates) // 2]:,.0f}" if rates else ""),
+            ),
+            (f"{VIP_CHANNEL} answer: sent → in Slack", seconds_or(vip_s, "not in Slack")),
+            ("every detractor in Slack after", seconds_or(done["in Slack"], "not reached")),
+            ("every task published after", seconds_or(done["tasks"], "not reached")),
+            (
+                "detractors in Slack",
+                f"{len(owed_set & slack.first.keys()):>8,} of {len(owed):,} "
+                f"({'all accounted for' if not missing else f'{len(missing):,} missing'})",
+            ),
+            ("event ids in Slack more than once", f"{slack.duplicates():>8,}"),
+            (
+                "Slack messages",
+                f"{slack.messages - watch.base[4]:>8,} ({alerts:,} alerts, the {VIP_CHANNEL} one included; "
+                f"rate-limit summaries and digests {summaries:,}; other {others:,})",
+            ),
+            (
+                "CPU, worker's threads",
+                f"{worker_s:>8.1f} s, {worker_s / total * 1e3:,.2f} ms per detractor (from the burst's start "
+                f"to {'all done' if finished else 'the timeout'})",
+            ),
+            ("CPU, share of a core", f"{cpu_used} (the bench process: the worker, the bench's producer and probes)"),
+        ]
+    )
     if problems:
         raise BenchError("; ".join(problems))
     return 0
@@ -773,18 +876,26 @@ def quiet_logs(settings: Settings) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenario", choices=("outage", "storm"), required=True)
     parser.add_argument("--down", type=float, default=60.0, help="outage: seconds Slack is down (default 60)")
     parser.add_argument("--rate", type=float, default=200.0, help="outage: events produced per second while down (default 200)")
     parser.add_argument("--events", type=int, default=50_000, help="storm: detractors in the burst (default 50000)")
-    parser.add_argument("--rate-limit", type=int, default=None, metavar="N",
-                        help="CHANNEL_RATE_LIMIT_PER_MINUTE for the worker (default: outage 0 = off; storm the worker's "
-                             "default, 20, or the environment's)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds before the run ends as not finished: outage after Slack returns, storm after the burst "
-                             "starts (default 600)")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CHANNEL_RATE_LIMIT_PER_MINUTE for the worker (default: outage 0 = off; storm the worker's default, 20, or the environment's)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds before the run ends as not finished: outage after Slack returns, storm after the burst starts (default 600)",
+    )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the feedback topic (default 4)")
     parser.add_argument("--emit-every", type=float, default=5.0, help="seconds between metric snapshots (default 5)")
     parser.add_argument("--seed", type=int, default=7, help="FeedbackGenerator seed (default 7)")

@@ -43,9 +43,9 @@ from kafka import KafkaConsumer, TopicPartition  # noqa: E402
 from bench.mixes import MIXES, rules_for  # noqa: E402
 from tests.fake_slack import FakeSlack  # noqa: E402
 from worker import service  # noqa: E402
-from worker.delivery import SlackSink  # noqa: E402
 from worker.broker import EmbeddedBroker, common_config, ensure_topics, make_consumer, make_producer  # noqa: E402
 from worker.config import Settings, load_settings  # noqa: E402
+from worker.delivery import SlackSink  # noqa: E402
 from worker.demo import FeedbackGenerator, read_all  # noqa: E402
 from worker.logs import setup_logging  # noqa: E402
 from worker.metrics import MetricsConfig  # noqa: E402
@@ -213,8 +213,12 @@ def produce(settings: Settings, args: argparse.Namespace) -> tuple[dict[int, int
 
 def bare_consume(settings: Settings, end: dict[int, int], deadline_s: float) -> tuple[int, int, float]:
     """(a) Count every record, touching only its length: records, bytes, seconds from the first fetch."""
-    consumer = KafkaConsumer(**common_config(settings), enable_auto_commit=False, max_poll_records=500,  # as the worker's
-                             fetch_max_wait_ms=getattr(settings, "kafka_fetch_max_wait_ms", 500))
+    consumer = KafkaConsumer(
+        **common_config(settings),
+        enable_auto_commit=False,
+        max_poll_records=500,  # as the worker's
+        fetch_max_wait_ms=getattr(settings, "kafka_fetch_max_wait_ms", 500),
+    )
     partitions = [TopicPartition(settings.feedback_topic, p) for p in sorted(end)]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
@@ -306,8 +310,9 @@ class Handled:
 def run_worker(settings: Settings, slack: SlackProcess, end: dict[int, int], deadline_s: float, cpu: CpuClock) -> dict[str, Any]:
     """(b) Run serve() in a thread until its group has committed every end offset, then stop it."""
     stop, result = threading.Event(), {}
-    handled = Handled(cpu, end, SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency),
-                      settings.feedback_topic)
+    handled = Handled(
+        cpu, end, SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency), settings.feedback_topic
+    )
 
     def work() -> None:
         try:
@@ -346,8 +351,16 @@ def run_worker(settings: Settings, slack: SlackProcess, end: dict[int, int], dea
     if finished is None or handled.first is None or handled.last is None:
         raise BenchError(f"the worker did not commit all {total:,} events within {deadline_s:.0f}s")
     elapsed_s, tail_s, cpu_s = handled.timings()
-    return {"stats": result["stats"], "join_s": handled.first - started, "elapsed_s": elapsed_s, "tail_s": tail_s,
-            "committed_s": finished - handled.first, "cpu": cpu_used, "cpu_s": cpu_s, "rss": (rss_first, rss_end, rss_mb())}
+    return {
+        "stats": result["stats"],
+        "join_s": handled.first - started,
+        "elapsed_s": elapsed_s,
+        "tail_s": tail_s,
+        "committed_s": finished - handled.first,
+        "cpu": cpu_used,
+        "cpu_s": cpu_s,
+        "rss": (rss_first, rss_end, rss_mb()),
+    }
 
 
 def count_records(settings: Settings, topic: str, idle_ms: int = 1500) -> int:
@@ -375,8 +388,10 @@ def check(stats: Any, events: int, malformed: int, alerts: int, tasks: int, dead
         "records in the follow-up topic (opened + updated)": (tasks, stats.tasks + replies),
         "alerts answered by the fake Slack": (alerts, stats.alerts_sent),
         # one alert per task (or a place in a rate-limit summary), a reply per joined match, plus metric-rule alerts
-        "alerts sent + dead-lettered": (stats.alerts_sent + stats.alerts_dead,
-                                        stats.tasks - rate_limited + digests + replies + getattr(stats, "metric_alerts", 0)),
+        "alerts sent + dead-lettered": (
+            stats.alerts_sent + stats.alerts_dead,
+            stats.tasks - rate_limited + digests + replies + getattr(stats, "metric_alerts", 0),
+        ),
     }
     return [f"{what}: {got:,}, expected {want:,}" for what, (got, want) in expect.items() if got != want]
 
@@ -404,8 +419,9 @@ def throughput(args: argparse.Namespace) -> int:
         children = {"broker": broker.process.pid, "fake Slack": slack.process.pid}
         # shipped and quiet: every alert's full cost, not the summaries that would replace them; burst: the
         # default limit (or CHANNEL_RATE_LIMIT_PER_MINUTE), so the rate-limit summaries are what is measured.
-        overrides: dict[str, Any] = {} if args.mix == "burst" else {"channel_rate_limit_per_minute": 0,
-                                                                     "max_owed_per_channel": max(args.events, 500)}
+        overrides: dict[str, Any] = (
+            {} if args.mix == "burst" else {"channel_rate_limit_per_minute": 0, "max_owed_per_channel": max(args.events, 500)}
+        )
         if args.mix == "burst":  # a summary holds its events' offsets for its wait: let them all be in flight
             overrides["max_in_flight_alerts"] = max(args.events, 1000)
         settings = base_settings(broker, slack, args.mix, args.metrics, **overrides)
@@ -413,8 +429,10 @@ def throughput(args: argparse.Namespace) -> int:
         logging.getLogger("worker").addFilter(lambda r: not r.getMessage().startswith("invalid event"))  # expected
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
         ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
-        say(f"▶ broker {broker.bootstrap_servers}; {args.events:,} events, {args.partitions} partitions, {args.compression}; "
-            f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}")
+        say(
+            f"▶ broker {broker.bootstrap_servers}; {args.events:,} events, {args.partitions} partitions, {args.compression}; "
+            f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}"
+        )
 
         say("▶ producing")
         cpu = CpuClock(children)
@@ -429,13 +447,17 @@ def throughput(args: argparse.Namespace) -> int:
         if count != args.events:
             raise BenchError(f"the bare consumer read {count:,} records, not {args.events:,}")
 
-        say(f"▶ (b) worker: {args.mix} rules, alerts to the fake Slack (rate limit "
-            f"{settings.channel_rate_limit_per_minute or 'off'}), commits every {settings.commit_interval_seconds:g}s")
+        say(
+            f"▶ (b) worker: {args.mix} rules, alerts to the fake Slack (rate limit "
+            f"{settings.channel_rate_limit_per_minute or 'off'}), commits every {settings.commit_interval_seconds:g}s"
+        )
         cpu = CpuClock(children)
         run = run_worker(settings, slack, end, deadline_s, cpu)
-        say(f"  {args.events / run['elapsed_s']:,.0f} events/s ({run['elapsed_s']:.1f}s to handle them, the last alert answered "
+        say(
+            f"  {args.events / run['elapsed_s']:,.0f} events/s ({run['elapsed_s']:.1f}s to handle them, the last alert answered "
             f"{run['tail_s']:.1f}s later, all committed after {run['committed_s']:.1f}s; {run['join_s']:.1f}s of start-up and "
-            f"group join before); {run['cpu']}")
+            f"group join before); {run['cpu']}"
+        )
 
         say("▶ reading back the follow-up and dead-letter topics")
         tasks = count_records(settings, settings.followup_topic)
@@ -446,7 +468,11 @@ def throughput(args: argparse.Namespace) -> int:
     bare_rate, worker_rate = count / bare_s, args.events / run["elapsed_s"]
     rss_first, rss_end, rss_peak = run["rss"]
     matched = stats.matched
-    per_alert = f"{run['cpu_s'] / matched * 1e6:>9,.0f} µs per matched event (task + alert, thread reply or summary place)" if matched else "        – (no alerts)"
+    per_alert = (
+        f"{run['cpu_s'] / matched * 1e6:>9,.0f} µs per matched event (task + alert, thread reply or summary place)"
+        if matched
+        else "        – (no alerts)"
+    )
     rows = [
         ("events", f"{args.events:,} ({malformed} malformed), {args.partitions} partitions, {args.compression}, mix {args.mix}"),
         ("produce", f"{args.events / produce_s:>9,.0f} events/s"),
@@ -459,10 +485,16 @@ def throughput(args: argparse.Namespace) -> int:
         ("last alert answered", f"{run['tail_s']:>9.1f} s after the last event was handled (excluded from (b))"),
         ("matched events", f"{matched:>9,} ({getattr(stats, 'rate_limited', 0):,} of them in rate-limit summaries)"),
         ("Slack messages posted", f"{alerts:>9,} ({getattr(stats, 'digests', 0):,} summaries)"),
-        ("tasks opened", f"{stats.tasks:>9,} ({getattr(stats, 'throttled', 0) + getattr(stats, 'joined', 0):,} matches joined a task "
-                         f"as a thread reply; {tasks:,} follow-up records)"),
+        (
+            "tasks opened",
+            f"{stats.tasks:>9,} ({getattr(stats, 'throttled', 0) + getattr(stats, 'joined', 0):,} matches joined a task "
+            f"as a thread reply; {tasks:,} follow-up records)",
+        ),
         ("DLQ records", f"{len(dead):>9,} ({stats.invalid:,} invalid events, {stats.alerts_dead:,} undeliverable alerts)"),
-        ("peak RSS, bench process", f"{rss_peak:>9,.0f} MB (during (b): {rss_first:,.0f} MB at the first event, {rss_end:,.0f} MB at the end)"),
+        (
+            "peak RSS, bench process",
+            f"{rss_peak:>9,.0f} MB (during (b): {rss_first:,.0f} MB at the first event, {rss_end:,.0f} MB at the end)",
+        ),
         ("peak RSS, broker", f"{rss_broker:>9,.0f} MB"),
     ]
     say("\n" + "═" * 72 + "\n" + "\n".join(f"{name:<26}{value}" for name, value in rows) + "\n" + "═" * 72)
@@ -497,8 +529,9 @@ def latency(args: argparse.Namespace) -> int:
     expected = [f"lat-{n:07d}" for n in range(total) if n % ALERT_EVERY == 0]
     with SlackProcess() as slack, EmbeddedBroker() as broker:
         # No rate limit: every alert goes out at once (a summary would wait by design).
-        settings = base_settings(broker, slack, "shipped", args.metrics, channel_rate_limit_per_minute=0,
-                                 max_owed_per_channel=100_000)  # every alert posted alone: its latency, not a summary's
+        settings = base_settings(
+            broker, slack, "shipped", args.metrics, channel_rate_limit_per_minute=0, max_owed_per_channel=100_000
+        )  # every alert posted alone: its latency, not a summary's
         setup_logging("WARNING", settings.secrets())
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
         ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
@@ -526,8 +559,10 @@ def latency(args: argparse.Namespace) -> int:
                     raise BenchError(f"the worker did not alert on a first event within 60s: {result.get('error')!r}")
                 time.sleep(0.2)
             fetch_wait = getattr(settings, "kafka_fetch_max_wait_ms", None)  # None: a worker without the setting
-            say(f"▶ producing {rate:g} events/s for {args.duration:g}s ({total:,} events, 1 in {ALERT_EVERY} alerting); "
-                f"fetch wait {'500 (kafka-python default)' if fetch_wait is None else fetch_wait} ms")
+            say(
+                f"▶ producing {rate:g} events/s for {args.duration:g}s ({total:,} events, 1 in {ALERT_EVERY} alerting); "
+                f"fetch wait {'500 (kafka-python default)' if fetch_wait is None else fetch_wait} ms"
+            )
             start = time.monotonic()
             for n in range(total):
                 pause = start + n / rate - time.monotonic()
@@ -569,8 +604,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="FeedbackGenerator seed (default 7)")
     parser.add_argument("--compression", default="lz4", choices=["lz4", "gzip", "snappy", "zstd", "none"])
     parser.add_argument("--no-metrics", dest="metrics", action="store_false", help="run the worker with metrics off")
-    parser.add_argument("--mix", choices=MIXES, default="shipped",
-                        help="shipped: the shipped rules (default); quiet: no event matches; burst: every event matches")
+    parser.add_argument(
+        "--mix",
+        choices=MIXES,
+        default="shipped",
+        help="shipped: the shipped rules (default); quiet: no event matches; burst: every event matches",
+    )
     parser.add_argument("--latency", type=float, metavar="RATE", help="measure alert latency at RATE events/s instead")
     parser.add_argument("--duration", type=float, default=20.0, help="with --latency: seconds of steady production (default 20)")
     args = parser.parse_args()

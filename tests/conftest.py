@@ -23,9 +23,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.fake_slack import FakeSlack
-from worker.broker import EmbeddedBroker
+from worker.broker import EmbeddedBroker, ensure_topics
 from worker.config import load_settings
-from worker.broker import ensure_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST_GROUP = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_HEARTBEAT_INTERVAL_MS": "1000"}
@@ -99,19 +98,24 @@ def fake_slack() -> Iterator[FakeSlack]:
 def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack) -> dict[str, str]:
     """Environment for `feedback-worker run` against this test's topics and fake Slack."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
-    return env | topics | FAST_GROUP | {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "RULES_PATH": str(ROOT / "rules"),
-        "TEMPLATES_PATH": str(ROOT / "templates"),
-        "SLACK_BOT_TOKEN": fake_slack.token,
-        "SLACK_API_URL": fake_slack.url,
-        "COMMIT_INTERVAL_SECONDS": "0.2",
-        # Delivery tests count one Slack message per alert; tests of the rate limit turn it on themselves.
-        "CHANNEL_RATE_LIMIT_PER_MINUTE": "0",
-        "PYTHONUNBUFFERED": "1",
-        # Many workers run at once: none serves /metrics unless its test asks (tests/test_observability_e2e.py).
-        "HTTP_PORT": "0",
-    }
+    return (
+        env
+        | topics
+        | FAST_GROUP
+        | {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "RULES_PATH": str(ROOT / "rules"),
+            "TEMPLATES_PATH": str(ROOT / "templates"),
+            "SLACK_BOT_TOKEN": fake_slack.token,
+            "SLACK_API_URL": fake_slack.url,
+            "COMMIT_INTERVAL_SECONDS": "0.2",
+            # Delivery tests count one Slack message per alert; tests of the rate limit turn it on themselves.
+            "CHANNEL_RATE_LIMIT_PER_MINUTE": "0",
+            "PYTHONUNBUFFERED": "1",
+            # Many workers run at once: none serves /metrics unless its test asks (tests/test_observability_e2e.py).
+            "HTTP_PORT": "0",
+        }
+    )
 
 
 class WorkerProcess:
@@ -126,15 +130,20 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "worker", "run", *self.args], env=self.env, cwd=ROOT, stdout=out, stderr=err)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "worker", "run", *self.args], env=self.env, cwd=ROOT, stdout=out, stderr=err
+            )
         return self
 
     def output(self) -> str:
         return self.stdout_path.read_text(errors="replace") + self.stderr_path.read_text(errors="replace")
 
     def wait_assigned(self, timeout: float = 40.0) -> None:
-        wait_for(lambda: "assigned partitions: " in self.output() and "none" not in self.output().rsplit("assigned partitions: ", 1)[1][:5],
-                 timeout, "the worker to join its group and get partitions")
+        wait_for(
+            lambda: "assigned partitions: " in self.output() and "none" not in self.output().rsplit("assigned partitions: ", 1)[1][:5],
+            timeout,
+            "the worker to join its group and get partitions",
+        )
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

@@ -18,13 +18,57 @@ from typing import Any
 
 #: JSON texts (not Python values): what json.dumps cannot write is exactly what a broken producer sends.
 ODD_JSON = [
-    "NaN", "Infinity", "-Infinity", "1e309", "-1e309", "1e-400", "-0", "0.0", "1" + "0" * 400, "-" + "9" * 5000,
-    "9223372036854775808", "-9223372036854775809", "3.0", "3e0", "true", "false", "null", '""', '" "', "[]", "{}",
-    '"\\u0000"', '"\\ud800"', '"\\udfff\\ud800"', '"\\u202e\\u200b\\ufeff"', '"\\u2028\\u2029"', '"a\\nb\\r\\nc"',
-    '"\U0001F600\U0001F4A9"', '"e\\u0301\\u0301\\u0301"', '"0001-01-01T00:00:00+01:00"', '"9999-12-31T23:59:59-01:00"',
-    '"2026-11-24T23:59:60Z"', '"2026-11-24T10:00:00+24:00"', '"2026-11-24T10:00:00.1234567890123Z"', '"2026-02-30T10:00:00Z"',
-    '"2026-11-24"', '"now"', '"1700000000"', "1700000000", "-62135596801", "253402300800", "1e20",
-    '"nps"', '"NPS"', '"csat"', '"ces"', '"sentiment"', "[1, 2]", '{"id": ""}', '{"id": null}', '{"id": "c", "monthly_value": "NaN"}',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e309",
+    "-1e309",
+    "1e-400",
+    "-0",
+    "0.0",
+    "1" + "0" * 400,
+    "-" + "9" * 5000,
+    "9223372036854775808",
+    "-9223372036854775809",
+    "3.0",
+    "3e0",
+    "true",
+    "false",
+    "null",
+    '""',
+    '" "',
+    "[]",
+    "{}",
+    '"\\u0000"',
+    '"\\ud800"',
+    '"\\udfff\\ud800"',
+    '"\\u202e\\u200b\\ufeff"',
+    '"\\u2028\\u2029"',
+    '"a\\nb\\r\\nc"',
+    '"\U0001f600\U0001f4a9"',
+    '"e\\u0301\\u0301\\u0301"',
+    '"0001-01-01T00:00:00+01:00"',
+    '"9999-12-31T23:59:59-01:00"',
+    '"2026-11-24T23:59:60Z"',
+    '"2026-11-24T10:00:00+24:00"',
+    '"2026-11-24T10:00:00.1234567890123Z"',
+    '"2026-02-30T10:00:00Z"',
+    '"2026-11-24"',
+    '"now"',
+    '"1700000000"',
+    "1700000000",
+    "-62135596801",
+    "253402300800",
+    "1e20",
+    '"nps"',
+    '"NPS"',
+    '"csat"',
+    '"ces"',
+    '"sentiment"',
+    "[1, 2]",
+    '{"id": ""}',
+    '{"id": null}',
+    '{"id": "c", "monthly_value": "NaN"}',
 ]
 
 #: Byte strings that are not text, or only nearly: invalid UTF-8, BOMs, overlong and surrogate encodings.
@@ -37,11 +81,22 @@ class EventMutator:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.structural: list[Callable[[dict], str]] = [
-            self.odd_value, self.drop_field, self.deep_nest, self.duplicate_key, self.wrong_container, self.huge_string,
-            self.odd_value_nested, self.unknown_fields,
+            self.odd_value,
+            self.drop_field,
+            self.deep_nest,
+            self.duplicate_key,
+            self.wrong_container,
+            self.huge_string,
+            self.odd_value_nested,
+            self.unknown_fields,
         ]
         self.textual: list[Callable[[bytes], bytes]] = [
-            self.flip_bits, self.truncate, self.insert_bytes, self.delete_span, self.repeat_span, self.splice_odd_bytes,
+            self.flip_bits,
+            self.truncate,
+            self.insert_bytes,
+            self.delete_span,
+            self.repeat_span,
+            self.splice_odd_bytes,
         ]
 
     def mutate(self, event: dict) -> bytes:
@@ -101,7 +156,7 @@ class EventMutator:
 
     def huge_string(self, event: dict) -> str:
         where, key = self._field(event)
-        where[key] = self.rng.choice("aé☕\U0001F600\u0301") * self.rng.choice((1000, 100_000))
+        where[key] = self.rng.choice("aé☕\U0001f600\u0301") * self.rng.choice((1000, 100_000))
         return json.dumps(event, ensure_ascii=self.rng.random() < 0.5)
 
     def unknown_fields(self, event: dict) -> str:
@@ -127,11 +182,11 @@ class EventMutator:
 
     def delete_span(self, data: bytes) -> bytes:
         at = self.rng.randrange(len(data) + 1)
-        return data[:at] + data[at + self.rng.choice((1, 4, 32)):]
+        return data[:at] + data[at + self.rng.choice((1, 4, 32)) :]
 
     def repeat_span(self, data: bytes) -> bytes:
         at = self.rng.randrange(len(data) + 1)
-        span = data[at: at + self.rng.choice((2, 8, 40))]
+        span = data[at : at + self.rng.choice((2, 8, 40))]
         return data[:at] + span * self.rng.choice((2, 50)) + data[at:]
 
     def splice_odd_bytes(self, data: bytes) -> bytes:
@@ -238,12 +293,61 @@ RULE_SEEDS = [
 
 #: YAML fragments that mean something odd: tags, aliases, merge keys, special floats, flow and block scalars.
 ODD_YAML = [
-    "null", "~", "[]", "{}", "''", "3", "-1", "1e400", ".nan", ".inf", "-.inf", "0x1F", "0o17", "yes", "no", "on", "true",
-    "2026-11-24", "2026-11-24T10:00:00Z", "12:30:00", "!!binary aGVsbG8=", "!!set {a, b}", "!!omap [a: 1]", "!!str 3",
-    "!!python/object/apply:os.system ['true']", "!!float nan", "*undefined", "&x [1, *x]", "{<<: {a: 1}}", "? [a, b]\n  : c",
-    "|\n      multi\n      line", ">-\n      folded", "'it''s'", '"\\u0000\\ud800"', '"\\x85\\u2028"', "\t", "- - - -", "{a: {b: {c: [",
-    "'(unclosed'", "'[z-a]'", "'(a+)+$'", "'#cx-{{ customer.segment }'", "'{{ 7*7 }}'", "'{% for x in y %}'", "0s", "99999999999d",
-    "'\U0001F600'", "'e\u0301'", "'\u202e'", "\xa0", "%YAML 1.1", "---", "...", "@", "`",
+    "null",
+    "~",
+    "[]",
+    "{}",
+    "''",
+    "3",
+    "-1",
+    "1e400",
+    ".nan",
+    ".inf",
+    "-.inf",
+    "0x1F",
+    "0o17",
+    "yes",
+    "no",
+    "on",
+    "true",
+    "2026-11-24",
+    "2026-11-24T10:00:00Z",
+    "12:30:00",
+    "!!binary aGVsbG8=",
+    "!!set {a, b}",
+    "!!omap [a: 1]",
+    "!!str 3",
+    "!!python/object/apply:os.system ['true']",
+    "!!float nan",
+    "*undefined",
+    "&x [1, *x]",
+    "{<<: {a: 1}}",
+    "? [a, b]\n  : c",
+    "|\n      multi\n      line",
+    ">-\n      folded",
+    "'it''s'",
+    '"\\u0000\\ud800"',
+    '"\\x85\\u2028"',
+    "\t",
+    "- - - -",
+    "{a: {b: {c: [",
+    "'(unclosed'",
+    "'[z-a]'",
+    "'(a+)+$'",
+    "'#cx-{{ customer.segment }'",
+    "'{{ 7*7 }}'",
+    "'{% for x in y %}'",
+    "0s",
+    "99999999999d",
+    "'\U0001f600'",
+    "'e\u0301'",
+    "'\u202e'",
+    "\xa0",
+    "%YAML 1.1",
+    "---",
+    "...",
+    "@",
+    "`",
 ]
 
 
@@ -253,8 +357,18 @@ class RulesMutator:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.mutations: list[Callable[[str], str]] = [
-            self.replace_value, self.replace_value, self.replace_key, self.drop_line, self.duplicate_line, self.swap_lines,
-            self.reindent, self.insert_char, self.truncate, self.flip_char, self.insert_odd_line, self.splice_seeds,
+            self.replace_value,
+            self.replace_value,
+            self.replace_key,
+            self.drop_line,
+            self.duplicate_line,
+            self.swap_lines,
+            self.reindent,
+            self.insert_char,
+            self.truncate,
+            self.flip_char,
+            self.insert_odd_line,
+            self.splice_seeds,
         ]
 
     def mutate(self, text: str) -> str:
@@ -279,8 +393,33 @@ class RulesMutator:
         lines = self._lines(text)
         i = self.rng.randrange(len(lines))
         indent = len(lines[i]) - len(lines[i].lstrip(" -"))
-        key = self.rng.choice(("id", "when", "severity", "all", "any", "not", "score", "lte", "in", "matches", "metric",
-                               "window", "rules", "tests", "expect", "event", "scor", "", "<<", "? x", "1", "null", "[a]"))
+        key = self.rng.choice(
+            (
+                "id",
+                "when",
+                "severity",
+                "all",
+                "any",
+                "not",
+                "score",
+                "lte",
+                "in",
+                "matches",
+                "metric",
+                "window",
+                "rules",
+                "tests",
+                "expect",
+                "event",
+                "scor",
+                "",
+                "<<",
+                "? x",
+                "1",
+                "null",
+                "[a]",
+            )
+        )
         _, sep, rest = lines[i].partition(":")
         lines[i] = lines[i][:indent] + key + (sep + rest if sep else ": x")
         return "\n".join(lines)
@@ -310,7 +449,7 @@ class RulesMutator:
 
     def insert_char(self, text: str) -> str:
         at = self.rng.randrange(len(text) + 1)
-        return text[:at] + self.rng.choice(":-[]{}&*!%|>'\"#,?@`\t\n\x00\x85\u2028\ufeff\U0001F600") + text[at:]
+        return text[:at] + self.rng.choice(":-[]{}&*!%|>'\"#,?@`\t\n\x00\x85\u2028\ufeff\U0001f600") + text[at:]
 
     def truncate(self, text: str) -> str:
         return text[: self.rng.randrange(len(text) + 1)]
@@ -319,7 +458,7 @@ class RulesMutator:
         if not text:
             return text
         at = self.rng.randrange(len(text))
-        return text[:at] + chr(ord(text[at]) ^ (1 << self.rng.randrange(7))) + text[at + 1:]
+        return text[:at] + chr(ord(text[at]) ^ (1 << self.rng.randrange(7))) + text[at + 1 :]
 
     def insert_odd_line(self, text: str) -> str:
         lines = self._lines(text)
@@ -333,7 +472,7 @@ class RulesMutator:
         lines = self._lines(text)
         at = self.rng.randrange(len(lines) + 1)
         start = self.rng.randrange(len(other))
-        return "\n".join(lines[:at] + other[start: start + self.rng.choice((1, 3, 8))] + lines[at:])
+        return "\n".join(lines[:at] + other[start : start + self.rng.choice((1, 3, 8))] + lines[at:])
 
 
 def billion_laughs(levels: int = 9, width: int = 9, leaf: str = "{survey: nps}") -> str:

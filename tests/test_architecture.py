@@ -158,8 +158,16 @@ def test_subpackages_are_used_through_their_public_face() -> None:
     assert private_reaches(WORKER, SUBPACKAGES) == []
 
 
+#: Longer than ~400 lines on purpose, each with its reason (docs/architecture.md).
+LONG_BY_DESIGN = {
+    "worker.loop.app": "the whole flow, consume to commit, read top to bottom in one module",
+    "worker.delivery.outbox": "post-once's whole sequence (owe, release, post, settle, look up, take over) in one place",
+}
+
+
 def test_no_module_is_much_over_400_lines() -> None:
-    long = {name: n for name, path in modules(ROOT, "worker").items() if (n := len(path.read_text().splitlines())) > 440}
+    limits = {name: 500 if name in LONG_BY_DESIGN else 440 for name in modules(ROOT, "worker")}
+    long = {name: n for name, path in modules(ROOT, "worker").items() if (n := len(path.read_text().splitlines())) > limits[name]}
     assert long == {}
 
 
@@ -202,13 +210,15 @@ def test_slot_keys_and_post_states_are_spelled_only_inside_the_delivery_core() -
     with its methods; a second spelling elsewhere is where the next exactly-once bug would hide."""
     found = [
         f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-        for path in sorted((ROOT / "worker").rglob("*.py")) if "delivery" not in path.relative_to(ROOT / "worker").parts
+        for path in sorted((ROOT / "worker").rglob("*.py"))
+        if "delivery" not in path.relative_to(ROOT / "worker").parts
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if any(pattern.search(line) for pattern in SLOT_SPELLINGS)
     ]
     assert found == []
-    assert any(pattern.search((ROOT / "worker" / "delivery" / "slots.py").read_text()) for pattern in SLOT_SPELLINGS[3:]), \
+    assert any(pattern.search((ROOT / "worker" / "delivery" / "slots.py").read_text()) for pattern in SLOT_SPELLINGS[3:]), (
         "the patterns must match the forms the delivery core does spell (else this test could not fail)"
+    )
 
 
 def test_the_top_of_the_package_holds_only_its_entry_points() -> None:

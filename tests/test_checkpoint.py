@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from kafka import TopicPartition
-
 from kafka.errors import CommitFailedError, KafkaTimeoutError
 
 from worker.stream.checkpoint import Checkpoint, PublishError

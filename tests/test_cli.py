@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_"))}
-    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=ROOT, env=base | (env or {}),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args], cwd=ROOT, env=base | (env or {}), capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.broker  # the demo starts its own embedded broker
@@ -60,7 +60,9 @@ def test_run_refuses_invalid_rules_with_file_and_line(tmp_path: Path):
 def test_run_refuses_a_rule_without_channel_when_slack_has_no_default(tmp_path: Path):
     rules = tmp_path / "r.yaml"
     rules.write_text("rules:\n  - id: quiet\n    when: {survey: nps}\n")
-    result = _run("run", env={"RULES_PATH": str(rules), "SLACK_BOT_TOKEN": "xoxb-shh-123456", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, timeout=30)
+    result = _run(
+        "run", env={"RULES_PATH": str(rules), "SLACK_BOT_TOKEN": "xoxb-shh-123456", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}, timeout=30
+    )
     assert result.returncode == 2
     assert "rule 'quiet' names no alert channel, and neither SLACK_DEFAULT_CHANNEL nor a default route is set" in result.stderr
     assert "xoxb-shh-123456" not in result.stderr + result.stdout
@@ -92,7 +94,11 @@ def test_defaults_match_the_documented_contract():
     settings = load_settings(None, environ={})
     assert settings.kafka_bootstrap_servers == "localhost:9092"
     assert (settings.feedback_topic, settings.followup_topic, settings.metrics_topic, settings.dlq_topic) == (
-        "feedback.events", "feedback.followups", "feedback.metrics", "feedback.dlq")
+        "feedback.events",
+        "feedback.followups",
+        "feedback.metrics",
+        "feedback.dlq",
+    )
     assert settings.consumer_group == "feedback-worker"
     assert settings.slack_bot_token is None and settings.slack_api_url == "https://slack.com/api/"
     assert settings.kafka_session_timeout_ms is None and settings.kafka_heartbeat_interval_ms is None

@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, wait_for
 from tests.observability.fakes import FEED, Harness
+from worker.config import ENV_NAMES, SECRET_SETTINGS, Settings, load_settings
 from worker.delivery import Call
 from worker.loop.startup import load_checked, make_router
-from worker.config import ENV_NAMES, SECRET_SETTINGS, Settings, load_settings
 from worker.observability import HttpServer
 
 DEPLOY = ROOT / "deploy"
@@ -71,14 +71,19 @@ def plain_env() -> dict[str, str]:
 # -- every file loads ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml", ".json")),
-                         ids=lambda p: str(p.relative_to(DEPLOY)))
+@pytest.mark.parametrize(
+    "path", sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml", ".json")), ids=lambda p: str(p.relative_to(DEPLOY))
+)
 def test_every_deploy_file_loads(path: Path) -> None:
     docs = documents(path)
     assert docs and all(isinstance(doc, dict) for doc in docs)
 
 
-@pytest.mark.parametrize("doc", [d for d in manifests() if (d.get("apiVersion"), d.get("kind")) not in NOT_IN_KUBERNETES_SCHEMAS], ids=lambda d: f"{d['kind']}/{d['metadata'].get('name', '')}" if "metadata" in d else d["kind"])
+@pytest.mark.parametrize(
+    "doc",
+    [d for d in manifests() if (d.get("apiVersion"), d.get("kind")) not in NOT_IN_KUBERNETES_SCHEMAS],
+    ids=lambda d: f"{d['kind']}/{d['metadata'].get('name', '')}" if "metadata" in d else d["kind"],
+)
 def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas(doc: dict[str, Any]) -> None:
     assert {"apiVersion", "kind"} <= doc.keys() and doc["metadata"]["name"]
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)  # raises with the path of the bad field
@@ -208,8 +213,14 @@ def dashboard_queries() -> list[str]:
 
 def test_the_dashboard_has_panels_for_throughput_lag_alerts_slack_and_tasks() -> None:
     queries = "\n".join(dashboard_queries())
-    for metric in ("events_consumed_total", "consumer_lag_records", "alerts_posted_total", "alerts_failed_total",
-                   "slack_request_duration_seconds_bucket", "tasks"):
+    for metric in (
+        "events_consumed_total",
+        "consumer_lag_records",
+        "alerts_posted_total",
+        "alerts_failed_total",
+        "slack_request_duration_seconds_bucket",
+        "tasks",
+    ):
         assert f"feedback_worker_{metric}" in queries
 
 
@@ -256,8 +267,29 @@ def unserved(query: str, served: dict[str, set[str] | None]) -> list[str]:
 # -- helpers -------------------------------------------------------------------------------------------------
 
 
-FUNCTIONS = {"sum", "max", "min", "avg", "count", "rate", "increase", "deriv", "absent", "histogram_quantile", "by", "on",
-             "without", "and", "or", "unless", "ignoring", "group_left", "group_right", "humanizeDuration", "bool"}
+FUNCTIONS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "increase",
+    "deriv",
+    "absent",
+    "histogram_quantile",
+    "by",
+    "on",
+    "without",
+    "and",
+    "or",
+    "unless",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "humanizeDuration",
+    "bool",
+}
 
 
 def selectors(query: str) -> list[tuple[str, list[str]]]:
@@ -265,10 +297,10 @@ def selectors(query: str) -> list[tuple[str, list[str]]]:
     found = []
     for match in re.finditer(r"(?<![\w\"'])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?", query):
         name, braces = match.group(1), match.group(2)
-        before = query[:match.start()].rstrip()
+        before = query[: match.start()].rstrip()
         if name in FUNCTIONS or before.endswith(("by (", "by(", "on (", "on(")) or re.fullmatch(r"\d+\w*", name):
             continue
-        if query[match.end():].lstrip().startswith("(") and braces is None:
+        if query[match.end() :].lstrip().startswith("(") and braces is None:
             continue  # a function call
         if before.endswith(("(", ",")) and _in_grouping(query, match.start()):
             continue

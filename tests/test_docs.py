@@ -109,15 +109,18 @@ def broken_links(page: Path) -> list[str]:
 # -- the checker itself ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("heading", "expected"), [
-    ("Delivery guarantees", "delivery-guarantees"),
-    ("No alert floods: throttling and silences", "no-alert-floods-throttling-and-silences"),
-    ("Why the figures stay exact across crashes and replicas", "why-the-figures-stay-exact-across-crashes-and-replicas"),
-    ("/metrics and the quiet path (issue 13)", "metrics-and-the-quiet-path-issue-13"),
-    ("The cost of an alert (issue 14, second part)", "the-cost-of-an-alert-issue-14-second-part"),
-    ("`SLACK_APP_TOKEN` and [Socket Mode](https://api.slack.com)", "slack_app_token-and-socket-mode"),
-    ("HEARD — follow-up", "heard--follow-up"),
-])
+@pytest.mark.parametrize(
+    ("heading", "expected"),
+    [
+        ("Delivery guarantees", "delivery-guarantees"),
+        ("No alert floods: throttling and silences", "no-alert-floods-throttling-and-silences"),
+        ("Why the figures stay exact across crashes and replicas", "why-the-figures-stay-exact-across-crashes-and-replicas"),
+        ("/metrics and the quiet path (issue 13)", "metrics-and-the-quiet-path-issue-13"),
+        ("The cost of an alert (issue 14, second part)", "the-cost-of-an-alert-issue-14-second-part"),
+        ("`SLACK_APP_TOKEN` and [Socket Mode](https://api.slack.com)", "slack_app_token-and-socket-mode"),
+        ("HEARD — follow-up", "heard--follow-up"),
+    ],
+)
 def test_slugs_are_github_s(heading: str, expected: str) -> None:
     assert slug(heading) == expected
 
@@ -160,7 +163,7 @@ def test_the_readme_is_a_first_hour_page() -> None:
 def test_the_readme_links_every_docs_page() -> None:
     linked = {resolve(README, target)[0] for _, target in links(README)}
     unlinked = [page.relative_to(ROOT).as_posix() for page in sorted(DOCS.glob("*.md")) if page.resolve() not in linked]
-    assert unlinked == [], "link them from the README's \"Read on\""
+    assert unlinked == [], 'link them from the README\'s "Read on"'
 
 
 @pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=lambda page: page.name)

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from worker.stream import deadletter
+from tests.conftest import event_bytes
 from worker.demo import FeedbackGenerator
 from worker.events import FeedbackEvent, epoch_seconds, event_data, score_in_words
-from tests.conftest import event_bytes
+from worker.stream import deadletter
 
 SOURCE = deadletter.Source(topic="t", partition=1, offset=42, timestamp=1)
 
@@ -25,10 +25,12 @@ def _letter(value: bytes | None) -> deadletter.DeadLetter:
 
 
 def test_the_documented_example_is_valid():
-    example = (b'{"event_id": "f-123", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps", "score": 3,'
-               b' "comment": "Printer ink arrived late again", "customer": {"id": "c-42", "name": "Purrfect Prints",'
-               b' "email": "ops@purrfect.example", "segment": "smb", "monthly_value": 100.0}, "channel": "email",'
-               b' "touchpoint": "support", "attributes": {"product": "ink", "region": "eu"}}')
+    example = (
+        b'{"event_id": "f-123", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps", "score": 3,'
+        b' "comment": "Printer ink arrived late again", "customer": {"id": "c-42", "name": "Purrfect Prints",'
+        b' "email": "ops@purrfect.example", "segment": "smb", "monthly_value": 100.0}, "channel": "email",'
+        b' "touchpoint": "support", "attributes": {"product": "ink", "region": "eu"}}'
+    )
     event = FeedbackEvent.model_validate_json(example)
     assert event.customer.segment == "smb" and event.attributes["product"] == "ink"
     assert score_in_words(event) == "NPS 3/10 · detractor"
@@ -82,9 +84,16 @@ def test_utf8_originals_are_kept_as_text():
 
 @pytest.mark.parametrize(
     ("survey", "score", "words"),
-    [("nps", 9, "NPS 9/10 · promoter"), ("nps", 7, "NPS 7/10 · passive"), ("nps", 6, "NPS 6/10 · detractor"),
-     ("csat", 4, "CSAT 4/5 · satisfied"), ("csat", 3, "CSAT 3/5 · neutral"), ("csat", 2, "CSAT 2/5 · dissatisfied"),
-     ("ces", 4, "CES 4/5 · high effort"), ("ces", 2, "CES 2/5 · low effort")],
+    [
+        ("nps", 9, "NPS 9/10 · promoter"),
+        ("nps", 7, "NPS 7/10 · passive"),
+        ("nps", 6, "NPS 6/10 · detractor"),
+        ("csat", 4, "CSAT 4/5 · satisfied"),
+        ("csat", 3, "CSAT 3/5 · neutral"),
+        ("csat", 2, "CSAT 2/5 · dissatisfied"),
+        ("ces", 4, "CES 4/5 · high effort"),
+        ("ces", 2, "CES 2/5 · low effort"),
+    ],
 )
 def test_scores_in_words(survey: str, score: int, words: str):
     event = FeedbackEvent.model_validate_json(event_bytes(survey=survey, score=score))
@@ -162,7 +171,9 @@ def test_epoch_seconds_is_int_of_timestamp():
     rng = random.Random(5)
     for _ in range(20000):
         offset = timedelta(minutes=rng.choice([0, 1, -300, 330, -660, 840, -1439]))
-        seconds = rng.choice([rng.uniform(-1e10, 5e9), rng.uniform(-1e5, 1e5), rng.uniform(4.1e9, 4.11e9), float(rng.randint(0, 4 * 10**9))])
+        seconds = rng.choice(
+            [rng.uniform(-1e10, 5e9), rng.uniform(-1e5, 1e5), rng.uniform(4.1e9, 4.11e9), float(rng.randint(0, 4 * 10**9))]
+        )
         when = (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)).astimezone(timezone(offset))
         data = event_data(event_bytes(occurred_at=when.isoformat()))
         assert data is not None

@@ -158,7 +158,9 @@ def test_chat_update_replaces_what_it_is_given_and_keeps_every_version(fake: Fak
     shown = web.conversations_history(channel=cid)["messages"]
     assert len(shown) == 1 and shown[0]["text"] == "closed" and "blocks" not in shown[0] and shown[0]["edited"]["ts"]
     assert [(u["channel"], u["ts"], u["text"], u["blocks"]) for u in fake.updates] == [
-        ("#cx-alerts", ts, "claimed by Ada", blocks), ("#cx-alerts", ts, "closed", [])]
+        ("#cx-alerts", ts, "claimed by Ada", blocks),
+        ("#cx-alerts", ts, "closed", []),
+    ]
     assert refused(lambda: web.chat_update(channel=cid, ts="1.000001", text="x"))["error"] == "message_not_found"
     assert refused(lambda: web.chat_update(channel="#cx-alerts", ts=ts, text="x"))["error"] == "channel_not_found"
 
@@ -167,15 +169,25 @@ def test_ephemeral_messages_are_recorded_apart_from_the_channel(fake: FakeSlack,
     answer = web.chat_postEphemeral(channel="#cx-alerts", user="U0ADA", text="only you can see this")
     assert fake.messages == []
     (seen,) = fake.ephemerals
-    assert (seen["channel"], seen["user"], seen["text"], seen["message_ts"]) == ("#cx-alerts", "U0ADA", "only you can see this", answer["message_ts"])
+    assert (seen["channel"], seen["user"], seen["text"], seen["message_ts"]) == (
+        "#cx-alerts",
+        "U0ADA",
+        "only you can see this",
+        answer["message_ts"],
+    )
     assert refused(lambda: web.chat_postEphemeral(channel="#cx-alerts", user="", text="x"))["error"] == "user_not_found"
 
 
 def test_views_open_exchanges_a_trigger_once_while_it_is_fresh(fake: FakeSlack, web: WebClient) -> None:
     ts = web.chat_postMessage(channel="#cx-alerts", text="card")["ts"]
     trigger = fake.block_actions("#cx-alerts", ts, "close_task", value="task-1", user_id="U0ADA")["trigger_id"]
-    modal = {"type": "modal", "callback_id": "close_task", "private_metadata": "task-1",
-             "title": {"type": "plain_text", "text": "Close task"}, "blocks": []}
+    modal = {
+        "type": "modal",
+        "callback_id": "close_task",
+        "private_metadata": "task-1",
+        "title": {"type": "plain_text", "text": "Close task"},
+        "blocks": [],
+    }
     view = web.views_open(trigger_id=trigger, view=modal)["view"]
     assert re.fullmatch(r"V[A-Z0-9]{10}", view["id"]) and view["callback_id"] == "close_task" and view["private_metadata"] == "task-1"
     assert [(v["trigger_id"], v["view"], v["view_id"], v["user_id"]) for v in fake.views] == [(trigger, modal, view["id"], "U0ADA")]
@@ -191,7 +203,12 @@ def test_views_open_exchanges_a_trigger_once_while_it_is_fresh(fake: FakeSlack, 
 def test_users_info_knows_registered_users_and_auth_test_names_the_bot(fake: FakeSlack, web: WebClient) -> None:
     fake.add_user("U0ADA", "Ada Lovelace", team="T0002")
     user = web.users_info(user="U0ADA")["user"]
-    assert (user["id"], user["real_name"], user["profile"]["real_name"], user["team_id"]) == ("U0ADA", "Ada Lovelace", "Ada Lovelace", "T0002")
+    assert (user["id"], user["real_name"], user["profile"]["real_name"], user["team_id"]) == (
+        "U0ADA",
+        "Ada Lovelace",
+        "Ada Lovelace",
+        "T0002",
+    )
     assert refused(lambda: web.users_info(user="U0NOBODY"))["error"] == "user_not_found"
     me = web.auth_test()
     assert (me["team_id"], me["user_id"], me["bot_id"]) == ("T0001", fake.bot_user_id, fake.bot_id)
@@ -199,8 +216,16 @@ def test_users_info_knows_registered_users_and_auth_test_names_the_bot(fake: Fak
 
 # -- tokens, scripted failures, the call log ---------------------------------------------------------------
 
-EVERY_METHOD = ["chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.history", "conversations.replies",
-                "views.open", "users.info", "auth.test"]
+EVERY_METHOD = [
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "conversations.history",
+    "conversations.replies",
+    "views.open",
+    "users.info",
+    "auth.test",
+]
 
 
 @pytest.mark.parametrize("method", EVERY_METHOD)
@@ -229,8 +254,11 @@ def test_scripted_failures_hit_the_next_request_or_one_method(fake: FakeSlack, w
     assert refused(lambda: web.chat_postMessage(channel="#cx", text="x"))["error"] == "internal_error"
     assert web.chat_postMessage(channel="#cx", text="x")["ok"]
     assert [(c.method, c.error, c.status) for c in fake.calls] == [
-        ("users.info", "fatal_error", 200), ("users.info", None, 200),
-        ("chat.postMessage", "internal_error", 503), ("chat.postMessage", None, 200)]
+        ("users.info", "fatal_error", 200),
+        ("users.info", None, 200),
+        ("chat.postMessage", "internal_error", 503),
+        ("chat.postMessage", None, 200),
+    ]
     assert fake.calls[-1].params == {"channel": "#cx", "text": "x"}  # never the token
     assert fake.attempts == 2 and len(fake.calls_to("chat.postMessage")) == 2
 
@@ -242,7 +270,12 @@ def test_block_actions_carry_the_clicked_message_and_a_response_url_on_the_fake(
     posted = web.chat_postMessage(channel="#cx-alerts", text="card", blocks=[{"type": "actions", "elements": []}])
     fake.add_user("U0ADA", "Ada Lovelace")
     click = fake.block_actions("#cx-alerts", posted["ts"], "claim", value="task-1", user_id="U0ADA")
-    assert click["type"] == "block_actions" and click["user"] == {"id": "U0ADA", "username": "ada.lovelace", "name": "ada.lovelace", "team_id": "T0001"}
+    assert click["type"] == "block_actions" and click["user"] == {
+        "id": "U0ADA",
+        "username": "ada.lovelace",
+        "name": "ada.lovelace",
+        "team_id": "T0001",
+    }
     assert click["container"] == {"type": "message", "message_ts": posted["ts"], "channel_id": posted["channel"], "is_ephemeral": False}
     assert click["channel"] == {"id": posted["channel"], "name": "cx-alerts"} and click["message"]["text"] == "card"
     (action,) = click["actions"]
@@ -262,8 +295,13 @@ def test_block_actions_carry_the_clicked_message_and_a_response_url_on_the_fake(
 def test_view_submission_carries_the_opened_view_and_its_state(fake: FakeSlack, web: WebClient) -> None:
     ts = web.chat_postMessage(channel="#cx-alerts", text="card")["ts"]
     trigger = fake.block_actions("#cx-alerts", ts, "close_task")["trigger_id"]
-    modal = {"type": "modal", "callback_id": "close_task", "private_metadata": "task-1", "title": {"type": "plain_text", "text": "Close"},
-             "blocks": [{"type": "input", "block_id": "note", "element": {"type": "plain_text_input", "action_id": "text"}}]}
+    modal = {
+        "type": "modal",
+        "callback_id": "close_task",
+        "private_metadata": "task-1",
+        "title": {"type": "plain_text", "text": "Close"},
+        "blocks": [{"type": "input", "block_id": "note", "element": {"type": "plain_text_input", "action_id": "text"}}],
+    }
     view_id = web.views_open(trigger_id=trigger, view=modal)["view"]["id"]
     submitted = fake.view_submission(view_id, {"note": {"text": "called back"}, "reason": {"pick": ["churn", "price"]}})
     assert submitted["type"] == "view_submission" and submitted["view"]["id"] == view_id
@@ -283,8 +321,12 @@ class App:
         self.raw: list[dict[str, Any]] = []
         self.requests: list[SocketModeRequest] = []
         # ping_interval: how soon the client notices a dropped connection and reconnects
-        self.client = SocketModeClient(app_token=fake.app_token, web_client=WebClient(base_url=fake.url), ping_interval=0.3,
-                                       on_message_listeners=[lambda text: self.raw.append(json.loads(text))])
+        self.client = SocketModeClient(
+            app_token=fake.app_token,
+            web_client=WebClient(base_url=fake.url),
+            ping_interval=0.3,
+            on_message_listeners=[lambda text: self.raw.append(json.loads(text))],
+        )
         self.client.socket_mode_request_listeners.append(self._on_request)
         self.ack_payload, self.ack = ack_payload, ack
 
@@ -313,7 +355,9 @@ def apps(fake: FakeSlack) -> Iterator[Callable[..., App]]:
         app.client.close()
 
 
-def test_an_app_is_greeted_then_receives_an_envelope_and_its_ack_is_recorded(fake: FakeSlack, web: WebClient, apps: Callable[..., App]) -> None:
+def test_an_app_is_greeted_then_receives_an_envelope_and_its_ack_is_recorded(
+    fake: FakeSlack, web: WebClient, apps: Callable[..., App]
+) -> None:
     app = apps(ack_payload={"text": "thanks"})
     wait_for(lambda: fake.connections == 1, 5, "the app's connection")
     hello = wait_for(lambda: app.raw, 5, "hello")[0]

@@ -15,8 +15,8 @@ import json
 import math
 import random
 import time
-from datetime import UTC, datetime
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.fuzzing import fuzzed_values, watchdog
-from worker.stream import deadletter
 from worker.demo.samples import FeedbackGenerator
 from worker.events import FeedbackEvent
 from worker.rules import load_rules
+from worker.stream import deadletter
 from worker.tasks import FollowupSpec, FollowUpTask, open_task
 
 pytestmark = pytest.mark.fuzz

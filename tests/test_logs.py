@@ -32,7 +32,11 @@ def run_worker(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPr
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_", "LOG_"))}
     return subprocess.run(
         [sys.executable, "-m", "worker", "run", *args],
-        cwd=ROOT, env=clean | env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -97,6 +101,7 @@ def test_a_bad_log_format_is_a_setting_error_in_text(tmp_path: Path) -> None:
 
 # -- the formatter ----------------------------------------------------------------------
 
+
 def emit(logger: logging.Logger, secrets: list[str], call) -> list[str]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -115,9 +120,16 @@ def test_the_formatter_gives_extras_a_traceback_and_one_line_per_record_without_
 
     def calls() -> None:
         log.warning(
-            "invalid event → DLQ: comment «Zürich ☕»\nsecond line\u2028third %s", secret,
-            extra={"event_id": "evt-1", "task_id": "t-9", "topic": "feedback.events", "partition": 2, "offset": 41,
-                   "unrelated": "not shown"},
+            "invalid event → DLQ: comment «Zürich ☕»\nsecond line\u2028third %s",
+            secret,
+            extra={
+                "event_id": "evt-1",
+                "task_id": "t-9",
+                "topic": "feedback.events",
+                "partition": 2,
+                "offset": 41,
+                "unrelated": "not shown",
+            },
         )
         try:
             raise ConnectionError(f"cannot reach sasl://cx:{secret}@broker:9093")
@@ -131,7 +143,11 @@ def test_the_formatter_gives_extras_a_traceback_and_one_line_per_record_without_
     assert first["message"] == "invalid event → DLQ: comment «Zürich ☕»\nsecond line\u2028third **********"
     assert "Zürich ☕" in lines[0]  # readable, not \u escapes
     assert {k: first[k] for k in ("event_id", "task_id", "topic", "partition", "offset")} == {
-        "event_id": "evt-1", "task_id": "t-9", "topic": "feedback.events", "partition": 2, "offset": 41,
+        "event_id": "evt-1",
+        "task_id": "t-9",
+        "topic": "feedback.events",
+        "partition": 2,
+        "offset": 41,
     }
     assert "unrelated" not in first and "exc" not in first
     assert first["level"] == "WARNING" and first["logger"] == "worker.test_logs" and TS.match(first["ts"])
@@ -166,8 +182,14 @@ def test_a_routing_fallback_names_its_event_as_a_field(tmp_path: Path, caplog: p
     rules_file.write_text("rules:\n  - id: r\n    when: {survey: nps}\n    alert: {channel: '#cx-{{ comment }}'}\n")
     rule = load_rules(rules_file).rules[0]
     event = FeedbackEvent.model_validate(
-        {"event_id": "evt-42", "occurred_at": "2026-11-24T10:00:00Z", "survey": "nps", "score": 3,
-         "comment": "no spaces allowed in a channel", "customer": {"id": "c"}}
+        {
+            "event_id": "evt-42",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "survey": "nps",
+            "score": 3,
+            "comment": "no spaces allowed in a channel",
+            "customer": {"id": "c"},
+        }
     )
     with caplog.at_level(logging.WARNING, logger="worker.rules.routing"):
         assert Router(default_channel="#fallback").destination(event, rule).channel == "#fallback"

@@ -18,8 +18,13 @@ import kafka
 import pytest
 from packaging.requirements import Requirement
 
-from worker.stream.membership import (PRIVATE_ATTRIBUTES, SUPPORTED_KAFKA_PYTHON, Membership, check_kafka_internals,
-                              missing_private_attributes)
+from worker.stream.membership import (
+    PRIVATE_ATTRIBUTES,
+    SUPPORTED_KAFKA_PYTHON,
+    Membership,
+    check_kafka_internals,
+    missing_private_attributes,
+)
 
 
 def consumer(session_ms: int = 6000) -> SimpleNamespace:
@@ -55,8 +60,9 @@ def real_consumer() -> kafka.KafkaConsumer:
     """A real KafkaConsumer that connects to nothing: api_version given, so the constructor does not probe a broker.
     Built on a thread so a kafka-python that did connect in its constructor fails the test instead of hanging it."""
     built: list[kafka.KafkaConsumer] = []
-    thread = threading.Thread(target=lambda: built.append(
-        kafka.KafkaConsumer(bootstrap_servers="127.0.0.1:1", api_version=(2, 5), group_id="g")), daemon=True)
+    thread = threading.Thread(
+        target=lambda: built.append(kafka.KafkaConsumer(bootstrap_servers="127.0.0.1:1", api_version=(2, 5), group_id="g")), daemon=True
+    )
     thread.start()
     thread.join(timeout=20)
     assert built, "KafkaConsumer() did not return without a broker within 20 s (does it connect in the constructor now?)"
@@ -81,8 +87,11 @@ def test_a_real_consumer_has_every_private_attribute_the_worker_reads() -> None:
 def test_the_attributes_are_checked_by_kind_too() -> None:
     fake = consumer()
     fake._coordinator.heartbeat.last_receive = "never"
-    assert missing_private_attributes(fake) == ["_coordinator.heartbeat.last_receive", "_net.sleep",
-                                                "_coordinator._commit_offsets_sync_async"]
+    assert missing_private_attributes(fake) == [
+        "_coordinator.heartbeat.last_receive",
+        "_net.sleep",
+        "_coordinator._commit_offsets_sync_async",
+    ]
     fake._coordinator.heartbeat.config = {}
     assert "_coordinator.heartbeat.config['session_timeout_ms']" in missing_private_attributes(fake)
 

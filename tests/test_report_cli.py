@@ -8,9 +8,9 @@ import pytest
 
 from tests.conftest import produce
 from tests.tasks.test_diagnose import journeys
-from worker.keeper import desk as taskdesk
 from worker.broker import free_port
 from worker.cli import EXIT_FAILED, EXIT_OK, main
+from worker.keeper import desk as taskdesk
 
 #: test_diagnose's week: Monday 2026-11-16 08:00 UTC to the next Monday.
 WEEK = ["--since", "7d", "--until", "2026-11-23T08:00:00Z"]
@@ -34,8 +34,9 @@ def test_the_report_prints_both_rankings_examples_and_a_summary(followups: str, 
     assert main(["report", "root-causes", *WEEK]) == EXIT_OK
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0] == (f"Root causes of tasks resolved 2026-11-16 08:00 → 2026-11-23 08:00 UTC (7d), against the 7d before; "
-                        f"11 task(s) on {followups}")
+    assert lines[0] == (
+        f"Root causes of tasks resolved 2026-11-16 08:00 → 2026-11-23 08:00 UTC (7d), against the 7d before; 11 task(s) on {followups}"
+    )
     table = [line.split() for line in lines[2:11]]
     assert table[1] == ["shipping-delay", "3", "new", "$475.00", "new", "50%", "(1", "of", "2)"]  # c-1 and c-2 × 0.95
     assert table[2] == ["billing-error", "1", "−1", "$1,900.00", "+$1,330.00", "—"]
@@ -43,8 +44,9 @@ def test_the_report_prints_both_rankings_examples_and_a_summary(followups: str, 
     assert [row[0] for row in table[6:9]] == ["billing-error", "shipping-delay", "product-defect"]  # by revenue at risk
     assert "shipping-delay  “Late again, third time.”" in out
     assert "“<!channel> *bold* {{ 7*7 }} <@U0BOSS> & [2Jcleared”" in out and "\x1b" not in out
-    assert lines[-1] == ("5 task(s) resolved (+1 against the period before), 3 root cause(s), $2,422.50/month at risk, "
-                         "recovery rate 50% (1 of 2 answers)")
+    assert lines[-1] == (
+        "5 task(s) resolved (+1 against the period before), 3 root cause(s), $2,422.50/month at risk, recovery rate 50% (1 of 2 answers)"
+    )
     assert f"note: 1 record(s) on {followups} are not task records: skipped" in err
 
 
@@ -52,9 +54,14 @@ def test_json_has_the_same_figures(followups: str, capsys: pytest.CaptureFixture
     assert main(["report", "root-causes", *WEEK, "--top", "2", "--json"]) == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     assert (report["period"], report["tasks"], report["tasks_before"]) == (
-        {"start": "2026-11-16T08:00:00+00:00", "end": "2026-11-23T08:00:00+00:00"}, 5, 4)
-    assert [(c["cause"], c["tasks"], c["recovery_rate"]) for c in report["by_tasks"]] == [("shipping-delay", 3, 50.0),
-                                                                                          ("billing-error", 1, None)]
+        {"start": "2026-11-16T08:00:00+00:00", "end": "2026-11-23T08:00:00+00:00"},
+        5,
+        4,
+    )
+    assert [(c["cause"], c["tasks"], c["recovery_rate"]) for c in report["by_tasks"]] == [
+        ("shipping-delay", 3, 50.0),
+        ("billing-error", 1, None),
+    ]
     assert [c["cause"] for c in report["by_revenue"]] == ["billing-error", "shipping-delay"]
 
 

@@ -21,11 +21,11 @@ import pytest
 from tests.tasks.test_diagnose import journeys
 from worker.alerting import Alert, AlertRenderer
 from worker.config import Settings, load_settings
-from worker.stream.deadletter import DeadLetters
 from worker.delivery import Outbox, Outcome, Posts, PostState, Search, root_causes_slot
 from worker.keeper.rootcauses import RootCauseDigests
-from worker.stream.state import StateView
 from worker.stream.counters import Stats
+from worker.stream.deadletter import DeadLetters
+from worker.stream.state import StateView
 from worker.tasks import Cases, RootCauseDigest, cases_from_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,14 +55,16 @@ class Client:
         self.position = 0
 
     def assign(self, tps: Any) -> None: ...
-    def seek_to_beginning(self, *tps: Any) -> None: self.position = 0  # noqa: E704
+    def seek_to_beginning(self, *tps: Any) -> None:
+        self.position = 0  # noqa: E704
+
     def flush(self) -> None: ...
 
     def send(self, topic: str, key: bytes, value: bytes | None) -> None:
         self.log.records.append(_Record(key, value))
 
     def poll(self, timeout_ms: int = 0, max_records: int = 5000) -> dict[str, list[_Record]]:
-        new = self.log.records[self.position:]
+        new = self.log.records[self.position :]
         self.position = len(self.log.records)
         return {"state-0": new} if new else {}
 
@@ -76,8 +78,12 @@ class Channel:
 
     def find(self, search: Search, abandon: threading.Event) -> Future[Outcome]:
         self.searches += 1
-        found = {slot: f"{n}.000" for n, message in enumerate(self.messages, 1)
-                 for slot in message.metadata["event_payload"].get("slots", ()) if slot in search.slots}
+        found = {
+            slot: f"{n}.000"
+            for n, message in enumerate(self.messages, 1)
+            for slot in message.metadata["event_payload"].get("slots", ())
+            if slot in search.slots
+        }
         return _done(Outcome("found", channel="C0CXLEADS", found=found))
 
 
@@ -105,8 +111,9 @@ class Sink:
 class Replica:
     """What a worker keeps for the digest, wired as the loop wires it; `second` runs what the loop runs every second."""
 
-    def __init__(self, log: StateLog, sink: Sink, clock: list[datetime], settings: Settings | None = None,
-                 templates: Path = ROOT / "templates") -> None:
+    def __init__(
+        self, log: StateLog, sink: Sink, clock: list[datetime], settings: Settings | None = None, templates: Path = ROOT / "templates"
+    ) -> None:
         settings = settings or load_settings(None, environ={}, root_cause_digest=DIGEST)
         client = Client(log)
         self.view = StateView("state", "feedback", client, client)  # type: ignore[arg-type]
@@ -115,8 +122,15 @@ class Replica:
         self.view.sync()  # a worker reads the state topic to its end at start and when it becomes the keeper
         self.letters: list[bytes] = []
         dead = DeadLetters("dlq", lambda topic, key, value: self.letters.append(value), "metrics")
-        self.outbox = Outbox(sink, self.posts, client.flush, dead, Stats(), clock=lambda: clock[0].timestamp(),  # type: ignore[arg-type]
-                             grace_s=15)
+        self.outbox = Outbox(
+            sink,
+            self.posts,
+            client.flush,
+            dead,
+            Stats(),
+            clock=lambda: clock[0].timestamp(),  # type: ignore[arg-type]
+            grace_s=15,
+        )
         renderer = AlertRenderer(templates)
         self.digests = RootCauseDigests(settings, self.cases, self.outbox, lambda: renderer)
         self.clock = clock

@@ -19,8 +19,19 @@ def test_schema_command_prints_the_snapshot_contract() -> None:
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert schema["title"] == "MetricSnapshot"
-    assert set(schema["required"]) >= {"window", "dimension", "final", "emitted_at", "responses", "nps", "csat", "ces",
-                                       "unhappy_customers", "revenue_at_risk", "late_events"}
+    assert set(schema["required"]) >= {
+        "window",
+        "dimension",
+        "final",
+        "emitted_at",
+        "responses",
+        "nps",
+        "csat",
+        "ces",
+        "unhappy_customers",
+        "revenue_at_risk",
+        "late_events",
+    }
     nps = schema["$defs"]["NpsFigures"]["properties"]
     assert set(nps) == {"responses", "promoters", "passives", "detractors", "score", "margin_of_error"}
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tests.fake_slack import FakeSlack, Scripted
 from tests.alerting.test_alerts import make_event, render_alert
+from tests.fake_slack import FakeSlack, Scripted
 from worker import cli
 from worker.alerting import AlertRenderer
 from worker.config import ConfigError, load_settings
+from worker.delivery import SlackSink
 from worker.logs import RedactSecrets, setup_logging
 from worker.rules import load_rules
-from worker.delivery import SlackSink
 
 ROOT = Path(__file__).resolve().parent.parent
 MASK = "**********"

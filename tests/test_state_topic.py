@@ -107,7 +107,7 @@ class _LosingTopic:
     def seek_to_beginning(self, *tps: object) -> None: ...
 
     def poll(self, timeout_ms: int = 0, max_records: int = 0) -> dict:
-        batch, self.read = self.records[self.read:], len(self.records)
+        batch, self.read = self.records[self.read :], len(self.records)
         return {TopicPartition("state", 0): batch} if batch else {}
 
 

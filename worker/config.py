@@ -15,11 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
-from .notation import Duration, format_duration
-
 from .metrics import MetricsConfig
+from .notation import Duration, LineDict, SourceError, format_duration, load_yaml
 from .tasks import DEFAULT_ROOT_CAUSES, OwnerPool, RootCauseDigest, SlaCalendar, TaskPolicy, check_root_causes
-from .notation import LineDict, SourceError, load_yaml
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STATE_TOPIC = "feedback.worker.state"
@@ -42,7 +40,8 @@ class Settings(BaseModel):
     metrics_topic: str = "feedback.metrics"
     dlq_topic: str = "feedback.dlq"
     survey_request_topic: str = Field(
-        "feedback.survey.requests", description="survey.requested records: ask the customer again when their task is resolved.",
+        "feedback.survey.requests",
+        description="survey.requested records: ask the customer again when their task is resolved.",
     )
     consumer_group: str = "feedback-worker"
     rules_path: Path = Field(default_factory=lambda: _shipped("rules"), description="A rules file or a directory of *.yaml.")
@@ -69,14 +68,18 @@ class Settings(BaseModel):
     kafka_session_timeout_ms: int | None = Field(None, description="Unset: kafka-python's default.")
     kafka_heartbeat_interval_ms: int | None = None
     kafka_fetch_max_wait_ms: int = Field(
-        100, ge=1, le=60000,
+        100,
+        ge=1,
+        le=60000,
         description="How long the broker may hold a fetch while waiting for new events: an alert's worst-case wait "
-                    "on a broker that holds the whole time (Tansu); real Kafka answers as soon as an event arrives.",
+        "on a broker that holds the whole time (Tansu); real Kafka answers as soon as an event arrives.",
     )
     kafka_reconnect_backoff_max_ms: int = Field(
-        1000, ge=50, le=60000,
+        1000,
+        ge=50,
+        le=60000,
         description="The longest wait between attempts to reach a broker that is down: how soon after it is back the "
-                    "worker goes on (kafka-python's own default, 30 s, left it idle up to half a minute more).",
+        "worker goes on (kafka-python's own default, 30 s, left it idle up to half a minute more).",
     )
     kafka_auto_offset_reset: Literal["earliest", "latest"] = Field(
         "earliest", description="Where a new consumer group starts: earliest never skips feedback."
@@ -134,10 +137,12 @@ class Settings(BaseModel):
         ALERT_RECORD_RETENTION, so two periods must fit in it."""
         retention = info.data.get("alert_record_retention")
         if digest is not None and retention is not None and 2 * digest.every > retention:
-            raise ValueError(f"root_cause_digest.every ({format_duration(digest.every)}) is more than half of ALERT_RECORD_RETENTION "
-                             f"({format_duration(retention)}): the digest compares two periods of tasks, and finished tasks and "
-                             f"the record of each post are kept that long; set ALERT_RECORD_RETENTION to at least "
-                             f"{format_duration(2 * digest.every)}")
+            raise ValueError(
+                f"root_cause_digest.every ({format_duration(digest.every)}) is more than half of ALERT_RECORD_RETENTION "
+                f"({format_duration(retention)}): the digest compares two periods of tasks, and finished tasks and "
+                f"the record of each post are kept that long; set ALERT_RECORD_RETENTION to at least "
+                f"{format_duration(2 * digest.every)}"
+            )
         return digest
 
     @property
@@ -146,12 +151,16 @@ class Settings(BaseModel):
 
     commit_interval_seconds: float = Field(1.0, gt=0, description="Offsets are committed this often, not per message.")
     max_in_flight_alerts: int = Field(
-        1000, ge=1, description="Events whose work is not done yet (an alert waiting for its pool's member, a card update for "
-        "Slack) before fetching pauses. Alerts do not wait for Slack: they are owed (MAX_OWED_PER_CHANNEL)."
+        1000,
+        ge=1,
+        description="Events whose work is not done yet (an alert waiting for its pool's member, a card update for "
+        "Slack) before fetching pauses. Alerts do not wait for Slack: they are owed (MAX_OWED_PER_CHANNEL).",
     )
     max_owed_per_channel: int = Field(
-        500, ge=1, description="Posts this worker owes one channel that Slack has not answered yet (Slack down or slow): past "
-        "this, new alerts for the channel go into its rate-limit summary until it catches up. Never dropped, never a pause."
+        500,
+        ge=1,
+        description="Posts this worker owes one channel that Slack has not answered yet (Slack down or slow): past "
+        "this, new alerts for the channel go into its rate-limit summary until it catches up. Never dropped, never a pause.",
     )
     shutdown_timeout_seconds: float = Field(5.0, ge=0, description="On SIGTERM, how long to wait for alerts in hand.")
     stats_interval_seconds: float = Field(60.0, gt=0, description="How often a progress line is logged.")
@@ -164,9 +173,7 @@ class Settings(BaseModel):
     channel_rate_limit_per_minute: int = Field(
         20, ge=0, description="Top-level alerts per channel per minute; more are batched into one summary. 0: no limit."
     )
-    reload_interval_seconds: float = Field(
-        2.0, ge=0, description="How often rules and templates are checked for edits; 0: only on SIGHUP."
-    )
+    reload_interval_seconds: float = Field(2.0, ge=0, description="How often rules and templates are checked for edits; 0: only on SIGHUP.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="text: for people; json: one object per line, for log pipelines.")
 

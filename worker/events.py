@@ -145,8 +145,10 @@ def _as_dicts(schema: Any) -> Any:
         if fields["type"] != "model-fields" or fields.get("computed_fields") or schema.get("post_init") or schema.get("custom_init"):
             raise TypeError(f"event_data cannot mirror the model {schema['cls'].__name__}: it has more than plain fields")
         return core_schema.typed_dict_schema(
-            {name: core_schema.typed_dict_field(_as_dicts(f["schema"]), required=f["schema"]["type"] != "default")
-             for name, f in fields["fields"].items()},
+            {
+                name: core_schema.typed_dict_field(_as_dicts(f["schema"]), required=f["schema"]["type"] != "default")
+                for name, f in fields["fields"].items()
+            },
             extra_behavior=schema.get("config", {}).get("extra_fields_behavior", "ignore"),
         )
     if kind == "function-after" and getattr(schema["function"]["function"], "__func__", None) is FeedbackEvent._score_in_range.__func__:
@@ -203,6 +205,7 @@ def data_getter(path: str) -> Callable[[EventData], Any]:
     if inner:
         return lambda data: data[outer][inner]
     return operator.itemgetter(path)
+
 
 __all__ = [
     "Customer",

@@ -57,8 +57,7 @@ class QuietRepeats(logging.Filter):
     second, tracebacks included); the first of each kind shows the problem. The next one after the
     window says how many were left out ("… (and 212 more like it in the last 60 s)")."""
 
-    def __init__(self, prefixes: tuple[str, ...] = ("kafka",), window_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, prefixes: tuple[str, ...] = ("kafka",), window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.prefixes = prefixes
         self.window_s = window_s
@@ -78,6 +77,7 @@ class QuietRepeats(logging.Filter):
             record.msg, record.args = f"{record.getMessage()} (and {seen[1]:,} more like it in the last {now - seen[0]:.0f} s)", None
         self._seen[key] = [now, 0]
         return True
+
 
 #: Characters json.dumps leaves as they are with ensure_ascii=False but that split a line for
 #: many readers (Python's splitlines, JavaScript): escaped, so a record is always one line.

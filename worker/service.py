@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
-
-
-from slack_sdk import WebClient
-
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
+from slack_sdk import WebClient
 
 from .alerting import Silences, Throttle
 from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
@@ -41,9 +38,14 @@ def make_sink(settings: Settings, observe: Observe | None = None) -> Sink:
         log.info("SLACK_BOT_TOKEN is not set: alerts are printed to stdout")
         return StdoutSink()
     log.info("posting alerts to Slack at %s", settings.slack_api_url)
-    return SlackSink(settings.slack_bot_token, settings.slack_api_url, settings.slack_concurrency,
-                     timeout_s=settings.slack_timeout_seconds, observe=observe,
-                     search=settings.slack_history_lookup)
+    return SlackSink(
+        settings.slack_bot_token,
+        settings.slack_api_url,
+        settings.slack_concurrency,
+        timeout_s=settings.slack_timeout_seconds,
+        observe=observe,
+        search=settings.slack_history_lookup,
+    )
 
 
 def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> SlackLink | None:
@@ -62,13 +64,30 @@ def make_link(settings: Settings, cases: Cases, producer: KafkaProducer) -> Slac
             return False
 
     web = WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=5)
-    return SlackLink(settings.slack_app_token, settings.slack_bot_token, settings.slack_api_url, cases, settings.task_policy, send,
-                     actors_allowed(settings.task_actors, web))
+    return SlackLink(
+        settings.slack_app_token,
+        settings.slack_bot_token,
+        settings.slack_api_url,
+        cases,
+        settings.task_policy,
+        send,
+        actors_allowed(settings.task_actors, web),
+    )
 
 
-def build_worker(settings: Settings, loaded: Loaded, sink: Sink, consumer: KafkaConsumer, producer: KafkaProducer, view: StateView,
-                 cases: Cases, metering: Metering | None = None, reloader: Reloader | None = None, link: SlackLink | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Worker:
+def build_worker(
+    settings: Settings,
+    loaded: Loaded,
+    sink: Sink,
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    view: StateView,
+    cases: Cases,
+    metering: Metering | None = None,
+    reloader: Reloader | None = None,
+    link: SlackLink | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Worker:
     """The loop and everything it hands work to, wired once: the stream's bookkeeping, the state tables, the outbox
     every Slack message goes through, the keeper of tasks, and the metric rules' alerts."""
     rules, renderer = loaded
@@ -76,8 +95,17 @@ def build_worker(settings: Settings, loaded: Loaded, sink: Sink, consumer: Kafka
     tables = Tables(view, Throttle(view), Silences(view), cases)
     book = Rulebook(rules, renderer, make_router(settings))
     # Every Slack message goes through the outbox, once; never while this worker may have been evicted (in doubt).
-    outbox = Outbox(sink, Posts(view), producer.flush, stream.dead_letters, stream.stats, lambda: clock().timestamp(),
-                    settings.slack_history_lookup, settings.slack_timeout_seconds + 5, in_doubt=stream.membership.in_doubt)
+    outbox = Outbox(
+        sink,
+        Posts(view),
+        producer.flush,
+        stream.dead_letters,
+        stream.stats,
+        lambda: clock().timestamp(),
+        settings.slack_history_lookup,
+        settings.slack_timeout_seconds + 5,
+        in_doubt=stream.membership.in_doubt,
+    )
     keeper = Keeper(settings, cases, stream.checkpoint, stream.dead_letters, outbox, lambda: book.renderer, stream.stats, clock, sink)
     if metering is not None:
         alerts = MetricAlerts(outbox, tables.silences, lambda: book.renderer, settings.slack_default_channel, stream.stats, clock)
@@ -104,8 +132,15 @@ def serve(
         return _serve(settings, stop, sink, ready, reload, (rules, renderer), observability)
 
 
-def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: threading.Event | None,
-           reload: threading.Event | None, loaded: Loaded, observability: Observability) -> Stats:
+def _serve(
+    settings: Settings,
+    stop: threading.Event,
+    sink: Sink | None,
+    ready: threading.Event | None,
+    reload: threading.Event | None,
+    loaded: Loaded,
+    observability: Observability,
+) -> Stats:
     rules, renderer = loaded
     state = state_topic(settings)
     if settings.create_topics:
@@ -126,14 +161,14 @@ def _serve(settings: Settings, stop: threading.Event, sink: Sink | None, ready: 
     if settings.metrics.enabled:
         loop = LoopBook(settings.metrics)  # the loop KPIs, from every case as it changes (here or on another replica)
         cases.watchers.append(follow_cases(loop, settings.task_policy.sla_calendar))
-        metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer,
-                            loop)
+        metering = Metering(settings.metrics, settings.feedback_topic, MetricState(view), settings.metrics_topic, consumer, producer, loop)
     link = make_link(settings, cases, producer)
     reloader = Reloader(settings, load_checked, settings.reload_interval_seconds)
     if reload is not None:
         reloader.requested = reload
-    worker = build_worker(settings, (rules, renderer), sink, consumer, producer, view, cases, metering=metering, reloader=reloader,
-                          link=link)
+    worker = build_worker(
+        settings, (rules, renderer), sink, consumer, producer, view, cases, metering=metering, reloader=reloader, link=link
+    )
     observability.attach(worker, sink)
     if ready is not None:
         ready.set()

@@ -12,8 +12,8 @@ import pytest
 
 from worker.alerting import Alert, AlertRenderer, TemplateRenderError
 from worker.events import FeedbackEvent
-from worker.tasks import open_task
 from worker.rules import RuleSet, load_rules
+from worker.tasks import open_task
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ("alert.slack.j2", "detractor.slack.j2")
@@ -23,7 +23,7 @@ HEARD = ["Hear", "Empathize", "Apologize", "Resolve", "Diagnose"]
 # Everything a customer could type to ping a channel, forge a link, inject template syntax
 # or break out of the JSON string the value lands in.
 HOSTILE_COMMENT = (
-    'Hey <!channel> and <!here>, ping <@U123>! <https://evil.example|click> {{ 7*7 }} '
+    "Hey <!channel> and <!here>, ping <@U123>! <https://evil.example|click> {{ 7*7 }} "
     '{% raw %}x{% endraw %} "quoted" \\back\\slash\nsecond line & co </script> "}]}, {"type": "section", "text": "x'
 )
 HOSTILE_NAME = 'Evil <!here> "Co" & {{ 7*7 }} \\ {% raw %}'

@@ -16,24 +16,50 @@ from worker.tasks.case import Escalation, Resolution
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 BEN = Actor(source="slack", id="U02BEN", name="ben")
-BASE = Case(task_id="task-3f1c9a2b7d4e5f60", rule_id="nps-detractor", severity="high", owner="cx-oncall", assignee="U01ANNA",
-            customer_id="c-0042", customer_name="Purrfect Prints", event_id="f-123", opened_at=NOW,
-            sla=Sla(acknowledge_by=NOW + timedelta(hours=1), resolve_by=NOW + timedelta(hours=24)), due_in_s=86400, updated_at=NOW)
+BASE = Case(
+    task_id="task-3f1c9a2b7d4e5f60",
+    rule_id="nps-detractor",
+    severity="high",
+    owner="cx-oncall",
+    assignee="U01ANNA",
+    customer_id="c-0042",
+    customer_name="Purrfect Prints",
+    event_id="f-123",
+    opened_at=NOW,
+    sla=Sla(acknowledge_by=NOW + timedelta(hours=1), resolve_by=NOW + timedelta(hours=24)),
+    due_in_s=86400,
+    updated_at=NOW,
+)
 
 
 def example_cards() -> dict[str, Any]:
     states = {
         "open": card(BASE, overdue=False),
-        "acknowledged, two steps ticked": card(BASE.model_copy(update={"status": "acknowledged", "acknowledged_by": BEN,
-                                                                      "steps": {"hear": True, "empathize": True}}), overdue=False),
-        "overdue and escalated": card(BASE.model_copy(update={"escalations": [Escalation(reason="not_acknowledged", level=1, at=NOW)]}),
-                                      overdue=True),
-        "resolved": card(BASE.model_copy(update={"status": "resolved", "resolution": Resolution(
-            at=NOW, by=BEN, root_cause="shipping-delay", resolution="Sent a new box by express", customer_contacted=True)}), overdue=False),
+        "acknowledged, two steps ticked": card(
+            BASE.model_copy(update={"status": "acknowledged", "acknowledged_by": BEN, "steps": {"hear": True, "empathize": True}}),
+            overdue=False,
+        ),
+        "overdue and escalated": card(
+            BASE.model_copy(update={"escalations": [Escalation(reason="not_acknowledged", level=1, at=NOW)]}), overdue=True
+        ),
+        "resolved": card(
+            BASE.model_copy(
+                update={
+                    "status": "resolved",
+                    "resolution": Resolution(
+                        at=NOW, by=BEN, root_cause="shipping-delay", resolution="Sent a new box by express", customer_contacted=True
+                    ),
+                }
+            ),
+            overdue=False,
+        ),
     }
-    return {"_comment": "The task card under an alert, in each state (the last blocks of the message; the template's blocks stay "
-                        "above), and the resolve dialog. Generated from worker/alerting/cards.py.",
-            "card": states, "resolve dialog": resolve_view(BASE.task_id, list(DEFAULT_ROOT_CAUSES), "Purrfect Prints")}
+    return {
+        "_comment": "The task card under an alert, in each state (the last blocks of the message; the template's blocks stay "
+        "above), and the resolve dialog. Generated from worker/alerting/cards.py.",
+        "card": states,
+        "resolve dialog": resolve_view(BASE.task_id, list(DEFAULT_ROOT_CAUSES), "Purrfect Prints"),
+    }
 
 
 def elements(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -60,24 +86,39 @@ def test_each_state_shows_what_a_teammate_needs_and_only_the_buttons_that_apply(
     taken = states["acknowledged, two steps ticked"]
     assert "taken by <@U02BEN>" in status(taken) and "followup.acknowledge" not in elements(taken)
     assert [o["value"] for o in elements(taken)["followup.steps"]["initial_options"]] == ["hear", "empathize"]
-    assert ":warning: overdue" in status(states["overdue and escalated"]) and "escalated (not acknowledged)" in status(states["overdue and escalated"])
+    assert ":warning: overdue" in status(states["overdue and escalated"]) and "escalated (not acknowledged)" in status(
+        states["overdue and escalated"]
+    )
     resolved = states["resolved"]
     assert set(elements(resolved)) == {"followup.reopen"}
-    assert status(resolved) == (":white_check_mark: *Resolved* by <@U02BEN> · root cause *shipping-delay* · customer contacted\n"
-                                ">Sent a new box by express")
+    assert status(resolved) == (
+        ":white_check_mark: *Resolved* by <@U02BEN> · root cause *shipping-delay* · customer contacted\n>Sent a new box by express"
+    )
 
 
 def test_text_on_the_card_cannot_ping_or_break_formatting() -> None:
-    hostile = BASE.model_copy(update={"status": "resolved", "resolution": Resolution(
-        at=NOW, by=Actor(source="cli", id="eve", name="<!channel> eve"), root_cause="other", resolution="<@U999> & <!here>",
-        customer_contacted=False)})
+    hostile = BASE.model_copy(
+        update={
+            "status": "resolved",
+            "resolution": Resolution(
+                at=NOW,
+                by=Actor(source="cli", id="eve", name="<!channel> eve"),
+                root_cause="other",
+                resolution="<@U999> & <!here>",
+                customer_contacted=False,
+            ),
+        }
+    )
     text = status(card(hostile, overdue=False))
     assert "<!channel>" not in text and "<@U999>" not in text and "<!here>" not in text
     assert "&lt;!channel&gt; eve" in text and "&lt;@U999&gt; &amp; &lt;!here&gt;" in text
 
 
 def test_an_update_replaces_the_card_and_keeps_what_the_template_rendered() -> None:
-    alert = [{"type": "header", "text": {"type": "plain_text", "text": "HIGH"}}, {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]
+    alert = [
+        {"type": "header", "text": {"type": "plain_text", "text": "HIGH"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "x"}},
+    ]
     first = with_card(alert, card(BASE, overdue=False))
     second = with_card(first, card(BASE.model_copy(update={"status": "acknowledged"}), overdue=False))
     assert [b for b in second if not is_card(b)] == alert and "*Acknowledged*" in status(second)

@@ -29,8 +29,10 @@ rules:
 def burst(count: int) -> list[tuple[bytes, bytes]]:
     segments = ["smb", "enterprise"]
     return [
-        (f"c-{n}".encode(), event_bytes(event_id=f"p-{n}", score=7 + n % 2,
-                                        customer={"id": f"c-{n}", "name": f"Customer {n}", "segment": segments[n % 2]}))
+        (
+            f"c-{n}".encode(),
+            event_bytes(event_id=f"p-{n}", score=7 + n % 2, customer={"id": f"c-{n}", "name": f"Customer {n}", "segment": segments[n % 2]}),
+        )
         for n in range(count)
     ]
 
@@ -65,7 +67,9 @@ def test_a_burst_of_200_grouped_matches_is_a_handful_of_digests_accounting_for_a
     if big["metadata"]["event_payload"]["count"] > 20:
         assert f"and {big['metadata']['event_payload']['count'] - 20} more" in str(big["blocks"])
     assert {m["metadata"]["event_payload"]["reason"] for m in messages} <= {
-        "grouped by customer.segment=smb", "grouped by customer.segment=enterprise"}
+        "grouped by customer.segment=smb",
+        "grouped by customer.segment=enterprise",
+    }
     tasks = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=200, timeout=30)
     assert len({t["event_id"] for t in tasks}) == 200  # every match still opens its own task
 

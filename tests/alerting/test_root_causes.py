@@ -24,12 +24,14 @@ def renderer() -> AlertRenderer:
 def test_the_digest_shows_both_rankings_with_changes_and_recovery(renderer: AlertRenderer) -> None:
     alert = renderer.render_root_causes(report(), "#cx-leads", "Europe/Amsterdam")
     assert alert.channel == "#cx-leads" and alert.template == ROOT_CAUSES_TEMPLATE
-    assert alert.text == (":mag: Root causes, 2026-11-16 09:00 – 2026-11-23 09:00 Europe/Amsterdam: 5 tasks resolved; "
-                          "top cause shipping-delay (3)")
+    assert alert.text == (
+        ":mag: Root causes, 2026-11-16 09:00 – 2026-11-23 09:00 Europe/Amsterdam: 5 tasks resolved; top cause shipping-delay (3)"
+    )
     header, totals, by_tasks, by_revenue = alert.blocks[:4]
     assert header["text"]["text"] == "Root causes · 16 Nov – 23 Nov 2026"
-    assert totals["text"]["text"] == ("*5* tasks resolved (+1 against the period before) · *$1,275.00*/month at risk (+$950.00) · "
-                                      "recovery rate 50% (1 of 2)")
+    assert totals["text"]["text"] == (
+        "*5* tasks resolved (+1 against the period before) · *$1,275.00*/month at risk (+$950.00) · recovery rate 50% (1 of 2)"
+    )
     assert by_tasks["text"]["text"].split("\n") == [
         "*Top causes by tasks*",
         "1. *shipping-delay* · 3 tasks (new) · recovery 50% (1 of 2)",
@@ -42,10 +44,16 @@ def test_the_digest_shows_both_rankings_with_changes_and_recovery(renderer: Aler
         "2. *shipping-delay* · $250.00/month (new) · 3 tasks",
         "3. *product-defect* · $25.00/month (±0) · 1 task",
     ]
-    assert alert.metadata == {"event_type": "feedback_root_causes", "event_payload": {
-        "period_start": "2026-11-16T08:00:00+00:00", "period_end": "2026-11-23T08:00:00+00:00", "tasks": 5,
-        "causes": {"shipping-delay": 3, "billing-error": 1, "product-defect": 1},
-        "causes_before": {"shipping-delay": 0, "billing-error": 2, "product-defect": 1}}}
+    assert alert.metadata == {
+        "event_type": "feedback_root_causes",
+        "event_payload": {
+            "period_start": "2026-11-16T08:00:00+00:00",
+            "period_end": "2026-11-23T08:00:00+00:00",
+            "tasks": 5,
+            "causes": {"shipping-delay": 3, "billing-error": 1, "product-defect": 1},
+            "causes_before": {"shipping-delay": 0, "billing-error": 2, "product-defect": 1},
+        },
+    }
 
 
 def test_a_hostile_comment_pings_no_one_formats_nothing_and_runs_no_template_code(renderer: AlertRenderer) -> None:

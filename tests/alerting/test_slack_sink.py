@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
 from tests.conftest import wait_for
 from tests.fake_slack import FakeSlack, Scripted
-from tests.alerting.test_alerts import HOSTILE_COMMENT, HOSTILE_NAME, make_event, render_alert, strings
 from worker.alerting import Alert, AlertRenderer
-from worker.rules import load_rules
 from worker.delivery import Outcome, Search, SlackSink
+from worker.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 RENDERER = AlertRenderer(ROOT / "templates")
@@ -257,6 +257,7 @@ def test_retry_after_is_honoured_after_slack_sdk_gives_up(slack, make_sink, sink
 
 def test_find_tells_which_slots_are_in_the_channel_already_at_the_top_or_in_threads(slack, sink):
     """After a crash: which of these messages are in Slack? One search, through history and threads, by metadata."""
+
     def post(slot: str, thread_ts: str | None = None) -> str:
         alert = an_alert()
         alert.metadata = {"event_type": "feedback_alert", "event_payload": {"slots": [slot]}}
@@ -267,9 +268,13 @@ def test_find_tells_which_slots_are_in_the_channel_already_at_the_top_or_in_thre
     in_thread = post("task-1/e-2", thread_ts=parent)
     top_level = post("task-9/e-3")  # its parent had not made it then
     digest = post("task-5")
-    search = Search("#cx-alerts", time.time() - 60, slots=frozenset({"task-1", "task-2", "task-5"}),
-                    threads={parent: frozenset({"task-1/e-2", "task-1/e-4"})},
-                    orphans={"task-9/e-3": "task-9", "task-1/e-6": "task-1"})
+    search = Search(
+        "#cx-alerts",
+        time.time() - 60,
+        slots=frozenset({"task-1", "task-2", "task-5"}),
+        threads={parent: frozenset({"task-1/e-2", "task-1/e-4"})},
+        orphans={"task-9/e-3": "task-9", "task-1/e-6": "task-1"},
+    )
     outcome = sink.find(search, threading.Event()).result(timeout=10)
     assert outcome.status == "found" and outcome.channel == slack.channel_id("#cx-alerts")  # the name was looked up
     assert dict(outcome.found) == {"task-1": parent, "task-5": digest, "task-1/e-2": in_thread, "task-9/e-3": top_level}

@@ -17,9 +17,14 @@ from worker.tasks import task_id_for
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = 'Hey <!channel> ping <@U123> {{ 7*7 }} "quoted" & co\nik wil mijn geld terug'
 EVENT = {
-    "event_id": "f-123", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps", "score": 2, "comment": HOSTILE,
+    "event_id": "f-123",
+    "occurred_at": "2026-11-24T10:00:00+00:00",
+    "survey": "nps",
+    "score": 2,
+    "comment": HOSTILE,
     "customer": {"id": "c-42", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},
-    "channel": "email", "touchpoint": "support",
+    "channel": "email",
+    "touchpoint": "support",
 }
 
 
@@ -27,7 +32,11 @@ def render(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.C
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_"))}
     return subprocess.run(
         [sys.executable, "-m", "worker", "template", "render", *map(str, args)],
-        cwd=ROOT, env=clean | (env or {}), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -64,8 +73,9 @@ def test_the_readable_form_names_the_owner_and_ends_with_the_text_fallback(event
     result = render("detractor.slack.j2", "--event", event_file)
     assert result.returncode == EXIT_OK, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == ("# chat.postMessage · template detractor.slack.j2 · rule nps-detractor (high) owns"
-                        " · matched: nps-detractor, churn-words")
+    assert lines[0] == (
+        "# chat.postMessage · template detractor.slack.j2 · rule nps-detractor (high) owns · matched: nps-detractor, churn-words"
+    )
     assert lines[-2:] == [
         "# text fallback (notifications, clients without Block Kit):",
         ":red_circle: HIGH: Purrfect Prints would not recommend us: NPS 2/10 · detractor · smb",
@@ -103,12 +113,24 @@ def test_own_rules_and_templates_and_the_default_channel(tmp_path: Path, event_f
     templates = tmp_path / "templates"
     templates.mkdir()
     (templates / "mine.slack.j2").write_text('{"text": "{{ rule.id }} for {{ customer.name }}: {{ comment }}", "blocks": []}')
-    result = render("mine.slack.j2", "--event", event_file, "--rules", rules, "--templates", templates, "--json",
-                    env={"SLACK_DEFAULT_CHANNEL": "#cx-fallback"})
+    result = render(
+        "mine.slack.j2",
+        "--event",
+        event_file,
+        "--rules",
+        rules,
+        "--templates",
+        templates,
+        "--json",
+        env={"SLACK_DEFAULT_CHANNEL": "#cx-fallback"},
+    )
     assert result.returncode == EXIT_OK, result.stderr
     payload = json.loads(result.stdout)
     assert payload["channel"] == "#cx-fallback"
-    assert payload["text"] == 'everything for Purrfect Prints: Hey &lt;!channel&gt; ping &lt;@U123&gt; {{ 7*7 }} "quoted" &amp; co\nik wil mijn geld terug'
+    assert (
+        payload["text"]
+        == 'everything for Purrfect Prints: Hey &lt;!channel&gt; ping &lt;@U123&gt; {{ 7*7 }} "quoted" &amp; co\nik wil mijn geld terug'
+    )
     assert payload["blocks"] == []
 
 
@@ -119,13 +141,16 @@ def test_a_missing_template_lists_the_available_ones(event_file: Path) -> None:
     result = render("detractor.slak.j2", "--event", event_file)
     assert result.returncode == EXIT_USAGE
     assert result.stdout == ""
-    assert result.stderr.startswith("error: template 'detractor.slak.j2' not found in templates (available: alert.slack.j2, detractor.slack.j2")
+    assert result.stderr.startswith(
+        "error: template 'detractor.slak.j2' not found in templates (available: alert.slack.j2, detractor.slack.j2"
+    )
 
 
 def test_an_invalid_event_names_each_field_and_its_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
-    path.write_text('{"event_id": "f-1",\n "occurred_at": "2026-11-24T10:00:00",\n "survey": "nps",\n "score": 11,\n'
-                    ' "customer": {\n   "id": ""}}\n')
+    path.write_text(
+        '{"event_id": "f-1",\n "occurred_at": "2026-11-24T10:00:00",\n "survey": "nps",\n "score": 11,\n "customer": {\n   "id": ""}}\n'
+    )
     result = render("alert.slack.j2", "--event", path)
     assert result.returncode == EXIT_USAGE
     assert result.stderr.splitlines() == [

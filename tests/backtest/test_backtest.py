@@ -23,13 +23,22 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from tests.conftest import committed, produce
-from worker.backtest import FUTURE_REASON, Replay, pick_samples
+from worker.backtest import (
+    FUTURE_REASON,
+    IDLE_STOP_S,
+    Progress,
+    Replay,
+    SourceUnavailable,
+    format_report,
+    pick_samples,
+    replay_file,
+    replay_topic,
+    summarize,
+)
 from worker.backtest.parallel import replay_file_parallel, split
-from worker.backtest import format_report, summarize
-from worker.backtest import IDLE_STOP_S, Progress, SourceUnavailable, replay_file, replay_topic
 from worker.cli import EXIT_OK, EXIT_USAGE
-from worker.rules import load_rules
 from worker.demo import FeedbackGenerator
+from worker.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2025, 7, 1, tzinfo=UTC).timestamp()  # for in-process replays: the events are all before it
@@ -94,7 +103,10 @@ EVENTS: list[bytes] = [
 ]
 
 EXPECTED = {
-    "read": 13, "valid": 8, "invalid": 5, "blank": 1,
+    "read": 13,
+    "valid": 8,
+    "invalid": 5,
+    "blank": 1,
     "reasons": [
         ("score: 11 is outside the nps range 0-10", 2, "line 6"),
         ("not valid JSON: expected ident at line 1 column 2", 1, "line 3"),
@@ -129,7 +141,11 @@ def backtest(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_"))}
     return subprocess.run(
         [sys.executable, "-m", "worker", "rules", "test", *map(str, args)],
-        cwd=ROOT, env=clean | env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -195,9 +211,13 @@ def test_show_renders_alerts_spread_over_rules_and_escaped(rules_file: Path, eve
     samples = result.stdout.split("Sample alerts (5 of 6; the earliest of each rule in turn)\n")[1]
     heads = re.findall(r"^── (\d)/5 · (\S+) → (.+?) · event (\S+) · ", samples, re.M)
     # Round-robin in file order: each rule's earliest alert, then each rule's second.
-    assert heads == [("1", "detractor", "#cx-alerts", "e1"), ("2", "enterprise", "#enterprise", "e3"),
-                     ("3", "low-csat", "(default channel)", "e5"), ("4", "detractor", "#cx-alerts", "e2"),
-                     ("5", "enterprise", "#enterprise", "e6")]
+    assert heads == [
+        ("1", "detractor", "#cx-alerts", "e1"),
+        ("2", "enterprise", "#enterprise", "e3"),
+        ("3", "low-csat", "(default channel)", "e5"),
+        ("4", "detractor", "#cx-alerts", "e2"),
+        ("5", "enterprise", "#enterprise", "e6"),
+    ]
     hostile = samples.partition("event e6 ·")[2]
     assert "&lt;!channel&gt; refund now {{ 7*7 }}" in hostile  # escaped for Slack; the template did not run it
     assert "<!channel>" not in samples and "49" not in hostile
@@ -320,8 +340,9 @@ def test_from_topic_reports_the_same_figures_and_leaves_the_worker_group_alone(
     assert before == {0: 1, 1: 2, 2: 0}
 
     started = time.monotonic()
-    result = backtest(rules_file, "--from-topic", topic, "--since", "1d", "--show", "1",
-                      KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONSUMER_GROUP=group)
+    result = backtest(
+        rules_file, "--from-topic", topic, "--since", "1d", "--show", "1", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, CONSUMER_GROUP=group
+    )
     assert result.returncode == EXIT_OK, result.stderr
     assert time.monotonic() - started < IDLE_STOP_S + 25  # it stops by itself once the topic is read
     check_report_text(result.stdout, from_file=False)
@@ -368,14 +389,23 @@ def test_throttle_and_group_are_applied_by_event_time(tmp_path: Path) -> None:
         "    group: {by: [], wait: 1m, interval: 1h}\n"
     )
     start = datetime(2025, 6, 1, tzinfo=UTC)
+
     def line(n: int, minutes: int, score: int, customer: str) -> bytes:
         at = (start + timedelta(minutes=minutes)).isoformat()
-        return json.dumps({"event_id": f"e{n}", "occurred_at": at, "survey": "nps", "score": score,
-                           "customer": {"id": customer}}).encode()
+        return json.dumps({"event_id": f"e{n}", "occurred_at": at, "survey": "nps", "score": score, "customer": {"id": customer}}).encode()
+
     # c-1: 3 detractor answers in a day (1 task, 1 alert) and one 2 days later (a new episode);
     # passives at 0, 0, 30 and 90 minutes: digests due at 1, 61 (interval) and 121 minutes -> 3 messages.
-    events = [line(1, 0, 2, "c-1"), line(2, 60, 3, "c-1"), line(3, 600, 1, "c-1"), line(4, 2 * 24 * 60, 2, "c-1"),
-              line(5, 0, 7, "c-2"), line(6, 0, 8, "c-3"), line(7, 30, 7, "c-4"), line(8, 90, 8, "c-5")]
+    events = [
+        line(1, 0, 2, "c-1"),
+        line(2, 60, 3, "c-1"),
+        line(3, 600, 1, "c-1"),
+        line(4, 2 * 24 * 60, 2, "c-1"),
+        line(5, 0, 7, "c-2"),
+        line(6, 0, 8, "c-3"),
+        line(7, 30, 7, "c-4"),
+        line(8, 90, 8, "c-5"),
+    ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(events) + b"\n")
     loaded = load_rules(rules)

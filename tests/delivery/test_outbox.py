@@ -15,13 +15,12 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-
 from kafka import TopicPartition
 
 from tests.metrics.test_windows_state import Fake
 from worker.alerting import Alert
-from worker.stream.checkpoint import Checkpoint, Hold
 from worker.delivery import Form, Outbox, Outcome, Place, Post, Posts, PostState, Search, Slot, alert_slot, answer_slot, metric_slot
+from worker.stream.checkpoint import Checkpoint, Hold
 from worker.stream.counters import Stats
 from worker.stream.state import StateView
 
@@ -211,8 +210,9 @@ def test_our_own_intent_read_back_after_slack_answered_never_steps_back(world) -
     assert posts.get(alert_slot("task-1")) is None
 
 
-def owe(posts: Posts, at: float, slot: Slot | None = None, kind: Form = Form.ALONE, thread_ts: str | None = None,
-        topic: str | None = "feedback") -> None:
+def owe(
+    posts: Posts, at: float, slot: Slot | None = None, kind: Form = Form.ALONE, thread_ts: str | None = None, topic: str | None = "feedback"
+) -> None:
     """A record another worker (or this one before a crash) left owed."""
     posts.put(alert_slot("task-0"), Post(PostState.POSTED, Form.ALONE, "#cx-alerts", 0, int(at), "C0CXALERTS", "0.5"))
     slot = slot or alert_slot("task-1")
@@ -291,10 +291,30 @@ def test_a_reply_is_searched_in_its_thread_or_under_its_task_when_the_thread_was
 
 def test_a_new_owner_gets_back_the_answers_owed_a_line_in_a_summary(world) -> None:
     _, posts, _, outbox, now = world
-    posts.put(alert_slot("task-3"), Post(PostState.OWED, Form.SUMMARY, "#cx-alerts", 0, int(now[0]), topic="feedback",
-                                          item={"event": {"event_id": "e-3"}, "rule": "detractor"}))
-    posts.put(alert_slot("task-4"), Post(PostState.OWED, Form.SUMMARY, "#cx-alerts", 1, int(now[0]), topic="feedback",
-                                          item={"event": {"event_id": "e-4"}, "rule": "detractor"}))
+    posts.put(
+        alert_slot("task-3"),
+        Post(
+            PostState.OWED,
+            Form.SUMMARY,
+            "#cx-alerts",
+            0,
+            int(now[0]),
+            topic="feedback",
+            item={"event": {"event_id": "e-3"}, "rule": "detractor"},
+        ),
+    )
+    posts.put(
+        alert_slot("task-4"),
+        Post(
+            PostState.OWED,
+            Form.SUMMARY,
+            "#cx-alerts",
+            1,
+            int(now[0]),
+            topic="feedback",
+            item={"event": {"event_id": "e-4"}, "rule": "detractor"},
+        ),
+    )
     [line] = outbox.take_over([TP], lambda tp: ABANDON)  # partition 0 only
     assert (line.slot, line.rule_id, line.event["event_id"], line.channel) == (alert_slot("task-3"), "detractor", "e-3", "#cx-alerts")
     assert outbox.take_over([TP], lambda tp: ABANDON) == [], "taken over once"
@@ -323,8 +343,6 @@ def test_old_settled_records_are_expired_by_the_owner_of_their_partition_and_owe
     assert posts.expire(int(now[0]), 30 * day, partitions={1}) == 1
     assert set(posts.by_slot) == {"old-owed", "old-theirs", "new-mine"}
     assert posts.view.producer.sent[-1][1:] == (b"post|feedback|old-mine", None)  # a tombstone: compaction removes it
-
-
 
 
 def _done(outcome: Outcome) -> Future[Outcome]:

@@ -38,4 +38,3 @@ def test_each_form_round_trips_through_its_key(slot, key, kind) -> None:
 
 def test_a_metric_slot_recorded_by_an_older_worker_with_its_whole_key_names_the_same_slot() -> None:
     assert metric_slot("metric:nps-drop|overall@1") == metric_slot("nps-drop|overall@1")
-

@@ -16,8 +16,8 @@ def _alerted(fake_slack) -> set[str]:
 
 
 def test_kill_9_mid_stream_and_restart_loses_nothing(kafka_bootstrap, topics, fake_slack, start_worker):
-    from worker.rules import load_rules
     from worker.events import FeedbackEvent
+    from worker.rules import load_rules
 
     messages = list(FeedbackGenerator(seed=11).stream(600, malformed_every=50))
     rules = load_rules("rules")

@@ -89,8 +89,13 @@ def test_alerts_tasks_and_dead_letters_through_a_real_broker(kafka_bootstrap, to
     tasks = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=len(matching), timeout=30, settle=1.0)
     wait_for(lambda: len(fake_slack.messages) >= len(matching), 30, "one Slack message per matching event")
     end = {p: n for p, n in committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).items()}
-    wait_for(lambda: sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) == len(events) + len(MALFORMED),
-             30, f"every offset committed (had {end})")
+    wait_for(
+        lambda: (
+            sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) == len(events) + len(MALFORMED)
+        ),
+        30,
+        f"every offset committed (had {end})",
+    )
 
     # Exactly one alert per matching event, in the owning rule's channel; none for the others.
     by_event = {}

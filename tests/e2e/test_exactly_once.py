@@ -75,8 +75,10 @@ def where(slack: FakeSlack, event_id: str) -> list[str]:
         metadata = message.get("metadata") or {}
         payload = metadata.get("event_payload") or {}
         if event_id == payload.get("event_id") or event_id in payload.get("event_ids", ()):
-            found.append(f"{metadata.get('event_type')} in {message['channel']} ts {message['ts']}"
-                         f"{' thread ' + str(message['thread_ts']) if message.get('thread_ts') else ''} slots {payload.get('slots')}")
+            found.append(
+                f"{metadata.get('event_type')} in {message['channel']} ts {message['ts']}"
+                f"{' thread ' + str(message['thread_ts']) if message.get('thread_ts') else ''} slots {payload.get('slots')}"
+            )
     return found
 
 
@@ -89,8 +91,16 @@ def assert_exactly_once(seen: Counter[str], matching: set[str], slack: FakeSlack
     assert twice == {}, f"{len(twice)} of {len(matching)} answers reached Slack more than once{shown}"
 
 
-def kill_burst(bootstrap: str, topics: dict[str, str], slack: FakeSlack, start: Callable[..., WorkerProcess], folder: Path,
-               kills: int = 20, seed: int = 21, **env: str) -> tuple[Counter[str], set[str]]:
+def kill_burst(
+    bootstrap: str,
+    topics: dict[str, str],
+    slack: FakeSlack,
+    start: Callable[..., WorkerProcess],
+    folder: Path,
+    kills: int = 20,
+    seed: int = 21,
+    **env: str,
+) -> tuple[Counter[str], set[str]]:
     """A burst of alerts, a worker killed with kill -9 at `kills` random moments and restarted each time; then
     how often each answer reached Slack, and the answers that should have. Shared with bench/exactly_once.py."""
     rules, messages, matching = burst(folder, 2400, seed=seed)
@@ -139,7 +149,10 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
         assert leaving.wait(timeout=30) == 0
         replicas.append(start_worker(f"replica-{n}", RULES_PATH=str(rules), **FAST))
         replicas[-1].wait_assigned()  # a member of the group, handling SIGTERM, before it may be the one to leave
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 180,
-             "every offset committed and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        180,
+        "every offset committed and every answer in Slack",
+    )
 
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)

@@ -55,12 +55,18 @@ def act(bootstrap: str, topics: dict[str, str], task: str, action: str, **fields
 
 
 def answer(bootstrap: str, topics: dict[str, str], event_id: str, customer: dict[str, Any], **fields: Any) -> None:
-    produce(bootstrap, topics["FEEDBACK_TOPIC"], [(customer["id"].encode(), event_bytes(
-        event_id=event_id, occurred_at=now(), customer=customer, **fields))])
+    produce(
+        bootstrap,
+        topics["FEEDBACK_TOPIC"],
+        [(customer["id"].encode(), event_bytes(event_id=event_id, occurred_at=now(), customer=customer, **fields))],
+    )
 
 
 def test_three_customer_journeys_recovered_reopened_and_no_response(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_rules_worker: None,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_rules_worker: None,
 ) -> None:
     happy = {"id": "c-happy", "name": "Happy Hats", "segment": "smb", "monthly_value": 300.0}
     grumpy = {"id": "c-grumpy", "name": "Grumpy Gears", "segment": "smb", "monthly_value": 500.0}
@@ -74,8 +80,11 @@ def test_three_customer_journeys_recovered_reopened_and_no_response(
         act(kafka_bootstrap, topics, task, "resolve", root_cause="shipping-delay", resolution="Re-sent the parcel", customer_contacted=True)
 
     # Each resolution asks its customer again, once, with the rule's survey.
-    requests = wait_for(lambda: (found := read_topic(kafka_bootstrap, topics["SURVEY_REQUEST_TOPIC"], 3, timeout=2)) and len(found) >= 3
-                        and found, 60, "three survey requests")
+    requests = wait_for(
+        lambda: (found := read_topic(kafka_bootstrap, topics["SURVEY_REQUEST_TOPIC"], 3, timeout=2)) and len(found) >= 3 and found,
+        60,
+        "three survey requests",
+    )
     by_task = {r["task_id"]: r for r in requests}
     assert len(requests) == 3 and set(by_task) == {task for _, task in journeys.values()}
     for customer, task in journeys.values():
@@ -95,10 +104,14 @@ def test_three_customer_journeys_recovered_reopened_and_no_response(
     answer(kafka_bootstrap, topics, "grumpy-2", grumpy, survey="csat", score=1, comment="Still nothing <!channel>")
     reopened = wait_for(lambda: followups(kafka_bootstrap, topics, grumpy_task, "followup.reopened"), 60, "the grumpy task reopened")
     assert reopened[0]["reason"] == "still_unhappy" and reopened[0]["answer"]["event_id"] == "grumpy-2"
-    alert = next(m for m in fake_slack.messages if m["metadata"]["event_type"] == "feedback_alert"
-                 and m["metadata"]["event_payload"]["task_id"] == grumpy_task)
-    note = wait_for(lambda: [m for m in fake_slack.messages if m["metadata"]["event_type"] == "feedback_task_reopened"], 30,
-                    "the reopening in Slack")
+    alert = next(
+        m
+        for m in fake_slack.messages
+        if m["metadata"]["event_type"] == "feedback_alert" and m["metadata"]["event_payload"]["task_id"] == grumpy_task
+    )
+    note = wait_for(
+        lambda: [m for m in fake_slack.messages if m["metadata"]["event_type"] == "feedback_task_reopened"], 30, "the reopening in Slack"
+    )
     assert len(note) == 1 and note[0]["thread_ts"] == alert["ts"]
     assert "still unhappy" in note[0]["text"] and "<!channel>" not in json.dumps(note[0]["blocks"])
     assert "&lt;!channel&gt;" in json.dumps(note[0]["blocks"])
@@ -112,12 +125,17 @@ def test_three_customer_journeys_recovered_reopened_and_no_response(
     everything = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 0, timeout=3, settle=2)
     assert sorted(r["task_id"] for r in everything if r["type"] == "followup.opened") == sorted(t for _, t in journeys.values())
     assert [r["task_id"] for r in everything if r["type"] in ("followup.closed", "followup.reopened")] in (
-        [happy_task, grumpy_task, quiet_task], [happy_task, quiet_task, grumpy_task])
+        [happy_task, grumpy_task, quiet_task],
+        [happy_task, quiet_task, grumpy_task],
+    )
     assert not [r for r in everything if r["type"] == "followup.escalated"]
 
 
 def test_an_unhappy_answer_joins_the_customers_unresolved_task_and_a_late_answer_closes_nothing(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_rules_worker: None,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_rules_worker: None,
 ) -> None:
     customer = {"id": "c-again", "name": "Again Apparel", "segment": "smb", "monthly_value": 80.0}
     task = task_id_for("again-1")
@@ -147,7 +165,11 @@ rules:
 
 
 def test_once_its_task_is_resolved_a_throttle_episode_is_over_and_the_next_detractor_opens_a_task(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules = tmp_path / "throttled.yaml"
     rules.write_text(THROTTLED)
@@ -163,5 +185,9 @@ def test_once_its_task_is_resolved_a_throttle_episode_is_over_and_the_next_detra
     wait_for(lambda: followups(kafka_bootstrap, topics, second, "followup.opened"), 60, "a new task for the new answer")
     everything = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 0, timeout=3, settle=2)
     assert [(r["type"], r["task_id"]) for r in everything] == [
-        ("followup.opened", first), ("followup.updated", first), ("followup.resolved", first), ("followup.opened", second)]
+        ("followup.opened", first),
+        ("followup.updated", first),
+        ("followup.resolved", first),
+        ("followup.opened", second),
+    ]
     assert read_topic(kafka_bootstrap, topics["SURVEY_REQUEST_TOPIC"], 0, timeout=1) == [], "recheck: none asks nobody"

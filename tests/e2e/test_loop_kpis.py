@@ -40,9 +40,25 @@ def expected_loop(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[s
         start = int(at.timestamp()) // WINDOW_S * WINDOW_S
         segment = opened[task]["customer"].get("segment")
         for dim in ["*"] + ([f"customer.segment={segment}"] if segment else []):
-            change(figures.setdefault((start, dim), {"opened": 0, "acknowledged": 0, "resolved": 0, "reopened": 0, "still_unhappy": 0,
-                                                     "closed_recovered": 0, "closed_no_response": 0, "acknowledged_within_sla": 0,
-                                                     "resolved_within_sla": 0, "ack": [], "res": [], "recovered": {}}))
+            change(
+                figures.setdefault(
+                    (start, dim),
+                    {
+                        "opened": 0,
+                        "acknowledged": 0,
+                        "resolved": 0,
+                        "reopened": 0,
+                        "still_unhappy": 0,
+                        "closed_recovered": 0,
+                        "closed_no_response": 0,
+                        "acknowledged_within_sla": 0,
+                        "resolved_within_sla": 0,
+                        "ack": [],
+                        "res": [],
+                        "recovered": {},
+                    },
+                )
+            )
 
     def count(name: str) -> Callable[[dict[str, Any]], None]:
         return lambda f: f.__setitem__(name, f[name] + 1)
@@ -55,12 +71,22 @@ def expected_loop(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[s
         if r["type"] == "followup.acknowledged":
             due = sla[task]["acknowledge_by"]
             within = due is None or at <= datetime.fromisoformat(due)
-            add(task, at, lambda f, s=seconds, w=within: f.update(acknowledged=f["acknowledged"] + 1, ack=f["ack"] + [s],
-                                                                  acknowledged_within_sla=f["acknowledged_within_sla"] + w))
+            add(
+                task,
+                at,
+                lambda f, s=seconds, w=within: f.update(
+                    acknowledged=f["acknowledged"] + 1, ack=f["ack"] + [s], acknowledged_within_sla=f["acknowledged_within_sla"] + w
+                ),
+            )
         elif r["type"] == "followup.resolved":
             within = at <= datetime.fromisoformat(sla[task]["resolve_by"])
-            add(task, at, lambda f, s=seconds, w=within: f.update(resolved=f["resolved"] + 1, res=f["res"] + [s],
-                                                                  resolved_within_sla=f["resolved_within_sla"] + w))
+            add(
+                task,
+                at,
+                lambda f, s=seconds, w=within: f.update(
+                    resolved=f["resolved"] + 1, res=f["res"] + [s], resolved_within_sla=f["resolved_within_sla"] + w
+                ),
+            )
         elif r["type"] == "followup.reopened":
             since[task] = at
             add(task, at, count("reopened"))
@@ -74,13 +100,29 @@ def expected_loop(records: list[dict[str, Any]]) -> dict[tuple[int, str], dict[s
     result = {}
     for key, f in figures.items():
         decided = f["closed_recovered"] + f["still_unhappy"]
-        result[key] = {name: f[name] for name in ("opened", "acknowledged", "resolved", "reopened", "still_unhappy", "closed_recovered",
-                                                  "closed_no_response", "acknowledged_within_sla", "resolved_within_sla")} | {
+        result[key] = {
+            name: f[name]
+            for name in (
+                "opened",
+                "acknowledged",
+                "resolved",
+                "reopened",
+                "still_unhappy",
+                "closed_recovered",
+                "closed_no_response",
+                "acknowledged_within_sla",
+                "resolved_within_sla",
+            )
+        } | {
             "escalated": 0,
-            "time_to_acknowledge": {"p50": round(nearest_rank(f["ack"], 50), 2) if f["ack"] else None,
-                                    "p90": round(nearest_rank(f["ack"], 90), 2) if f["ack"] else None},
-            "time_to_resolve": {"p50": round(nearest_rank(f["res"], 50), 2) if f["res"] else None,
-                                "p90": round(nearest_rank(f["res"], 90), 2) if f["res"] else None},
+            "time_to_acknowledge": {
+                "p50": round(nearest_rank(f["ack"], 50), 2) if f["ack"] else None,
+                "p90": round(nearest_rank(f["ack"], 90), 2) if f["ack"] else None,
+            },
+            "time_to_resolve": {
+                "p50": round(nearest_rank(f["res"], 50), 2) if f["res"] else None,
+                "p90": round(nearest_rank(f["res"], 90), 2) if f["res"] else None,
+            },
             "recovery_rate": round(f["closed_recovered"] / decided * 100, 2) if decided else None,
             "revenue_recovered": round(math.fsum(f["recovered"].values()), 2),
         }
@@ -100,38 +142,83 @@ def latest_loops(bootstrap: str, topics: dict[str, str]) -> dict[tuple[int, str]
 
 
 def test_loop_kpis_equal_the_lifecycle_records_across_two_workers_and_a_kill_9(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_replicas: Callable[..., list[WorkerProcess]],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_replicas: Callable[..., list[WorkerProcess]],
 ) -> None:
     replicas = start_replicas(CONFIG)
     segments = ["smb", "enterprise", "mid-market"]
     customers = [{"id": f"c-kpi-{n}", "segment": segments[n % 3], "monthly_value": 50.0 * (n + 1)} for n in range(12)]
     tasks = [task_id_for(f"kpi-{n}") for n in range(12)]
-    produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [
-        (c["id"].encode(), event_bytes(event_id=f"kpi-{n}", score=n % 7, customer=c)) for n, c in enumerate(customers)])
-    wait_for(lambda: {r["task_id"] for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2)} >= set(tasks), 60,
-             "twelve tasks")
+    produce(
+        kafka_bootstrap,
+        topics["FEEDBACK_TOPIC"],
+        [(c["id"].encode(), event_bytes(event_id=f"kpi-{n}", score=n % 7, customer=c)) for n, c in enumerate(customers)],
+    )
+    wait_for(
+        lambda: {r["task_id"] for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2)} >= set(tasks),
+        60,
+        "twelve tasks",
+    )
 
     def send(*actions: dict[str, Any]) -> None:
-        produce(kafka_bootstrap, topics["TASK_ACTIONS_TOPIC"], [(a["task_id"].encode(), json.dumps(a | {"actor": API}).encode())
-                                                                for a in actions])
+        produce(
+            kafka_bootstrap,
+            topics["TASK_ACTIONS_TOPIC"],
+            [(a["task_id"].encode(), json.dumps(a | {"actor": API}).encode()) for a in actions],
+        )
 
     causes = ["shipping-delay", "billing-error", "product-defect"]
     send(*({"action": "acknowledge", "task_id": t} for t in tasks[:9]))
     send(*({"action": "resolve", "task_id": t, "root_cause": causes[n % 3], "resolution": "fixed"} for n, t in enumerate(tasks[:4])))
     keeper = wait_for(lambda: next((r for r in replicas if "keeping the tasks" in r.output()), None), 30, "the keeper")
     keeper.kill9()  # with actions in flight: the survivor re-applies what was not committed, once
-    send(*({"action": "resolve", "task_id": t, "root_cause": causes[n % 3], "resolution": "fixed"}
-           for n, t in enumerate(tasks[4:8], start=4)))
-    resolved = wait_for(lambda: {r["task_id"] for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 20, timeout=2)
-                                 if r["type"] == "followup.resolved"} >= set(tasks[:8]) or None, 90, "eight tasks resolved")
+    send(
+        *(
+            {"action": "resolve", "task_id": t, "root_cause": causes[n % 3], "resolution": "fixed"}
+            for n, t in enumerate(tasks[4:8], start=4)
+        )
+    )
+    resolved = wait_for(
+        lambda: (
+            {r["task_id"] for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 20, timeout=2) if r["type"] == "followup.resolved"}
+            >= set(tasks[:8])
+            or None
+        ),
+        90,
+        "eight tasks resolved",
+    )
     assert resolved
     # The customers answer the follow-up survey: three recovered, two still unhappy.
     answers = [(0, 5), (1, 4), (2, 5), (3, 1), (4, 2)]
-    produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [
-        (customers[n]["id"].encode(), event_bytes(event_id=f"kpi-answer-{n}", survey="csat", score=score, customer=customers[n],
-                                                  occurred_at=datetime.now(UTC).isoformat())) for n, score in answers])
-    wait_for(lambda: len([r for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 30, timeout=2)
-                          if r["type"] in ("followup.closed", "followup.reopened")]) >= 5, 60, "five answers applied")
+    produce(
+        kafka_bootstrap,
+        topics["FEEDBACK_TOPIC"],
+        [
+            (
+                customers[n]["id"].encode(),
+                event_bytes(
+                    event_id=f"kpi-answer-{n}", survey="csat", score=score, customer=customers[n], occurred_at=datetime.now(UTC).isoformat()
+                ),
+            )
+            for n, score in answers
+        ],
+    )
+    wait_for(
+        lambda: (
+            len(
+                [
+                    r
+                    for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 30, timeout=2)
+                    if r["type"] in ("followup.closed", "followup.reopened")
+                ]
+            )
+            >= 5
+        ),
+        60,
+        "five answers applied",
+    )
 
     def agree() -> tuple[dict[Any, Any], dict[Any, Any]] | None:
         expected = expected_loop(read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 30, timeout=2))

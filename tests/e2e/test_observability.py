@@ -75,8 +75,7 @@ def _pipe(source: socket.socket, target: socket.socket) -> None:
                 pass
 
 
-def test_probes_and_metrics_of_a_running_worker(kafka_bootstrap: str, topics: dict[str, str], start_worker: Any,
-                                                fake_slack: Any) -> None:
+def test_probes_and_metrics_of_a_running_worker(kafka_bootstrap: str, topics: dict[str, str], start_worker: Any, fake_slack: Any) -> None:
     http, gate = free_port(), Gate(free_port(), kafka_bootstrap)
     worker = start_worker(HTTP_PORT=str(http), KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{gate.port}")
     try:

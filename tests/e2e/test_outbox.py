@@ -110,17 +110,32 @@ def test_a_burst_into_one_channel_does_not_hold_back_another_channel(
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst)
     # One high-effort CES answer from a small customer, after the burst: the shipped rules send it to #cx-effort.
     vip_sent = time.monotonic()
-    vip_end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"],
-                      [(b"c-effort", event_bytes(event_id="effort-1", survey="ces", score=5, comment="Too many steps",
-                                                 customer={"id": "c-effort", "name": "Effort Ltd", "segment": "smb", "monthly_value": 100.0}))])
+    vip_end = produce(
+        kafka_bootstrap,
+        topics["FEEDBACK_TOPIC"],
+        [
+            (
+                b"c-effort",
+                event_bytes(
+                    event_id="effort-1",
+                    survey="ces",
+                    score=5,
+                    comment="Too many steps",
+                    customer={"id": "c-effort", "name": "Effort Ltd", "segment": "smb", "monthly_value": 100.0},
+                ),
+            )
+        ],
+    )
     for partition, offset in vip_end.items():
         end[partition] = max(end.get(partition, 0), offset)
     assert len(end) == 3
 
     effort = wait_for(lambda: fake_slack.in_channel(EFFORT_CHANNEL), 30, f"the alert in {EFFORT_CHANNEL}")
     latency = time.monotonic() - vip_sent
-    print(f"\n{EFFORT_CHANNEL} alert in Slack {latency:.2f}s after it was produced "
-          f"(behind a burst of 1,500 into {DETRACTOR_CHANNEL}; {len(fake_slack.in_channel(DETRACTOR_CHANNEL))} messages there so far)")
+    print(
+        f"\n{EFFORT_CHANNEL} alert in Slack {latency:.2f}s after it was produced "
+        f"(behind a burst of 1,500 into {DETRACTOR_CHANNEL}; {len(fake_slack.in_channel(DETRACTOR_CHANNEL))} messages there so far)"
+    )
     assert [m["metadata"]["event_payload"]["event_id"] for m in effort] == ["effort-1"]
     assert latency < 10, f"the {EFFORT_CHANNEL} alert took {latency:.1f}s: held back by the burst into {DETRACTOR_CHANNEL}"
 
@@ -128,8 +143,9 @@ def test_a_burst_into_one_channel_does_not_hold_back_another_channel(
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 60, "every offset committed during the burst")
     print(f"all 1,501 offsets committed {time.monotonic() - started:.1f}s after the burst began")
     # The point: the rate-limit summary that lists most of them waits 10 s before it goes out; the offsets did not wait for it.
-    assert not [m for m in fake_slack.messages if m["metadata"]["event_type"] == "feedback_alert_digest"], \
+    assert not [m for m in fake_slack.messages if m["metadata"]["event_type"] == "feedback_alert_digest"], (
         "the rate-limit summary was posted before every offset was committed: were the offsets waiting for it?"
+    )
 
     # Every detractor is in Slack once: alone (the first 20 a minute) or listed in a rate-limit summary.
     wait_for(lambda: set(appearances(fake_slack)) >= expected | {"effort-1"}, 60, "every detractor in Slack")

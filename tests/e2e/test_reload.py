@@ -21,10 +21,13 @@ PROMOTERS = """
     severity: info
     alert: {channel: "#promoters"}
 """
-BROKEN = DETRACTORS + """
+BROKEN = (
+    DETRACTORS
+    + """
   - id: typo
     when: {score: {greater: 9}}
 """
+)
 
 
 def _alerts(fake_slack) -> Counter[tuple[str, str]]:
@@ -67,13 +70,15 @@ def test_edits_take_effect_without_restart_and_a_broken_edit_keeps_the_old_rules
     wait_for(lambda: len(_alerts(fake_slack)) == 5, 30, "alerts after the rejected edit")
 
     # Each event was handled once, by the rules in force when it arrived: nothing lost, nothing twice.
-    assert _alerts(fake_slack) == Counter({
-        ("before-detractor", "#detractors"): 1,
-        ("after-promoter", "#promoters"): 1,
-        ("after-detractor", "#detractors"): 1,
-        ("broken-promoter", "#promoters"): 1,
-        ("last-detractor", "#detractors"): 1,
-    })
+    assert _alerts(fake_slack) == Counter(
+        {
+            ("before-detractor", "#detractors"): 1,
+            ("after-promoter", "#promoters"): 1,
+            ("after-detractor", "#detractors"): 1,
+            ("broken-promoter", "#promoters"): 1,
+            ("last-detractor", "#detractors"): 1,
+        }
+    )
     assert worker.process is not None and worker.process.poll() is None  # still running
 
 

@@ -46,8 +46,18 @@ def interactive(fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess
 
 
 def alert_for(slack: FakeSlack, event_id: str) -> dict[str, Any]:
-    return wait_for(lambda: next((m for m in list(slack.messages) if m["metadata"]["event_type"] == "feedback_alert"
-                                  and m["metadata"]["event_payload"]["event_id"] == event_id), None), 60, f"the alert for {event_id}")
+    return wait_for(
+        lambda: next(
+            (
+                m
+                for m in list(slack.messages)
+                if m["metadata"]["event_type"] == "feedback_alert" and m["metadata"]["event_payload"]["event_id"] == event_id
+            ),
+            None,
+        ),
+        60,
+        f"the alert for {event_id}",
+    )
 
 
 def records(bootstrap: str, topic: str, task_id: str, kind: str, count: int = 1) -> list[dict[str, Any]]:
@@ -62,8 +72,15 @@ def click(slack: FakeSlack, alert: dict[str, Any], action_id: str, user: str = "
     task_id = alert["metadata"]["event_payload"]["task_id"]
     part = {"followup.steps": "steps"}.get(action_id, "actions")
     selected_user = extra.pop("selected_user", "U03GHI")
-    payload = slack.block_actions("#cx-alerts", alert["ts"], action_id, user_id=user, block_id=f"followup.card:{task_id}:{part}",
-                                  value=None if action_id in ("followup.steps", "followup.assign") else task_id, **extra)
+    payload = slack.block_actions(
+        "#cx-alerts",
+        alert["ts"],
+        action_id,
+        user_id=user,
+        block_id=f"followup.card:{task_id}:{part}",
+        value=None if action_id in ("followup.steps", "followup.assign") else task_id,
+        **extra,
+    )
     if action_id == "followup.assign":
         payload["actions"][0] |= {"type": "users_select", "selected_user": selected_user}
     ack = slack.wait_ack(slack.push_interactive(payload))
@@ -90,7 +107,10 @@ def thread(slack: FakeSlack, alert: dict[str, Any]) -> list[str]:
 
 
 def test_acknowledge_steps_and_resolve_from_the_alert_with_two_workers(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, interactive: Callable[..., list[WorkerProcess]],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    interactive: Callable[..., list[WorkerProcess]],
 ) -> None:
     interactive(2)
     produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(b"c-1", event_bytes(event_id="ia-1", score=2, comment="<!channel> broken"))])
@@ -101,8 +121,11 @@ def test_acknowledge_steps_and_resolve_from_the_alert_with_two_workers(
     assert click(fake_slack, alert, "followup.acknowledge").payload is None
     [acknowledged] = records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], task, "followup.acknowledged")
     assert acknowledged["actor"] == {"source": "slack", "id": "U02DEF", "name": "dana.ellis"}
-    wait_for(lambda: "*Acknowledged*" in card_status(fake_slack, alert) and "taken by <@U02DEF>" in card_status(fake_slack, alert),
-             30, "the card showing who took it")
+    wait_for(
+        lambda: "*Acknowledged*" in card_status(fake_slack, alert) and "taken by <@U02DEF>" in card_status(fake_slack, alert),
+        30,
+        "the card showing who took it",
+    )
     wait_for(lambda: "<@U02DEF> acknowledged" in thread(fake_slack, alert), 30, "the change in the alert's thread")
     assert "followup.acknowledge" not in card_actions(fake_slack, alert)
 
@@ -117,12 +140,22 @@ def test_acknowledge_steps_and_resolve_from_the_alert_with_two_workers(
     incomplete = fake_slack.view_submission(view["view_id"], {"resolution": {"value": "Replaced the order"}}, user_id="U02DEF")
     refused = fake_slack.wait_ack(fake_slack.push_interactive(incomplete))
     assert refused.payload == {"response_action": "errors", "errors": {"root_cause": "Choose the root cause."}}  # the dialog stays open
-    complete = fake_slack.view_submission(view["view_id"], {
-        "root_cause": {"value": {"type": "static_select", "selected_option": {"value": "shipping-delay"}}},
-        "resolution": {"value": "Replaced the order"}, "customer_contacted": {"value": ["yes"]}}, user_id="U02DEF")
+    complete = fake_slack.view_submission(
+        view["view_id"],
+        {
+            "root_cause": {"value": {"type": "static_select", "selected_option": {"value": "shipping-delay"}}},
+            "resolution": {"value": "Replaced the order"},
+            "customer_contacted": {"value": ["yes"]},
+        },
+        user_id="U02DEF",
+    )
     assert fake_slack.wait_ack(fake_slack.push_interactive(complete)).payload is None  # closes the dialog
     [resolved] = records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], task, "followup.resolved")
-    assert (resolved["root_cause"], resolved["resolution"], resolved["customer_contacted"]) == ("shipping-delay", "Replaced the order", True)
+    assert (resolved["root_cause"], resolved["resolution"], resolved["customer_contacted"]) == (
+        "shipping-delay",
+        "Replaced the order",
+        True,
+    )
     wait_for(lambda: card_actions(fake_slack, alert) == {"followup.reopen"}, 30, "the final card: a Reopen button only")
     assert "root cause *shipping-delay*" in card_status(fake_slack, alert) and "Replaced the order" in card_status(fake_slack, alert)
     wait_for(lambda: any("resolved it: shipping-delay — Replaced the order" in t for t in thread(fake_slack, alert)), 30, "its line")
@@ -130,7 +163,10 @@ def test_acknowledge_steps_and_resolve_from_the_alert_with_two_workers(
 
 
 def test_refusals_double_clicks_other_workspaces_and_people_not_allowed(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, interactive: Callable[..., list[WorkerProcess]],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    interactive: Callable[..., list[WorkerProcess]],
 ) -> None:
     interactive(2, TASK_ACTORS="U02DEF,U03GHI")
     produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(b"c-2", event_bytes(event_id="ia-2", score=1))])
@@ -142,8 +178,11 @@ def test_refusals_double_clicks_other_workspaces_and_people_not_allowed(
 
     outsider = click(fake_slack, alert, "followup.assign", user="U09XYZ", selected_user="U09XYZ")  # not in TASK_ACTORS
     assert outsider.payload is None
-    wait_for(lambda: any(e["text"] == "You can't change this task." and e["user"] == "U09XYZ" for e in list(fake_slack.ephemerals)),
-             30, "the outsider told")
+    wait_for(
+        lambda: any(e["text"] == "You can't change this task." and e["user"] == "U09XYZ" for e in list(fake_slack.ephemerals)),
+        30,
+        "the outsider told",
+    )
     foreign = fake_slack.block_actions("#cx-alerts", alert["ts"], "followup.reopen", value=task, user_id="U02DEF")
     foreign["team"] = {"id": "T9999", "domain": "elsewhere"}
     fake_slack.wait_ack(fake_slack.push_interactive(foreign))
@@ -154,18 +193,44 @@ def test_refusals_double_clicks_other_workspaces_and_people_not_allowed(
 
 
 def test_an_escalation_and_a_cli_resolve_update_the_card_and_a_dropped_socket_reconnects(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, interactive: Callable[..., list[WorkerProcess]],
-    worker_env: dict[str, str], tmp_path: Path,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    interactive: Callable[..., list[WorkerProcess]],
+    worker_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     interactive(1, ack="3s")
-    produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(b"c-3", event_bytes(event_id="ia-3", score=3)),
-                                                         (b"c-4", event_bytes(event_id="ia-4", score=4))])
+    produce(
+        kafka_bootstrap,
+        topics["FEEDBACK_TOPIC"],
+        [(b"c-3", event_bytes(event_id="ia-3", score=3)), (b"c-4", event_bytes(event_id="ia-4", score=4))],
+    )
     late, other = alert_for(fake_slack, "ia-3"), alert_for(fake_slack, "ia-4")
     wait_for(lambda: "escalated (not acknowledged)" in card_status(fake_slack, late), 30, "the escalation on the card")
 
     env = worker_env | {"RULES_PATH": str(tmp_path / "rules.yaml")}
-    done = subprocess.run([sys.executable, "-m", "worker", "task", "resolve", task_id_for("ia-3"), "--root-cause", "other",
-                           "--resolution", "Called back", "--by", "Sam"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker",
+            "task",
+            "resolve",
+            task_id_for("ia-3"),
+            "--root-cause",
+            "other",
+            "--resolution",
+            "Called back",
+            "--by",
+            "Sam",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     wait_for(lambda: "*Resolved* by Sam" in card_status(fake_slack, late), 30, "the CLI's resolve on the card")
 
@@ -173,6 +238,9 @@ def test_an_escalation_and_a_cli_resolve_update_the_card_and_a_dropped_socket_re
     wait_for(lambda: fake_slack.connections >= 1, 30, "the worker reconnecting")
     click(fake_slack, other, "followup.acknowledge")
     acknowledged = records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], task_id_for("ia-4"), "followup.acknowledged")
-    found = [r for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=0, timeout=3, settle=2)
-             if r["task_id"] == task_id_for("ia-4") and r["type"] == "followup.acknowledged"]
+    found = [
+        r
+        for r in read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=0, timeout=3, settle=2)
+        if r["task_id"] == task_id_for("ia-4") and r["type"] == "followup.acknowledged"
+    ]
     assert len(acknowledged) == len(found) == 1  # not lost, not applied twice

@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,57 +59,81 @@ def send_actions(bootstrap: str, topics: dict[str, str], *actions: dict[str, Any
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "worker", "task", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "task", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def open_tasks(bootstrap: str, topics: dict[str, str], count: int, prefix: str) -> list[str]:
-    events = [(f"c-{prefix}-{n}".encode(), event_bytes(event_id=f"{prefix}-{n}", score=n % 6,
-                                                        customer={"id": f"c-{prefix}-{n}", "name": f"Customer {n}"}))
-              for n in range(count)]
+    events = [
+        (
+            f"c-{prefix}-{n}".encode(),
+            event_bytes(event_id=f"{prefix}-{n}", score=n % 6, customer={"id": f"c-{prefix}-{n}", "name": f"Customer {n}"}),
+        )
+        for n in range(count)
+    ]
     produce(bootstrap, topics["FEEDBACK_TOPIC"], events)
     return [task_id_for(f"{prefix}-{n}") for n in range(count)]
 
 
 def test_every_transition_through_the_actions_topic_and_the_cli_allowed_or_refused_with_its_reason(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
-    worker_env: dict[str, str], setup: Callable[..., tuple[Path, Path]],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
+    worker_env: dict[str, str],
+    setup: Callable[..., tuple[Path, Path]],
 ) -> None:
     rules, config = setup()
     start_worker("worker", args=("--config", str(config)), RULES_PATH=str(rules))
     api = {"source": "api", "id": "zendesk", "name": "Zendesk"}
     t = open_tasks(kafka_bootstrap, topics, 6, "life")
-    wait_for(lambda: len(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 6, timeout=2), "followup.opened")) == 6, 60,
-             "six tasks opened")
+    wait_for(
+        lambda: len(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 6, timeout=2), "followup.opened")) == 6,
+        60,
+        "six tasks opened",
+    )
 
     # Through the topic, as a helpdesk would: allowed ones, refused ones, a malformed one, a duplicate.
-    send_actions(kafka_bootstrap, topics,
-                 {"action": "acknowledge", "task_id": t[0], "actor": api, "action_id": "zd-1"},
-                 {"action": "acknowledge", "task_id": t[0], "actor": api, "action_id": "zd-1"},  # retried: applied once
-                 {"action": "acknowledge", "task_id": t[0], "actor": api},  # someone else: refused
-                 {"action": "assign", "task_id": t[1], "actor": api, "assignee": "U09ZZZ"},
-                 {"action": "step", "task_id": t[1], "actor": api, "step": "hear", "note": "called"},
-                 {"action": "resolve", "task_id": t[2], "actor": api, "resolution": "refunded"},  # no root cause
-                 {"action": "resolve", "task_id": t[2], "actor": api, "root_cause": "weather", "resolution": "x"},
-                 {"action": "resolve", "task_id": t[2], "actor": api, "root_cause": "billing-error", "resolution": "refunded",
-                  "customer_contacted": True},
-                 {"action": "assign", "task_id": t[2], "actor": api, "assignee": "U09ZZZ"},  # resolved: refused
-                 {"action": "reopen", "task_id": t[3], "actor": api, "reason": "x"},  # open: refused
-                 {"action": "acknowledge", "task_id": "task-nope", "actor": api},
-                 {"action": "acknowledge", "task_id": t[4], "actor": {"source": "martian"}},  # malformed
-                 {"action": "resolve", "task_id": t[2], "actor": api, "root_cuase": "other", "resolution": "x"})  # misspelt field
+    send_actions(
+        kafka_bootstrap,
+        topics,
+        {"action": "acknowledge", "task_id": t[0], "actor": api, "action_id": "zd-1"},
+        {"action": "acknowledge", "task_id": t[0], "actor": api, "action_id": "zd-1"},  # retried: applied once
+        {"action": "acknowledge", "task_id": t[0], "actor": api},  # someone else: refused
+        {"action": "assign", "task_id": t[1], "actor": api, "assignee": "U09ZZZ"},
+        {"action": "step", "task_id": t[1], "actor": api, "step": "hear", "note": "called"},
+        {"action": "resolve", "task_id": t[2], "actor": api, "resolution": "refunded"},  # no root cause
+        {"action": "resolve", "task_id": t[2], "actor": api, "root_cause": "weather", "resolution": "x"},
+        {
+            "action": "resolve",
+            "task_id": t[2],
+            "actor": api,
+            "root_cause": "billing-error",
+            "resolution": "refunded",
+            "customer_contacted": True,
+        },
+        {"action": "assign", "task_id": t[2], "actor": api, "assignee": "U09ZZZ"},  # resolved: refused
+        {"action": "reopen", "task_id": t[3], "actor": api, "reason": "x"},  # open: refused
+        {"action": "acknowledge", "task_id": "task-nope", "actor": api},
+        {"action": "acknowledge", "task_id": t[4], "actor": {"source": "martian"}},  # malformed
+        {"action": "resolve", "task_id": t[2], "actor": api, "root_cuase": "other", "resolution": "x"},
+    )  # misspelt field
     dlq = wait_for(lambda: at_least(records(kafka_bootstrap, topics["DLQ_TOPIC"], 8, timeout=2), 8), 60, "eight rejected actions")
     assert {d["type"] for d in dlq} == {"action.rejected"}
-    assert sorted(d["error"] for d in dlq) == sorted([
-        f"cannot acknowledge task {t[0]}: it is acknowledged by Zendesk; only an open task can be acknowledged",
-        f"cannot resolve task {t[2]} (open): a root cause is required (one of: shipping-delay, billing-error, product-defect, other)",
-        f"cannot resolve task {t[2]} (open): root cause 'weather' is not in the taxonomy (one of: shipping-delay, billing-error, "
-        "product-defect, other)",
-        f"cannot assign task {t[2]}: it is resolved (reopen it first)",
-        f"cannot reopen task {t[3]}: it is open; only a resolved or closed task can be reopened",
-        "unknown task 'task-nope' (see `feedback-worker task list`)",
-        "acknowledge.actor.source: Input should be 'slack', 'cli', 'api' or 'worker'",  # malformed: the field is named
-        "resolve.root_cuase: Extra inputs are not permitted",  # a misspelt field is not silently ignored
-    ])
+    assert sorted(d["error"] for d in dlq) == sorted(
+        [
+            f"cannot acknowledge task {t[0]}: it is acknowledged by Zendesk; only an open task can be acknowledged",
+            f"cannot resolve task {t[2]} (open): a root cause is required (one of: shipping-delay, billing-error, product-defect, other)",
+            f"cannot resolve task {t[2]} (open): root cause 'weather' is not in the taxonomy (one of: shipping-delay, billing-error, "
+            "product-defect, other)",
+            f"cannot assign task {t[2]}: it is resolved (reopen it first)",
+            f"cannot reopen task {t[3]}: it is open; only a resolved or closed task can be reopened",
+            "unknown task 'task-nope' (see `feedback-worker task list`)",
+            "acknowledge.actor.source: Input should be 'slack', 'cli', 'api' or 'worker'",  # malformed: the field is named
+            "resolve.root_cuase: Extra inputs are not permitted",  # a misspelt field is not silently ignored
+        ]
+    )
     assert all(d["source"]["topic"] == topics["TASK_ACTIONS_TOPIC"] and d["original"] for d in dlq)
 
     # Through the CLI, as a teammate would, against the same running worker.
@@ -118,20 +142,27 @@ def test_every_transition_through_the_actions_topic_and_the_cli_allowed_or_refus
     assert taken.returncode == 0, taken.stderr
     assert "acknowledge: done, by Bob" in taken.stderr and f"{t[3]}  acknowledged" in taken.stdout
     again = cli(env, "--config", str(config), "ack", t[3], "--by", "Carol")
-    assert (again.returncode, again.stderr.strip()) == (1, f"error: cannot acknowledge task {t[3]}: it is acknowledged by Bob; "
-                                                            "only an open task can be acknowledged")
+    assert (again.returncode, again.stderr.strip()) == (
+        1,
+        f"error: cannot acknowledge task {t[3]}: it is acknowledged by Bob; only an open task can be acknowledged",
+    )
     wrong = cli(env, "--config", str(config), "resolve", t[3], "--root-cause", "gremlins", "--resolution", "x")
     assert wrong.returncode == 1 and "root cause 'gremlins' is not in the taxonomy" in wrong.stderr
     assert cli(env, "--config", str(config), "resolve", t[3], "--resolution", "x").returncode == 2  # usage: --root-cause is required
-    for args in (("step", t[3], "apologize"), ("resolve", t[3], "--root-cause", "shipping-delay", "--resolution", "sent it again",
-                                                  "--contacted"), ("reopen", t[3], "--reason", "still waiting")):
+    for args in (
+        ("step", t[3], "apologize"),
+        ("resolve", t[3], "--root-cause", "shipping-delay", "--resolution", "sent it again", "--contacted"),
+        ("reopen", t[3], "--reason", "still waiting"),
+    ):
         done = cli(env, "--config", str(config), *args, "--by", "Bob")
         assert done.returncode == 0, done.stderr
     listing = cli(env, "--config", str(config), "list", "--status", "open")
     assert listing.returncode == 0 and t[3] in listing.stdout and t[0] not in listing.stdout
     shown = cli(env, "--config", str(config), "show", t[3])
     history = [line.split()[2] for line in shown.stdout.splitlines() if line.startswith("  20")]
-    assert history == ["followup.opened", "followup.acknowledged", "followup.step_done", "followup.resolved", "followup.reopened"], shown.stdout
+    assert history == ["followup.opened", "followup.acknowledged", "followup.step_done", "followup.resolved", "followup.reopened"], (
+        shown.stdout
+    )
 
     # The audit log: each allowed action once, in order, with its actor.
     found = records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 6 + 9, settle=2)
@@ -143,7 +174,10 @@ def test_every_transition_through_the_actions_topic_and_the_cli_allowed_or_refus
 
 
 def test_sla_escalations_fire_once_per_task_across_two_workers_and_a_kill_9(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
     setup: Callable[..., tuple[Path, Path]],
 ) -> None:
     rules, config = setup(ack="3s")
@@ -152,18 +186,30 @@ def test_sla_escalations_fire_once_per_task_across_two_workers_and_a_kill_9(
     first.wait_assigned()
     second.wait_assigned()
     t = open_tasks(kafka_bootstrap, topics, 12, "sla")
-    wait_for(lambda: len(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2), "followup.opened")) == 12, 60,
-             "twelve tasks opened")
+    wait_for(
+        lambda: len(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2), "followup.opened")) == 12,
+        60,
+        "twelve tasks opened",
+    )
     api = {"source": "api", "id": "crm"}
     sent_at = datetime.now(UTC)
-    send_actions(kafka_bootstrap, topics, *[{"action": "acknowledge", "task_id": task, "actor": api} for task in t[:3]],
-                 *[{"action": "resolve", "task_id": task, "actor": api, "root_cause": "other", "resolution": "sorted"} for task in t[3:5]])
+    send_actions(
+        kafka_bootstrap,
+        topics,
+        *[{"action": "acknowledge", "task_id": task, "actor": api} for task in t[:3]],
+        *[{"action": "resolve", "task_id": task, "actor": api, "root_cause": "other", "resolution": "sorted"} for task in t[3:5]],
+    )
     keeper = first if "keeping the tasks" in first.output() else second
     keeper.kill9()  # while the timers fall due
     start_worker("restarted", **run)
     due = set(t[5:])
-    wait_for(lambda: {r["task_id"] for r in of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2), "followup.escalated")}
-             >= due, 90, "every unacknowledged task escalated")
+    wait_for(
+        lambda: (
+            {r["task_id"] for r in of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12, timeout=2), "followup.escalated")} >= due
+        ),
+        90,
+        "every unacknowledged task escalated",
+    )
     log = records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 12 + 5 + 7, settle=5)
     escalated = of_type(log, "followup.escalated")
     # Sent before its deadline, an acknowledgement or resolution must stop the escalation, though the keeper is killed
@@ -175,8 +221,11 @@ def test_sla_escalations_fire_once_per_task_across_two_workers_and_a_kill_9(
     assert in_time, f"the actions were sent {sent_at - min(deadline.values())} after the first deadline: nothing left to check"
     assert {r["task_id"] for r in escalated} == due | (set(t[:5]) - in_time), "no task acknowledged or resolved in time escalates"
     due |= set(t[:5]) - in_time
-    assert Counter((r["task_id"], r["reason"]) for r in {r["id"]: r for r in escalated}.values()) == Counter((task, "not_acknowledged") for task in due)
+    assert Counter((r["task_id"], r["reason"]) for r in {r["id"]: r for r in escalated}.values()) == Counter(
+        (task, "not_acknowledged") for task in due
+    )
     assert all(r["escalated_to"] == {"owner": "S0LEADS", "channel": "#cx-leads"} for r in escalated)
+
     # In Slack, once each: a reply in the alert's thread mentioning the assignee, and a line in #cx-leads.
     def listed() -> Counter[str]:
         return Counter(task for m in fake_slack.in_channel("#cx-leads") for task in m["metadata"]["event_payload"]["task_ids"])
@@ -187,12 +236,19 @@ def test_sla_escalations_fire_once_per_task_across_two_workers_and_a_kill_9(
     assert sorted(m["metadata"]["event_payload"]["task_id"] for m in replies) == sorted(due)
     for reply in replies:
         alert = alerts[reply["metadata"]["event_payload"]["task_id"]]
-        assert reply["thread_ts"] == alert["ts"] and "<@U0" in reply["blocks"][0]["text"]["text"] and "<!subteam^S0LEADS>" in str(reply["blocks"])
+        assert (
+            reply["thread_ts"] == alert["ts"]
+            and "<@U0" in reply["blocks"][0]["text"]["text"]
+            and "<!subteam^S0LEADS>" in str(reply["blocks"])
+        )
     assert listed() == Counter(due)
 
 
 def test_an_owner_pool_shares_tasks_round_robin_across_two_replicas(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess],
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
     setup: Callable[..., tuple[Path, Path]],
 ) -> None:
     rules, config = setup()
@@ -200,8 +256,9 @@ def test_an_owner_pool_shares_tasks_round_robin_across_two_replicas(
     for name in ("one", "two"):
         start_worker(name, **run).wait_assigned()
     open_tasks(kafka_bootstrap, topics, 9, "pool")
-    opened = wait_for(lambda: at_least(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 9, timeout=2), "followup.opened"), 9),
-                      60, "nine tasks")
+    opened = wait_for(
+        lambda: at_least(of_type(records(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], 9, timeout=2), "followup.opened"), 9), 60, "nine tasks"
+    )
     assert Counter(r["assignee"] for r in opened) == {"U01AAA": 3, "U02BBB": 3, "U03CCC": 3}
     wait_for(lambda: len(fake_slack.messages) >= 9, 60, "nine alerts")
     for record in opened:  # each alert mentions the member its task went to

@@ -16,12 +16,12 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -282,9 +282,18 @@ class FakeSlack:
         known = self.users.get(user_id)
         return (known["name"], known["team_id"]) if known else ("user-" + user_id.lower(), self.team_id)
 
-    def block_actions(self, channel: str, ts: str, action_id: str, *, value: str | None = None,
-                      selected_options: Sequence[str | tuple[str, str]] | None = None, action_type: str | None = None,
-                      block_id: str = "actions", user_id: str = "U0001") -> dict[str, Any]:
+    def block_actions(
+        self,
+        channel: str,
+        ts: str,
+        action_id: str,
+        *,
+        value: str | None = None,
+        selected_options: Sequence[str | tuple[str, str]] | None = None,
+        action_type: str | None = None,
+        block_id: str = "actions",
+        user_id: str = "U0001",
+    ) -> dict[str, Any]:
         """`user_id` clicked `action_id` on the message `ts` posted in `channel` (name or id):
         the payload Slack sends, with the message as posted and a fresh trigger_id."""
         with self._lock:
@@ -296,10 +305,20 @@ class FakeSlack:
         username, team = self._user(user_id)
         response_url = f"{self.url.removesuffix('/api/')}/actions/{team}/{secrets.randbelow(10**12)}/{secrets.token_hex(12)}"
         return payloads.block_actions(
-            action_id=action_id, trigger_id=self.new_trigger_id(user_id), response_url=response_url, value=value,
-            selected_options=selected_options, action_type=action_type, block_id=block_id, user_id=user_id,
-            username=username, team_id=team, api_app_id=self.app_id, channel_id=where[1],
-            channel_name=where[0].removeprefix("#"), message=shown,
+            action_id=action_id,
+            trigger_id=self.new_trigger_id(user_id),
+            response_url=response_url,
+            value=value,
+            selected_options=selected_options,
+            action_type=action_type,
+            block_id=block_id,
+            user_id=user_id,
+            username=username,
+            team_id=team,
+            api_app_id=self.app_id,
+            channel_id=where[1],
+            channel_name=where[0].removeprefix("#"),
+            message=shown,
         )
 
     def view_submission(self, view_id: str, values: dict[str, dict[str, Any]], user_id: str = "U0001") -> dict[str, Any]:
@@ -310,8 +329,15 @@ class FakeSlack:
         if opened is None:
             raise LookupError(f"no view {view_id} was opened")
         username, team = self._user(user_id)
-        return payloads.view_submission(view=opened["shown"], values=values, trigger_id=self.new_trigger_id(user_id),
-                                        user_id=user_id, username=username, team_id=team, api_app_id=self.app_id)
+        return payloads.view_submission(
+            view=opened["shown"],
+            values=values,
+            trigger_id=self.new_trigger_id(user_id),
+            user_id=user_id,
+            username=username,
+            team_id=team,
+            api_app_id=self.app_id,
+        )
 
     # -- what the methods share ----------------------------------------------------------------
 
@@ -375,8 +401,11 @@ class FakeSlack:
             status, extra, answer = self._dispatch(method, headers.get("Authorization"), params)
         if self.record_requests:
             with self._lock:
-                self.calls.append(Call(method, {k: v for k, v in params.items() if k != "token"},
-                                       None if answer.get("ok") else answer.get("error"), status))
+                self.calls.append(
+                    Call(
+                        method, {k: v for k, v in params.items() if k != "token"}, None if answer.get("ok") else answer.get("error"), status
+                    )
+                )
         return status, extra, answer
 
     def _dispatch(self, method: str, authorization: str | None, params: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:

@@ -51,8 +51,15 @@ def micros(ts: Any) -> int | None:
 
 def render(fake: FakeSlack, m: dict[str, Any], include_metadata: bool) -> Answer:
     """A stored message as Slack shows it in history, replies and payloads."""
-    shown: Answer = {"type": "message", "user": fake.bot_user_id, "bot_id": fake.bot_id, "app_id": fake.app_id,
-                     "team": fake.team_id, "text": m.get("text") or "", "ts": m["ts"]}
+    shown: Answer = {
+        "type": "message",
+        "user": fake.bot_user_id,
+        "bot_id": fake.bot_id,
+        "app_id": fake.app_id,
+        "team": fake.team_id,
+        "text": m.get("text") or "",
+        "ts": m["ts"],
+    }
     if m.get("blocks"):
         shown["blocks"] = m["blocks"]
     if "edited" in m:
@@ -63,11 +70,19 @@ def render(fake: FakeSlack, m: dict[str, Any], include_metadata: bool) -> Answer
         if flag(m.get("reply_broadcast")):
             shown["subtype"] = "thread_broadcast"
     else:
-        replies = [r["ts"] for r in fake.messages
-                   if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"] and r["channel_id"] == m["channel_id"]]
+        replies = [
+            r["ts"] for r in fake.messages if r.get("thread_ts") == m["ts"] and r["ts"] != m["ts"] and r["channel_id"] == m["channel_id"]
+        ]
         if replies:
-            shown |= {"thread_ts": m["ts"], "reply_count": len(replies), "reply_users_count": 1, "latest_reply": max(replies),
-                      "reply_users": [fake.bot_user_id], "is_locked": False, "subscribed": False}
+            shown |= {
+                "thread_ts": m["ts"],
+                "reply_count": len(replies),
+                "reply_users_count": 1,
+                "latest_reply": max(replies),
+                "reply_users": [fake.bot_user_id],
+                "is_locked": False,
+                "subscribed": False,
+            }
     if include_metadata and m.get("metadata"):
         shown["metadata"] = m["metadata"]
     return shown
@@ -123,7 +138,7 @@ def _page(fake: FakeSlack, items: list[dict[str, Any]], p: dict[str, Any], defau
         if found is None:
             return error("invalid_cursor")
         start = found
-    page, more = items[start:start + limit], start + limit < len(items)
+    page, more = items[start : start + limit], start + limit < len(items)
     answer: Answer = {"ok": True, "messages": [render(fake, m, flag(p.get("include_all_metadata"))) for m in page], "has_more": more}
     if more:
         answer["response_metadata"] = {"next_cursor": _cursor(items[start + limit]["ts"])}
@@ -162,10 +177,24 @@ def chat_update(fake: FakeSlack, p: dict[str, Any]) -> Answer:
         if key in p:
             message[key] = p[key]
     message["edited"] = {"user": fake.bot_user_id, "ts": fake.next_ts()}
-    fake.updates.append({"channel": where[0], "channel_id": where[1], "ts": message["ts"], "text": message.get("text"),
-                         "blocks": message.get("blocks"), "metadata": message.get("metadata"), "edited_ts": message["edited"]["ts"]})
-    return {"ok": True, "channel": where[1], "ts": message["ts"], "text": message.get("text") or "",
-            "message": render(fake, message, include_metadata=False)}
+    fake.updates.append(
+        {
+            "channel": where[0],
+            "channel_id": where[1],
+            "ts": message["ts"],
+            "text": message.get("text"),
+            "blocks": message.get("blocks"),
+            "metadata": message.get("metadata"),
+            "edited_ts": message["edited"]["ts"],
+        }
+    )
+    return {
+        "ok": True,
+        "channel": where[1],
+        "ts": message["ts"],
+        "text": message.get("text") or "",
+        "message": render(fake, message, include_metadata=False),
+    }
 
 
 def chat_post_ephemeral(fake: FakeSlack, p: dict[str, Any]) -> Answer:
@@ -190,8 +219,11 @@ def conversations_history(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     inside = _window(p)
     if isinstance(inside, str):
         return error(inside)
-    top = [m for m in fake.messages if m["channel_id"] == where[1] and inside(m["ts"])
-           and (m.get("thread_ts") in (None, m["ts"]) or flag(m.get("reply_broadcast")))]
+    top = [
+        m
+        for m in fake.messages
+        if m["channel_id"] == where[1] and inside(m["ts"]) and (m.get("thread_ts") in (None, m["ts"]) or flag(m.get("reply_broadcast")))
+    ]
     top.sort(key=lambda m: micros(m["ts"]) or 0, reverse=True)
     return _page(fake, top, p, 100, 999, pin_count=0, channel_actions_ts=None, channel_actions_count=0)
 
@@ -222,9 +254,14 @@ def conversations_list(fake: FakeSlack, p: dict[str, Any]) -> Answer:
         start = int(str(p.get("cursor") or "0").removeprefix("offset:"))
     except ValueError:
         return error("invalid_cursor")
-    page = names[start:start + limit]
-    answer: Answer = {"ok": True, "channels": [{"id": fake.channel_id(name), "name": name.removeprefix("#"), "is_channel": True,
-                                                "is_private": False, "is_archived": False} for name in page]}
+    page = names[start : start + limit]
+    answer: Answer = {
+        "ok": True,
+        "channels": [
+            {"id": fake.channel_id(name), "name": name.removeprefix("#"), "is_channel": True, "is_private": False, "is_archived": False}
+            for name in page
+        ],
+    }
     answer["response_metadata"] = {"next_cursor": f"offset:{start + limit}" if start + limit < len(names) else ""}
     return answer
 
@@ -248,16 +285,42 @@ def users_info(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     user = fake.users.get(p.get("user"))  # type: ignore[arg-type]
     if user is None:
         return error("user_not_found")
-    profile = {"real_name": user["real_name"], "real_name_normalized": user["real_name"], "display_name": user["name"],
-               "display_name_normalized": user["name"], "team": user["team_id"]}
-    return {"ok": True, "user": user | {"deleted": False, "tz": "Europe/London", "tz_label": "Greenwich Mean Time",
-                                        "tz_offset": 0, "profile": profile, "is_admin": False, "is_owner": False,
-                                        "is_bot": False, "is_app_user": False, "updated": int(time.time())}}
+    profile = {
+        "real_name": user["real_name"],
+        "real_name_normalized": user["real_name"],
+        "display_name": user["name"],
+        "display_name_normalized": user["name"],
+        "team": user["team_id"],
+    }
+    return {
+        "ok": True,
+        "user": user
+        | {
+            "deleted": False,
+            "tz": "Europe/London",
+            "tz_label": "Greenwich Mean Time",
+            "tz_offset": 0,
+            "profile": profile,
+            "is_admin": False,
+            "is_owner": False,
+            "is_bot": False,
+            "is_app_user": False,
+            "updated": int(time.time()),
+        },
+    }
 
 
 def auth_test(fake: FakeSlack, p: dict[str, Any]) -> Answer:
-    return {"ok": True, "url": "https://fake-workspace.slack.com/", "team": "Fake Workspace", "user": "feedback-worker",
-            "team_id": fake.team_id, "user_id": fake.bot_user_id, "bot_id": fake.bot_id, "is_enterprise_install": False}
+    return {
+        "ok": True,
+        "url": "https://fake-workspace.slack.com/",
+        "team": "Fake Workspace",
+        "user": "feedback-worker",
+        "team_id": fake.team_id,
+        "user_id": fake.bot_user_id,
+        "bot_id": fake.bot_id,
+        "is_enterprise_install": False,
+    }
 
 
 def apps_connections_open(fake: FakeSlack, p: dict[str, Any]) -> Answer:

@@ -68,7 +68,9 @@ class SocketModeServer:
 
         Waits up to `timeout` for a connection (the app may be reconnecting)."""
         envelope_id = str(uuid.uuid4())
-        text = json.dumps({"envelope_id": envelope_id, "type": kind, "accepts_response_payload": accepts_response_payload, "payload": payload})
+        text = json.dumps(
+            {"envelope_id": envelope_id, "type": kind, "accepts_response_payload": accepts_response_payload, "payload": payload}
+        )
         deadline = time.monotonic() + timeout
         while True:
             with self._cond:

@@ -62,8 +62,9 @@ def hold(seconds: float, *workers: WorkerProcess) -> None:
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         for worker in workers:
-            assert worker.process is not None and worker.process.poll() is None, \
+            assert worker.process is not None and worker.process.poll() is None, (
                 f"{worker.stdout_path.stem} exited during the fault:\n{worker.output()[-3000:]}"
+            )
         time.sleep(min(0.5, left))
 
 

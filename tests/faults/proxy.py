@@ -159,8 +159,10 @@ class FaultProxy:
             await self._gate(conn)
             upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
             conn.writers.append(upstream_writer)
-            conn.tasks = [asyncio.create_task(self._pump(conn, client_reader, upstream_writer)),
-                          asyncio.create_task(self._pump(conn, upstream_reader, client_writer))]
+            conn.tasks = [
+                asyncio.create_task(self._pump(conn, client_reader, upstream_writer)),
+                asyncio.create_task(self._pump(conn, upstream_reader, client_writer)),
+            ]
             await asyncio.wait(conn.tasks, return_when=asyncio.FIRST_EXCEPTION)
             if all(t.done() and not t.cancelled() and t.exception() is None for t in conn.tasks):
                 self._conns.discard(conn)  # both sides said goodbye: close as they did
@@ -206,6 +208,7 @@ class FaultProxy:
 
 
 # -- which process holds a connection (Linux /proc) ------------------------------------------------
+
 
 def _tcp_table() -> list[tuple[int, int, int]]:
     """(local port, remote port, inode) of every IPv4 TCP socket."""

@@ -30,13 +30,17 @@ SETTINGS = {"SLACK_CONCURRENCY": "8", "SLACK_TIMEOUT_SECONDS": "3"}
 
 def alive(*workers: WorkerProcess) -> None:
     for worker in workers:
-        assert worker.process is not None and worker.process.poll() is None, \
-            f"{worker.stdout_path.stem} exited:\n{worker.output()[-3000:]}"
+        assert worker.process is not None and worker.process.poll() is None, f"{worker.stdout_path.stem} exited:\n{worker.output()[-3000:]}"
 
 
 def test_broker_unreachable_for_30s_in_the_middle_of_a_stream(
-    proxied_broker: tuple[EmbeddedBroker, FaultProxy], broker_proxy: FaultProxy, kafka_bootstrap: str, topics: dict[str, str],
-    fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    proxied_broker: tuple[EmbeddedBroker, FaultProxy],
+    broker_proxy: FaultProxy,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules, messages, matching = burst(tmp_path, 1600, seed=31)
     worker = start_worker("worker", RULES_PATH=str(rules), **SETTINGS)
@@ -58,20 +62,30 @@ def test_broker_unreachable_for_30s_in_the_middle_of_a_stream(
     broker_proxy.heal()
     healed = time.monotonic()
     wait_for(lambda: len(fake_slack.messages) > posted + during, 60, "a post after the outage")
-    print(f"\nbroker unreachable 30 s: worker CPU {share:.1%} of a core; {during} posts landed during the outage; "
-          f"{stream.sent} of {len(messages)} events sent by its end; the first post {time.monotonic() - healed:.1f} s "
-          f"after the broker came back")
+    print(
+        f"\nbroker unreachable 30 s: worker CPU {share:.1%} of a core; {during} posts landed during the outage; "
+        f"{stream.sent} of {len(messages)} events sent by its end; the first post {time.monotonic() - healed:.1f} s "
+        f"after the broker came back"
+    )
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 120, "every offset committed after the outage and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        120,
+        "every offset committed after the outage and every answer in Slack",
+    )
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while the broker was unreachable"
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)
 
 
 def test_one_worker_network_stalled_while_a_third_joins_the_group(
-    broker_proxy: FaultProxy, kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack,
-    start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    broker_proxy: FaultProxy,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules, messages, matching = burst(tmp_path, 1600, seed=32)
     fake_slack.delay_s = 0.02  # posts in flight when the stall begins
@@ -92,7 +106,11 @@ def test_one_worker_network_stalled_while_a_third_joins_the_group(
     print(f"\nworker network stalled {cpu.elapsed():.0f} s during a rebalance: stalled worker's CPU {share:.1%} of a core")
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 120, "every offset committed after the stall and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        120,
+        "every offset committed after the stall and every answer in Slack",
+    )
     alive(stalled, peer, joining)
     assert share < MAX_CPU, f"the stalled worker used {share:.0%} of a core while its network was stalled"
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)

@@ -29,13 +29,18 @@ def alive(worker: WorkerProcess) -> None:
 
 
 def test_slack_stalled_for_30s_accepting_requests_and_never_answering(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, slack_proxy: FaultProxy,
-    start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    slack_proxy: FaultProxy,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules, messages, matching = burst(tmp_path, 1600, seed=33)
     fake_slack.delay_s = 0.5  # posts are on the wire when the stall begins: Slack has them and never answers
-    worker = start_worker("worker", RULES_PATH=str(rules), SLACK_API_URL=slack_url(slack_proxy), SLACK_TIMEOUT_SECONDS="3",
-                          SLACK_CONCURRENCY="8")
+    worker = start_worker(
+        "worker", RULES_PATH=str(rules), SLACK_API_URL=slack_url(slack_proxy), SLACK_TIMEOUT_SECONDS="3", SLACK_CONCURRENCY="8"
+    )
     worker.wait_assigned()
     assert worker.process is not None
     stream = Stream(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages, rate=40).start()
@@ -51,14 +56,22 @@ def test_slack_stalled_for_30s_accepting_requests_and_never_answering(
     print(f"\nSlack stalled 30 s: worker CPU {share:.1%} of a core; {landed} posts reached Slack during the stall")
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 120, "every offset committed after the stall and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        120,
+        "every offset committed after the stall and every answer in Slack",
+    )
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack was stalled"
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)
 
 
 def test_slack_answering_500_for_a_minute(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules, messages, matching = burst(tmp_path, 2000, seed=34)
     worker = start_worker("worker", RULES_PATH=str(rules), SLACK_TIMEOUT_SECONDS="3", SLACK_CONCURRENCY="8")
@@ -77,7 +90,11 @@ def test_slack_answering_500_for_a_minute(
     print(f"\nSlack answering 500 for 60 s: worker CPU {share:.1%} of a core; {requests} requests in the minute")
 
     end = stream.end()
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 180, "every offset committed after the outage and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        180,
+        "every offset committed after the outage and every answer in Slack",
+    )
     alive(worker)
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack answered 500"
     assert requests < 600, f"{requests} requests in a minute of 500s: the retries do not back off"
@@ -93,16 +110,22 @@ rules:
 
 
 def test_a_backlog_of_10000_alerts_after_a_slack_outage_arrives_as_rate_limit_summaries(
-    kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSlack, slack_proxy: FaultProxy,
-    start_worker: Callable[..., WorkerProcess], tmp_path: Path,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fake_slack: FakeSlack,
+    slack_proxy: FaultProxy,
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
 ) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text(RATE_RULES)
-    events = [(f"c-{n}".encode(), event_bytes(event_id=f"b-{n}", score=n % 7, customer={"id": f"c-{n}", "segment": "smb"}))
-              for n in range(10_000)]
+    events = [
+        (f"c-{n}".encode(), event_bytes(event_id=f"b-{n}", score=n % 7, customer={"id": f"c-{n}", "segment": "smb"})) for n in range(10_000)
+    ]
     matching = {f"b-{n}" for n in range(10_000)}
-    worker = start_worker("worker", RULES_PATH=str(rules), SLACK_API_URL=slack_url(slack_proxy), SLACK_TIMEOUT_SECONDS="3",
-                          CHANNEL_RATE_LIMIT_PER_MINUTE="20")  # the default
+    worker = start_worker(
+        "worker", RULES_PATH=str(rules), SLACK_API_URL=slack_url(slack_proxy), SLACK_TIMEOUT_SECONDS="3", CHANNEL_RATE_LIMIT_PER_MINUTE="20"
+    )  # the default
     worker.wait_assigned()
     assert worker.process is not None
 
@@ -117,14 +140,20 @@ def test_a_backlog_of_10000_alerts_after_a_slack_outage_arrives_as_rate_limit_su
     share = cpu.share()
     slack_proxy.heal()
 
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching), 300, "every offset committed after the outage and every answer in Slack")
+    wait_for(
+        lambda: all_committed(kafka_bootstrap, topics, end) and all_in_slack(fake_slack, matching),
+        300,
+        "every offset committed after the outage and every answer in Slack",
+    )
     alive(worker)
     posted = list(fake_slack.messages)
     kinds = [(m.get("metadata") or {}).get("event_type") for m in posted]
     summaries = [m for m, kind in zip(posted, kinds) if kind == "feedback_alert_digest"]
-    print(f"\nbacklog of 10,000 after a Slack outage: {len(posted)} messages ({kinds.count('feedback_alert')} alerts, "
-          f"{len(summaries)} rate-limit summaries of {[m['metadata']['event_payload']['count'] for m in summaries]}); "
-          f"worker CPU during the outage {share:.1%} of a core")
+    print(
+        f"\nbacklog of 10,000 after a Slack outage: {len(posted)} messages ({kinds.count('feedback_alert')} alerts, "
+        f"{len(summaries)} rate-limit summaries of {[m['metadata']['event_payload']['count'] for m in summaries]}); "
+        f"worker CPU during the outage {share:.1%} of a core"
+    )
     assert share < MAX_CPU, f"the worker used {share:.0%} of a core while Slack was unreachable"
     assert len(posted) < 100, f"{len(posted)} Slack messages for a backlog of 10,000"
     assert all("rate limit" in m["text"] for m in summaries)

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.metrics.test_windows_state import H, T0, TOPIC, Fake, apply, event
+from tests.metrics.test_windows_state import T0, TOPIC, Fake, H, apply, event
+from worker.alerting import AlertRenderer
 from worker.metrics import (
     GRACE_S,
     LoopBook,
     LoopEntry,
     MetricCondition,
     MetricRule,
-    MetricSnapshot,
     MetricsConfig,
+    MetricSnapshot,
     MetricState,
     MetricWatch,
     PartitionMetrics,
@@ -28,20 +29,27 @@ from worker.metrics import (
     iso,
     nearest_rank,
 )
-from worker.alerting import AlertRenderer
 from worker.rules import load_rules
 from worker.stream.state import StateView
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = MetricsConfig.model_validate({"windows": [{"size": "1h"}, {"size": "24h", "step": "1h"}], "dimensions": ["customer.segment"],
-                                       "lateness": "10m", "emit_every": "30s"})
+CONFIG = MetricsConfig.model_validate(
+    {"windows": [{"size": "1h"}, {"size": "24h", "step": "1h"}], "dimensions": ["customer.segment"], "lateness": "10m", "emit_every": "30s"}
+)
 SMB = "customer.segment=smb"
 
 
-def entry(kind: str, at: int, task: str = "t1", customer: str = "c1", value: float | None = None, seconds: float | None = None,
-          within: bool | None = None, detail: str | None = None) -> LoopEntry:
-    return LoopEntry(kind=kind, at=at, task_id=task, customer=customer, value=value, seconds=seconds, within_sla=within,
-                     detail=detail)  # type: ignore[arg-type]
+def entry(
+    kind: str,
+    at: int,
+    task: str = "t1",
+    customer: str = "c1",
+    value: float | None = None,
+    seconds: float | None = None,
+    within: bool | None = None,
+    detail: str | None = None,
+) -> LoopEntry:
+    return LoopEntry(kind=kind, at=at, task_id=task, customer=customer, value=value, seconds=seconds, within_sla=within, detail=detail)  # type: ignore[arg-type]
 
 
 def setup(config: MetricsConfig = CONFIG) -> tuple[MetricState, SnapshotEmitter, Fake, LoopBook]:
@@ -149,14 +157,17 @@ def test_a_restart_places_old_cases_but_emits_no_long_closed_window(caplog: pyte
     assert book.tally(H, T0, "").opened == 0
 
 
-@pytest.mark.parametrize(("values", "p50", "p90"), [
-    ([], None, None),
-    ([7.0], 7.0, 7.0),
-    ([3.0, 1.0, 2.0], 2.0, 3.0),
-    ([float(v) for v in range(1, 11)], 5.0, 9.0),  # 0.9 x 10 is 9 exactly: the 9th value, not the 10th
-    ([float(v) for v in range(1, 101)], 50.0, 90.0),
-    ([5.0, 5.0, 1.0, 100.0], 5.0, 100.0),
-])
+@pytest.mark.parametrize(
+    ("values", "p50", "p90"),
+    [
+        ([], None, None),
+        ([7.0], 7.0, 7.0),
+        ([3.0, 1.0, 2.0], 2.0, 3.0),
+        ([float(v) for v in range(1, 11)], 5.0, 9.0),  # 0.9 x 10 is 9 exactly: the 9th value, not the 10th
+        ([float(v) for v in range(1, 101)], 50.0, 90.0),
+        ([5.0, 5.0, 1.0, 100.0], 5.0, 100.0),
+    ],
+)
 def test_percentiles_are_nearest_rank_over_every_value(values: list[float], p50: float | None, p90: float | None) -> None:
     assert (nearest_rank(values, 50), nearest_rank(values, 90)) == (p50, p90)
 
@@ -186,9 +197,14 @@ def test_recovery_rate_is_null_without_a_decided_answer_and_a_share_of_them_othe
 
 def test_within_sla_root_causes_and_times() -> None:
     f = figures(
-        ("t1", [entry("resolved", T0 + 100, task="t1", seconds=100, within=True, detail="pricing"),
+        (
+            "t1",
+            [
+                entry("resolved", T0 + 100, task="t1", seconds=100, within=True, detail="pricing"),
                 entry("reopened", T0 + 200, task="t1"),
-                entry("resolved", T0 + 400, task="t1", seconds=200, within=False, detail="pricing")]),
+                entry("resolved", T0 + 400, task="t1", seconds=200, within=False, detail="pricing"),
+            ],
+        ),
         ("t2", [entry("resolved", T0 + 500, task="t2", seconds=500, within=True, detail="billing-error")]),
         ("t3", [entry("acknowledged", T0 + 50, task="t3", seconds=50, within=None)]),  # no deadline: within
     )

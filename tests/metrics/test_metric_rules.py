@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import event_bytes, produce, wait_for
 from tests.metrics.test_metrics_e2e import LatestSnapshots
 from worker.config import ConfigError, load_settings
-from worker.rules import RulesError, load_rules
 from worker.loop.startup import load_checked
+from worker.rules import RulesError, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,9 +75,7 @@ def test_a_window_or_dimension_the_worker_does_not_compute_is_refused_at_start(t
     assert "dimension channel is not configured (metrics.dimensions: customer.segment)" in str(caught.value)
 
 
-def test_a_metric_rule_fires_once_per_drop_and_again_only_after_recovery(
-    kafka_bootstrap, topics, fake_slack, start_worker, tmp_path
-):
+def test_a_metric_rule_fires_once_per_drop_and_again_only_after_recovery(kafka_bootstrap, topics, fake_slack, start_worker, tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(DROP_RULE)
     config = tmp_path / "worker.yaml"

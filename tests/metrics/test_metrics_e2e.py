@@ -49,8 +49,10 @@ def figures_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     promoters, detractors = sum(s >= 9 for s in nps), sum(s <= 6 for s in nps)
     unhappy: dict[str, tuple[str, float]] = {}
     for e in events:
-        bad = (e["survey"] == "nps" and e["score"] <= 6) or (e["survey"] == "csat" and e["score"] <= 3) or (
-            e["survey"] == "ces" and e["score"] >= 4
+        bad = (
+            (e["survey"] == "nps" and e["score"] <= 6)
+            or (e["survey"] == "csat" and e["score"] <= 3)
+            or (e["survey"] == "ces" and e["score"] >= 4)
         )
         if bad:
             key = (e["occurred_at"], e["customer"]["monthly_value"])
@@ -122,8 +124,9 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
     first = start_worker("first", args=args)
     second = start_worker("second", args=args)
     first.wait_assigned()
-    wait_for(lambda: sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) > 0,
-             60, "the first commits")
+    wait_for(
+        lambda: sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) > 0, 60, "the first commits"
+    )
 
     # The rest arrives while the first worker is killed: its partitions move to the second, then back.
     for chunk in range(half, len(messages), 300):
@@ -141,6 +144,7 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
 
     reader = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
     try:
+
         def settled() -> bool:
             latest = reader.read()
             return all(key in latest and figures_in(latest[key]) == want for key, want in expected.items())
@@ -149,8 +153,11 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
         while not settled() and time.monotonic() < deadline:
             pass
         latest = reader.latest
-        wrong = {k: (figures_in(latest[k]) if k in latest else None, want) for k, want in expected.items()
-                 if k not in latest or figures_in(latest[k]) != want}
+        wrong = {
+            k: (figures_in(latest[k]) if k in latest else None, want)
+            for k, want in expected.items()
+            if k not in latest or figures_in(latest[k]) != want
+        }
         assert not wrong, f"{len(wrong)} of {len(expected)} snapshots differ, e.g. {list(wrong.items())[:3]}"
         # Tasks are opened on the worker's clock, so the current hour may have loop figures and no answers (by design:
         # metrics/snapshots.py); any other window without events must not be there.
@@ -161,7 +168,6 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
         assert sum(s["responses"] for s in overall) == len(valid)  # every valid event counted exactly once
     finally:
         reader.close()
-
 
 
 def test_future_answers_go_to_the_dlq_and_late_ones_are_counted_as_late(kafka_bootstrap, topics, start_worker, tmp_path):
@@ -182,6 +188,7 @@ def test_future_answers_go_to_the_dlq_and_late_ones_are_counted_as_late(kafka_bo
 
     reader = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
     try:
+
         def current_overall() -> dict[str, Any] | None:
             # The 7d window (every 1d) holding both the fresh answer and the arrival of the late one.
             day = 86400

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.metrics.test_windows_state import H, T0, TOPIC, Fake, apply, event
+from tests.metrics.test_windows_state import T0, TOPIC, Fake, H, apply, event
 from worker.metrics import MetricsConfig, MetricState, PartitionMetrics, SnapshotEmitter
 from worker.stream.state import StateView
 

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from worker.events import FeedbackEvent
 from worker.metrics import GRACE_S, MetricState, PartitionMetrics, SnapshotEmitter, Tally, snapshot_key
-from worker.stream.state import StateView
 from worker.metrics.windows import MetricsConfig, WindowSpec, iso, pane_start, windows_of_pane
+from worker.stream.state import StateView
 
 H, D = 3600, 86400
 T0 = int(datetime(2026, 11, 23, 11, 0, tzinfo=UTC).timestamp())  # an hour boundary, UTC
@@ -47,6 +47,7 @@ class Fake:
     def assign(self, tps) -> None: ...
     def seek_to_beginning(self, *tps) -> None: ...
     def poll(self, **_) -> dict: return {}  # fmt: skip
+
     def flush(self) -> None: ...
 
     def send(self, topic: str, key: bytes, value: bytes | None) -> None:
@@ -353,8 +354,7 @@ CONFIGS = {
     "two dimensions": MetricsConfig.model_validate({"dimensions": ["customer.segment", "attributes.tier"]}),
     "one odd dimension": MetricsConfig.model_validate({"dimensions": ["attributes.tier"]}),
     "no dimension": MetricsConfig.model_validate({"dimensions": []}),
-    "steps of 45m and 1h": MetricsConfig.model_validate({"windows": [{"size": "90m", "step": "45m"}, {"size": "1h"}],
-                                                         "lateness": "10m"}),
+    "steps of 45m and 1h": MetricsConfig.model_validate({"windows": [{"size": "90m", "step": "45m"}, {"size": "1h"}], "lateness": "10m"}),
 }
 
 
@@ -375,9 +375,17 @@ def test_add_data_publishes_exactly_what_add_publishes(name: str) -> None:
         survey = rng.choice(["nps", "csat", "ces"])
         low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 5)}[survey]
         ts = now - rng.choice([rng.randint(0, 2 * H), rng.randint(0, 9 * D), rng.randint(0, 60)])
-        events.append(event(survey, rng.randint(low, high), customer=f"c{rng.randint(0, 9)}", ts=ts,
-                            value=rng.choice([None, 0.0, 10.0, 2500.5]), segment=rng.choice(["smb", "enterprise", None]),
-                            attributes={"tier": rng.choice(tiers)}))
+        events.append(
+            event(
+                survey,
+                rng.randint(low, high),
+                customer=f"c{rng.randint(0, 9)}",
+                ts=ts,
+                value=rng.choice([None, 0.0, 10.0, 2500.5]),
+                segment=rng.choice(["smb", "enterprise", None]),
+                attributes={"tier": rng.choice(tiers)},
+            )
+        )
     first = PartitionMetrics(TOPIC, 2, config)
     for offset in range(1000):
         first.add(events[offset], int(events[offset].occurred_at.timestamp()), offset, now)

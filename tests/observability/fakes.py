@@ -20,12 +20,12 @@ from kafka.errors import IllegalStateError
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.delivery import Outcome
-from worker.service import build_worker
-from worker.loop.startup import load_checked
 from worker.config import load_settings
+from worker.delivery import Outcome
+from worker.loop.startup import load_checked
 from worker.metrics import Metering, MetricState
 from worker.observability import Observability
+from worker.service import build_worker
 from worker.stream.state import StateView
 from worker.tasks import Cases
 
@@ -86,6 +86,7 @@ class FakeConsumer:
     def pause(self, *tps: Any) -> None: ...
     def resume(self, *tps: Any) -> None: ...
     def paused(self) -> set[TopicPartition]: return set()  # fmt: skip
+
     def close(self, autocommit: bool = False) -> None: ...
 
 
@@ -143,10 +144,15 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def event(n: int, survey: str = "nps", score: int = 10) -> bytes:
-    return json.dumps({
-        "event_id": f"e-{n}", "occurred_at": (NOW - timedelta(minutes=1)).isoformat(), "survey": survey, "score": score,
-        "customer": {"id": f"c-{n}", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},
-    }).encode()
+    return json.dumps(
+        {
+            "event_id": f"e-{n}",
+            "occurred_at": (NOW - timedelta(minutes=1)).isoformat(),
+            "survey": survey,
+            "score": score,
+            "customer": {"id": f"c-{n}", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},
+        }
+    ).encode()
 
 
 #: partition -> what is fed to it: quiet answers, NPS detractors (#cx-alerts), high effort (#cx-effort, refused), garbage
@@ -162,9 +168,17 @@ class Harness:
 
     def __init__(self) -> None:
         self.settings = load_settings(
-            None, environ={}, rules_path=ROOT / "rules", templates_path=ROOT / "templates", feedback_topic="fb",
-            task_actions_topic="actions", state_topic="state", commit_interval_seconds=0.05, channel_rate_limit_per_minute=0,
-            reload_interval_seconds=0, http_port=0,
+            None,
+            environ={},
+            rules_path=ROOT / "rules",
+            templates_path=ROOT / "templates",
+            feedback_topic="fb",
+            task_actions_topic="actions",
+            state_topic="state",
+            commit_interval_seconds=0.05,
+            channel_rate_limit_per_minute=0,
+            reload_interval_seconds=0,
+            http_port=0,
         )
         self.now = NOW
         self.consumer, state_consumer = FakeConsumer(), FakeConsumer()
@@ -173,8 +187,17 @@ class Harness:
         rules, renderer = load_checked(self.settings)
         view = StateView("state", "fb", state_consumer, self.producer)
         metering = Metering(self.settings.metrics, "fb", MetricState(view), self.settings.metrics_topic, self.consumer, self.producer)
-        self.worker = build_worker(self.settings, (rules, renderer), self.sink, self.consumer, self.producer, view,
-                                   Cases(view, self.settings.task_policy), metering=metering, clock=lambda: self.now)
+        self.worker = build_worker(
+            self.settings,
+            (rules, renderer),
+            self.sink,
+            self.consumer,
+            self.producer,
+            view,
+            Cases(view, self.settings.task_policy),
+            metering=metering,
+            clock=lambda: self.now,
+        )
         self.observability = Observability(self.settings)
         self.observability.attach(self.worker, self.sink)
         self.stop = threading.Event()

@@ -11,8 +11,8 @@ from prometheus_client import generate_latest
 from tests.conftest import wait_for
 from tests.observability.fakes import FEED, NOW, Harness, by_label, event, parse, value
 from worker.alerting import Silence
-from worker.delivery import Call
 from worker.config import load_settings
+from worker.delivery import Call
 from worker.observability import Observability
 
 P = "feedback_worker_"
@@ -29,8 +29,11 @@ def test_counters_equal_what_was_fed_in_by_partition_rule_and_channel(harness: H
         for v in values:
             harness.consumer.append("fb", None, v, partition)
     harness.start(fb + [TopicPartition("actions", 0)])
-    wait_for(lambda: len(harness.worker.cases.by_id) == 5 and all(harness.consumer.committed.get(tp) == len(FEED[tp.partition])
-                                                                  for tp in fb), 10, "5 tasks opened and every event committed")
+    wait_for(
+        lambda: len(harness.worker.cases.by_id) == 5 and all(harness.consumer.committed.get(tp) == len(FEED[tp.partition]) for tp in fb),
+        10,
+        "5 tasks opened and every event committed",
+    )
     assert value(harness.scrape(), P + "snapshots_emitted_total") == 0  # the first interim snapshots are due 30 s in
     harness.now += timedelta(seconds=31)
     wait_for(lambda: value(harness.scrape(), P + "snapshots_emitted_total"), 10, "interim snapshots counted")
@@ -122,6 +125,7 @@ def test_slack_calls_are_a_latency_histogram_by_method_and_a_count_by_result() -
     assert value(m, name + "_bucket", method="chat.postMessage", le="0.5") == 2
     assert value(m, name + "_bucket", method="chat.postMessage", le="10.0") == 2
     assert value(m, name + "_bucket", method="chat.postMessage", le="+Inf") == 3
-    assert by_label({k: v for k, v in m.items() if dict(k[1]).get("method") == "chat.postMessage"},
-                    P + "slack_requests_total", "result") == {"ok": 2, "unavailable": 1}
+    assert by_label(
+        {k: v for k, v in m.items() if dict(k[1]).get("method") == "chat.postMessage"}, P + "slack_requests_total", "result"
+    ) == {"ok": 2, "unavailable": 1}
     assert value(m, P + "slack_requests_total", method="auth.test", result="ok") == 1

@@ -15,8 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from tests.conftest import wait_for
-from worker.delivery import Call
 from worker.config import load_settings
+from worker.delivery import Call
 from worker.observability import Check, Health, HttpServer, Observability, SlackReachability
 
 
@@ -61,11 +61,18 @@ def test_ready_only_when_joined_state_read_and_slack_reachable_and_each_failure_
     health.attach(fake_worker(clock.now, joined=False, synced=True))
     assert health.ready()[1]["failed"] == ["joined"]
     health.attach(fake_worker(clock.now, joined=True, synced=True))
-    assert health.ready() == (True, {"ready": True, "failed": [], "checks": {
-        "joined": {"ok": True, "detail": "partitions assigned"},
-        "state": {"ok": True, "detail": "state topic read to its end"},
-        "slack": {"ok": True, "detail": "SLACK_BOT_TOKEN is not set"},
-    }})
+    assert health.ready() == (
+        True,
+        {
+            "ready": True,
+            "failed": [],
+            "checks": {
+                "joined": {"ok": True, "detail": "partitions assigned"},
+                "state": {"ok": True, "detail": "state topic read to its end"},
+                "slack": {"ok": True, "detail": "SLACK_BOT_TOKEN is not set"},
+            },
+        },
+    )
 
     answers = iter(["auth.test: invalid_auth"])
     slack = SlackReachability(lambda: next(answers), recheck_s=60)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.loop.startup import make_router
 from worker.config import ConfigError, load_settings
 from worker.events import KNOWN_PATHS
-from worker.rules import RulesError, load_rules
+from worker.loop.startup import make_router
 from worker.notation.yamlsource import Location, Problems
+from worker.rules import RulesError, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_OPS = "(known: eq, ne, lt, lte, gt, gte, in, not_in, contains, contains_any, matches, exists)"
@@ -41,16 +41,16 @@ SIX_MISTAKES = (
     "  - id: fine\n"
     "    when: {survey: nps}\n"
     "  - id: careless\n"
-    "    sevrity: high\n"                       # unknown key
-    "    severity: urgent\n"                    # bad severity
+    "    sevrity: high\n"  # unknown key
+    "    severity: urgent\n"  # bad severity
     "    when:\n"
     "      survey: nps\n"
-    "      comment: {matches: '(refund'}\n"     # invalid regular expression
-    "      customer.segmnt: enterprise\n"       # unknown field path
-    "      score: {below: 7}\n"                 # unknown operator
+    "      comment: {matches: '(refund'}\n"  # invalid regular expression
+    "      customer.segmnt: enterprise\n"  # unknown field path
+    "      score: {below: 7}\n"  # unknown operator
     "    followup:\n"
     "      owner: cx\n"
-    "      due_in: soon\n"                      # bad duration
+    "      due_in: soon\n"  # bad duration
 )
 
 
@@ -60,7 +60,11 @@ def test_rules_check_prints_all_six_mistakes_of_one_rule_with_their_lines(tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_"))}
     result = subprocess.run(
         [sys.executable, "-m", "worker", "rules", "check", str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
@@ -70,7 +74,8 @@ def test_rules_check_prints_all_six_mistakes_of_one_rule_with_their_lines(tmp_pa
         at("sevrity") + "unknown key 'sevrity' (expected: id, description, when, severity, followup, alert, throttle, group)",
         at("urgent") + "severity must be one of critical, high, medium, low, info, got 'urgent'",
         at("(refund") + "when.comment.matches: invalid regular expression '(refund': missing ), unterminated subpattern at position 0",
-        at("segmnt") + f"when: unknown field path 'customer.segmnt' (known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
+        at("segmnt")
+        + f"when: unknown field path 'customer.segmnt' (known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
         at("below") + f"when.score: unknown operator 'below' {KNOWN_OPS}",
         at("soon") + "followup.due_in: bad duration 'soon': use a positive number and a unit, like 30s, 15m, 4h, 2d or 1w",
     ]
@@ -183,12 +188,7 @@ def test_a_missing_template_is_reported_alongside_another_mistake_in_the_alert_b
 def test_every_route_mistake_is_reported_with_its_line(tmp_path: Path) -> None:
     config = tmp_path / "worker.yaml"
     text = (
-        "routes:\n"
-        "  - when: {customer.segmnt: enterprise}\n"
-        "    channel: '#x'\n"
-        "  - channel: 7\n"
-        "    ownr: cx\n"
-        "  - when: {score: {lt: low}}\n"
+        "routes:\n  - when: {customer.segmnt: enterprise}\n    channel: '#x'\n  - channel: 7\n    ownr: cx\n  - when: {score: {lt: low}}\n"
     )
     config.write_text(text)
     with pytest.raises(ConfigError) as caught:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from worker.events import FeedbackEvent
-from worker.rules import RuleSet, RulesError, load_rules
+from worker.rules import RulesError, RuleSet, load_rules
 
 
 def event(**fields: Any) -> FeedbackEvent:
@@ -79,6 +79,7 @@ def test_several_operators_on_one_field_are_anded(tmp_path: Path) -> None:
 
 
 # -- text: Unicode case folding, accents, decomposed input -------------------------------
+
 
 @pytest.mark.parametrize(
     ("needles", "comment"),
@@ -168,6 +169,7 @@ def test_an_attribute_set_to_null_counts_as_missing(tmp_path: Path) -> None:
 
 # -- attributes.* and occurred_at -------------------------------------------------------
 
+
 def test_attributes_paths_compare_free_form_values(tmp_path: Path) -> None:
     rules = when(tmp_path, "attributes.product: ink\nattributes.order_total: {gt: 100}")
     assert hits(rules, attributes={"product": "ink", "order_total": 150})
@@ -192,6 +194,7 @@ def test_occurred_at_compares_instants_across_offsets(tmp_path: Path, condition:
 
 
 # -- combining conditions -------------------------------------------------------------
+
 
 def test_several_keys_in_one_mapping_are_anded(tmp_path: Path) -> None:
     rules = when(tmp_path, "survey: csat\nscore: {lte: 2}\nchannel: email")
@@ -230,6 +233,7 @@ def test_not_of_a_condition_on_a_missing_field_matches(tmp_path: Path) -> None:
 
 # -- type errors are found when the rules load, not on the first event ------------------
 
+
 @pytest.mark.parametrize(
     ("condition", "key", "problem"),
     [
@@ -267,6 +271,7 @@ def test_type_errors_are_reported_at_load_time(tmp_path: Path, condition: str, k
 
 # -- one event, several rules: the highest severity owns it ------------------------------
 
+
 def load(tmp_path: Path, rules: list[tuple[str, str, str]]) -> RuleSet:
     """Rules from (id, severity, when-as-flow-YAML), in this file order."""
     lines = ["rules:"] + [f"  - {{id: {i}, severity: {sev}, when: {cond}}}" for i, sev, cond in rules]
@@ -276,13 +281,16 @@ def load(tmp_path: Path, rules: list[tuple[str, str, str]]) -> RuleSet:
 
 
 def test_highest_severity_owns_the_event_and_every_match_is_listed(tmp_path: Path) -> None:
-    rules = load(tmp_path, [
-        ("info-any", "info", "{survey: nps}"),
-        ("detractor", "high", "{score: {lte: 6}}"),
-        ("promoter", "low", "{score: {gte: 9}}"),
-        ("enterprise", "critical", "{customer.segment: enterprise}"),
-        ("low-score", "medium", "{score: {lte: 4}}"),
-    ])
+    rules = load(
+        tmp_path,
+        [
+            ("info-any", "info", "{survey: nps}"),
+            ("detractor", "high", "{score: {lte: 6}}"),
+            ("promoter", "low", "{score: {gte: 9}}"),
+            ("enterprise", "critical", "{customer.segment: enterprise}"),
+            ("low-score", "medium", "{score: {lte: 4}}"),
+        ],
+    )
     match = rules.evaluate(event(score=3, customer={"segment": "enterprise"}))
     assert match is not None
     assert match.owner.id == "enterprise"  # last in the file, but critical
@@ -293,11 +301,14 @@ def test_highest_severity_owns_the_event_and_every_match_is_listed(tmp_path: Pat
 
 
 def test_a_severity_tie_goes_to_the_first_rule_in_file_order(tmp_path: Path) -> None:
-    rules = load(tmp_path, [
-        ("medium-first", "medium", "{survey: nps}"),
-        ("high-a", "high", "{score: {lte: 6}}"),
-        ("high-b", "high", "{score: {lte: 4}}"),
-    ])
+    rules = load(
+        tmp_path,
+        [
+            ("medium-first", "medium", "{survey: nps}"),
+            ("high-a", "high", "{score: {lte: 6}}"),
+            ("high-b", "high", "{score: {lte: 4}}"),
+        ],
+    )
     match = rules.evaluate(event(score=3))
     assert match is not None and match.owner.id == "high-a"
     assert match.rule_ids == ["medium-first", "high-a", "high-b"]
@@ -313,6 +324,7 @@ def test_severity_defaults_to_medium_and_no_match_gives_none(tmp_path: Path) -> 
 
 
 # -- known bugs -----------------------------------------------------------------------
+
 
 def test_a_boolean_literal_does_not_equal_a_number(tmp_path: Path) -> None:
     rules = when(tmp_path, "attributes.vip: true")

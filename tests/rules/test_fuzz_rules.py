@@ -22,8 +22,8 @@ import pytest
 
 from tests.fuzzing import RULE_SEEDS, RulesMutator, billion_laughs, watchdog
 from worker.loop.startup import SAMPLE_EVENT
-from worker.rules import RulesError, load_rules, load_tests, run_tests
 from worker.notation.yamlsource import MAX_DEPTH, MAX_VALUES
+from worker.rules import RulesError, load_rules, load_tests, run_tests
 
 pytestmark = pytest.mark.fuzz
 
@@ -94,8 +94,11 @@ def test_20000_random_and_mutated_rules_files_load_or_fail_with_file_and_line(tm
     seconds = time.perf_counter() - started
     with capsys.disabled():
         top = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common(25))
-        print(f"\nrules fuzz: {FILES} files in {seconds:.1f}s: " + ", ".join(f"{k} {v}" for k, v in outcome.items())
-              + f"; {sum(reasons.values())} problems, most common: {top}; slowest {slowest[0] * 1000:.0f} ms")
+        print(
+            f"\nrules fuzz: {FILES} files in {seconds:.1f}s: "
+            + ", ".join(f"{k} {v}" for k, v in outcome.items())
+            + f"; {sum(reasons.values())} problems, most common: {top}; slowest {slowest[0] * 1000:.0f} ms"
+        )
     assert sum(outcome[k] for k in ("loaded", "refused")) == FILES
     assert outcome["loaded"] >= FILES * 0.05 and outcome["refused"] >= FILES * 0.5
     assert len(reasons) >= 30, reasons  # the mutators reach many kinds of mistake
@@ -116,6 +119,7 @@ def test_the_seeds_are_valid_rules_files(tmp_path: Path) -> None:
 
 # -- regressions: what the fuzzer found -------------------------------------------------------
 
+
 def refused(path: Path, text: str) -> list[str]:
     path.write_text(text, encoding="utf-8")
     started = time.perf_counter()
@@ -132,9 +136,7 @@ def test_billion_laughs_is_refused_at_the_line_where_the_expansion_gets_too_big(
     text = billion_laughs(9, 9)
     path = tmp_path / "laughs.yaml"
     line = next(n for n, line in enumerate(text.splitlines(), 1) if "&a5" in line)
-    assert refused(path, text) == [
-        f"{path}:{line}: more than {MAX_VALUES:,} values once aliases are expanded (aliases of aliases?)"
-    ]
+    assert refused(path, text) == [f"{path}:{line}: more than {MAX_VALUES:,} values once aliases are expanded (aliases of aliases?)"]
 
 
 def test_an_anchor_used_a_few_times_still_works(tmp_path: Path) -> None:
@@ -194,6 +196,6 @@ def test_a_scalar_yaml_cannot_construct_is_a_located_error_not_a_crash(tmp_path:
 
 def test_a_control_character_names_its_line_on_one_line(tmp_path: Path) -> None:
     # Before: line 1, and a second line `in "<unicode string>", position 52` under `rules check`'s list.
-    text = "rules:\n  - id: a\n    when:\n      comment: {contains: \"a\x00b\"}\n"
+    text = 'rules:\n  - id: a\n    when:\n      comment: {contains: "a\x00b"}\n'
     path = tmp_path / "r.yaml"
     assert refused(path, text) == [f"{path}:4: invalid YAML: unacceptable character #x0000: special characters are not allowed"]

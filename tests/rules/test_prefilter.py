@@ -15,27 +15,31 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
+from tests.rules.test_conditions import MISSING_CASES, OPERATOR_CASES
 from worker.demo import FeedbackGenerator
 from worker.events import VALID_SCORES, FeedbackEvent
 from worker.rules import RuleSet, load_rules
 from worker.rules.compiled import matcher
 from worker.rules.conditions import Not
 from worker.rules.conditions import Test as FieldTest  # a name pytest would try to collect
-from tests.conftest import ROOT
-from tests.rules.test_conditions import MISSING_CASES, OPERATOR_CASES
 
-CONDITIONS = [c for c, _, _ in OPERATOR_CASES] + [c for c, _ in MISSING_CASES] + [
-    "not: {survey: nps, score: {lte: 6}}",
-    "any: [{survey: csat, score: {lte: 2}}, {survey: nps, score: 0}, {customer.segment: enterprise}]",
-    "all: [{score: {gte: 4}}, {not: {survey: nps}}, {any: [{channel: sms}, {comment: {exists: false}}]}]",
-    "{survey: ces, score: {gte: 4, lte: 4}, attributes.tier: {in: [1, gold, true]}}",
-    "attributes.vip: true",
-    "attributes.tier: {ne: 1}",
-    "attributes.tier: {not_in: [gold, 2]}",
-    "customer.monthly_value: {lt: 1000}",
-    "occurred_at: {gte: '2026-11-24T09:00:00+00:00'}",
-    "not: {any: [{score: {gt: 3}}, {not: {comment: {contains_any: [late, refund]}}}]}",
-]
+CONDITIONS = (
+    [c for c, _, _ in OPERATOR_CASES]
+    + [c for c, _ in MISSING_CASES]
+    + [
+        "not: {survey: nps, score: {lte: 6}}",
+        "any: [{survey: csat, score: {lte: 2}}, {survey: nps, score: 0}, {customer.segment: enterprise}]",
+        "all: [{score: {gte: 4}}, {not: {survey: nps}}, {any: [{channel: sms}, {comment: {exists: false}}]}]",
+        "{survey: ces, score: {gte: 4, lte: 4}, attributes.tier: {in: [1, gold, true]}}",
+        "attributes.vip: true",
+        "attributes.tier: {ne: 1}",
+        "attributes.tier: {not_in: [gold, 2]}",
+        "customer.monthly_value: {lt: 1000}",
+        "occurred_at: {gte: '2026-11-24T09:00:00+00:00'}",
+        "not: {any: [{score: {gt: 3}}, {not: {comment: {contains_any: [late, refund]}}}]}",
+    ]
+)
 
 
 def rules_file(tmp_path: Path) -> RuleSet:
@@ -107,8 +111,16 @@ def test_a_condition_too_deep_for_the_compiler_still_answers() -> None:
     for form in ("event", "data"):
         matched = matcher([("deep", cond)], form)
         for comment, expected in [("Arrived late", True), ("On time", False)]:
-            event = FeedbackEvent.model_validate({"event_id": "e", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps",
-                                                   "score": 5, "comment": comment, "customer": {"id": "c"}})
+            event = FeedbackEvent.model_validate(
+                {
+                    "event_id": "e",
+                    "occurred_at": "2026-11-24T10:00:00+00:00",
+                    "survey": "nps",
+                    "score": 5,
+                    "comment": comment,
+                    "customer": {"id": "c"},
+                }
+            )
             assert (matched(event if form == "event" else event.model_dump()) == ["deep"]) is expected
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from worker.config import ConfigError, load_settings
 from worker.events import FeedbackEvent
-from worker.rules import RulesError, load_rules
 from worker.loop.startup import make_router
+from worker.rules import RulesError, load_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +35,13 @@ routes:
 
 
 def event(**fields) -> FeedbackEvent:
-    base = {"event_id": "e1", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "csat", "score": 2,
-            "customer": {"id": "c1", "segment": "smb"}}
+    base = {
+        "event_id": "e1",
+        "occurred_at": "2026-11-24T10:00:00+00:00",
+        "survey": "csat",
+        "score": 2,
+        "customer": {"id": "c1", "segment": "smb"},
+    }
     return FeedbackEvent.model_validate(base | fields)
 
 

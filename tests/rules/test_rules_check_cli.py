@@ -19,7 +19,11 @@ def check(*args: str | Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_"))}
     return subprocess.run(
         [sys.executable, "-m", "worker", "rules", "check", *map(str, args)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -84,8 +88,9 @@ def test_templates_option_checks_that_each_rules_template_exists(tmp_path: Path)
     (only_default / "alert.slack.j2").write_text((ROOT / "templates" / "alert.slack.j2").read_text())
     result = check(path, "--templates", only_default)
     assert result.returncode == 2
-    assert (f"  {path}:{line_of(text, 'template:')}: rule 'a': template 'detractor.slack.j2' not found "
-            "(available: alert.slack.j2)") in result.stderr.splitlines()
+    assert (
+        f"  {path}:{line_of(text, 'template:')}: rule 'a': template 'detractor.slack.j2' not found (available: alert.slack.j2)"
+    ) in result.stderr.splitlines()
 
 
 def test_a_template_that_does_not_render_fails_the_check(tmp_path: Path) -> None:

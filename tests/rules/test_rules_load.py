@@ -44,6 +44,7 @@ def only_problem(path: Path, templates: Path | None = None) -> str:
 
 # -- invalid YAML -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "bad_line"),
     [
@@ -96,6 +97,7 @@ def test_a_mistake_in_when_names_file_line_rule_and_key(tmp_path: Path, body: li
 
 
 # -- mistakes in the rest of a rule -----------------------------------------------------
+
 
 @pytest.mark.parametrize("due_in", ["4 hours", "0s", "0.0000001s", "99999999999999d", "3651d", "-1h", "90"])
 def test_a_bad_duration_names_followup_due_in(tmp_path: Path, due_in: str) -> None:
@@ -154,6 +156,7 @@ def test_an_unknown_followup_key_names_its_path(tmp_path: Path) -> None:
 
 # -- duplicate ids ----------------------------------------------------------------------
 
+
 def test_a_duplicate_id_points_at_the_second_and_names_the_first(tmp_path: Path) -> None:
     first_text = "rules:\n  - id: detractor\n    when: {survey: nps}\n"
     first = write(tmp_path / "a.yaml", first_text)
@@ -181,6 +184,7 @@ def test_a_duplicate_id_is_reported_when_the_duplicate_does_not_compile(tmp_path
 
 
 # -- every problem at once; directories -------------------------------------------------
+
 
 def test_all_problems_in_all_files_are_reported_in_one_run(tmp_path: Path) -> None:
     a_text = (
@@ -211,8 +215,10 @@ def test_all_problems_in_all_files_are_reported_in_one_run(tmp_path: Path) -> No
 
 def test_a_directory_loads_every_yaml_file_in_file_name_order(tmp_path: Path) -> None:
     write(tmp_path / "20-later.yaml", "rules:\n  - {id: later-high, severity: high, when: {survey: nps}}\n")
-    write(tmp_path / "10-first.yaml", "rules:\n  - {id: first-high, severity: high, when: {survey: nps}}\n"
-                                      "  - {id: first-low, severity: low, when: {survey: nps}}\n")
+    write(
+        tmp_path / "10-first.yaml",
+        "rules:\n  - {id: first-high, severity: high, when: {survey: nps}}\n  - {id: first-low, severity: low, when: {survey: nps}}\n",
+    )
     write(tmp_path / "README.md", "not rules: `rules: [oops`\n")
     write(tmp_path / "old.yaml.bak", "rules: [oops\n")
     rules = load_rules(tmp_path)
@@ -239,6 +245,7 @@ def test_the_shipped_rules_load_with_the_shipped_templates() -> None:
 
 
 # -- known bugs -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("block", ["alert: false", "followup: []"])
 def test_a_falsy_non_mapping_alert_or_followup_is_a_type_error(tmp_path: Path, block: str) -> None:

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from worker.rules import RulesError, load_rules
-from worker.rules import run_tests
-from worker.rules import load_tests
+from worker.rules import RulesError, load_rules, load_tests, run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,7 +37,11 @@ def check(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Co
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLACK_", "RULES_", "TEMPLATES_"))}
     return subprocess.run(
         [sys.executable, "-m", "worker", "rules", "check", *map(str, args)],
-        cwd=ROOT, env=clean | (env or {}), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -75,7 +77,9 @@ def test_the_shipped_rules_tests_all_pass_and_cover_every_rule() -> None:
 
 
 def test_passing_tests_are_counted_after_the_rules_line(tmp_path: Path) -> None:
-    path, _ = write(tmp_path, """
+    path, _ = write(
+        tmp_path,
+        """
 tests:
   - name: detractor with refund request - a tie, the first rule in the file owns
     event: {survey: nps, score: 2, comment: "Ik wil mijn geld terug", customer: {id: c-1, segment: smb}}
@@ -87,7 +91,8 @@ tests:
   - name: promoter stays quiet
     event: {survey: nps, score: 10, customer: {id: c-2}}
     expect: {rule: null, matched: []}
-""")
+""",
+    )
     result = check(path)
     assert result.returncode == EXIT_OK, result.stderr
     assert result.stderr == ""
@@ -98,7 +103,9 @@ tests:
 
 
 def test_a_failing_test_shows_where_what_was_given_and_each_difference(tmp_path: Path) -> None:
-    path, text = write(tmp_path, """
+    path, text = write(
+        tmp_path,
+        """
 tests:
   - name: refund request goes to retention
     event: {survey: nps, score: 2, comment: "Ik wil mijn geld terug", customer: {segment: smb}}
@@ -106,7 +113,8 @@ tests:
   - name: promoter stays quiet
     event: {survey: nps, score: 10}
     expect: {rule: null}
-""")
+""",
+    )
     result = check(path)
     assert result.returncode == EXIT_FAILED == 1
     assert result.stdout.startswith("ok: 2 rules")  # the rules themselves are valid
@@ -116,14 +124,15 @@ tests:
         "  defaults: event_id=test-1, occurred_at=2026-11-24T10:00:00+00:00, customer.id=test-customer",
         "  rule: expected churn-words, got nps-detractor",
         "  channel: expected #cx-retention, got #cx-alerts",
-        "  rules that matched: nps-detractor (high), churn-words (high); nps-detractor owns"
-        " (a tie at high: the first in file order wins)",
+        "  rules that matched: nps-detractor (high), churn-words (high); nps-detractor owns (a tie at high: the first in file order wins)",
         "error: 1 of 2 rule test(s) failed",
     ]
 
 
 def test_expecting_no_match_shows_what_matched_and_a_wrong_matched_list_is_a_difference(tmp_path: Path) -> None:
-    path, text = write(tmp_path, """
+    path, text = write(
+        tmp_path,
+        """
 tests:
   - name: quiet detractor?
     event: {survey: nps, score: 3, customer: {id: c-9}}
@@ -131,7 +140,8 @@ tests:
   - name: matched lists every rule
     event: {survey: nps, score: 3, comment: cancel}
     expect: {rule: nps-detractor, matched: [nps-detractor]}
-""")
+""",
+    )
     result = check(path)
     assert result.returncode == EXIT_FAILED
     lines = result.stderr.splitlines()
@@ -159,12 +169,15 @@ tests:
 
 
 def test_the_channel_is_the_workers_slack_default_channel_and_routes(tmp_path: Path) -> None:
-    path, _ = write(tmp_path, """
+    path, _ = write(
+        tmp_path,
+        """
 tests:
   - name: churn words name no channel
     event: {survey: nps, score: 9, comment: cancel, customer: {id: c-1, segment: enterprise}}
     expect: {rule: churn-words, channel: "#cx-fallback", owner: retention}
-""")
+""",
+    )
     assert check(path, env={"SLACK_DEFAULT_CHANNEL": "#cx-fallback"}).returncode == EXIT_OK
     config = tmp_path / "worker.yaml"
     config.write_text('routes:\n  - {when: {customer.segment: enterprise}, channel: "#enterprise-escalations"}\n')
@@ -174,7 +187,9 @@ tests:
 
 
 def test_snapshot_tests_check_metric_rules(tmp_path: Path) -> None:
-    path, _ = write(tmp_path, """
+    path, _ = write(
+        tmp_path,
+        """
 tests:
   - name: NPS -20 from 40 answers fires
     snapshot: {window: 24h, nps: {responses: 40, score: -20.0}}
@@ -185,13 +200,13 @@ tests:
   - name: another window is not watched
     snapshot: {window: 1h, nps: {responses: 400, score: -20.0}}
     expect: {rule: nps-drop}
-""")
+""",
+    )
     result = check(path)
     assert result.returncode == EXIT_FAILED
     lines = result.stderr.splitlines()
     assert lines[0].endswith(": test 'another window is not watched'")
-    assert lines[2] == ("  defaults: window=2026-11-24T09:00:00+00:00/2026-11-24T10:00:00+00:00, "
-                        "other figures=0 (scores and means null)")
+    assert lines[2] == ("  defaults: window=2026-11-24T09:00:00+00:00/2026-11-24T10:00:00+00:00, other figures=0 (scores and means null)")
     assert "  rule: expected nps-drop, got no rule (null)" in lines
     assert lines[-1] == "error: 1 of 3 rule test(s) failed"
 
@@ -200,7 +215,9 @@ tests:
 
 
 def test_missing_event_fields_get_harmless_defaults(tmp_path: Path) -> None:
-    path, _ = write(tmp_path, """
+    path, _ = write(
+        tmp_path,
+        """
 tests:
   - name: only a comment
     event: {comment: "please cancel"}
@@ -208,11 +225,17 @@ tests:
   - name: a CSAT without a score gets the happiest one
     event: {survey: csat, customer: {id: c-7, segment: smb}}
     expect: {rule: null}
-""")
+""",
+    )
     rules = load_rules(path)
     first, second = load_tests(path, rules)
-    assert first.defaults == {"event_id": "test-1", "occurred_at": "2026-11-24T10:00:00+00:00", "survey": "nps",
-                              "score": 10, "customer.id": "test-customer"}
+    assert first.defaults == {
+        "event_id": "test-1",
+        "occurred_at": "2026-11-24T10:00:00+00:00",
+        "survey": "nps",
+        "score": 10,
+        "customer.id": "test-customer",
+    }
     assert (first.subject.survey, first.subject.score, first.subject.customer.id) == ("nps", 10, "test-customer")
     assert second.defaults == {"event_id": "test-2", "occurred_at": "2026-11-24T10:00:00+00:00", "score": 5}
     assert second.subject.customer.segment == "smb"
@@ -228,7 +251,9 @@ def test_the_worker_ignores_tests(tmp_path: Path) -> None:
 
 
 def test_mistakes_in_tests_exit_2_with_file_line_and_test_name(tmp_path: Path) -> None:
-    path, text = write(tmp_path, """
+    path, text = write(
+        tmp_path,
+        """
 tests:
   - name: out of range
     event: {survey: nps, score: 11, customer: {id: c-1}}
@@ -246,7 +271,8 @@ tests:
     expect:
       rule: null
       channel: "#cx-quiet"
-""")
+""",
+    )
     result = check(path)
     assert result.returncode == EXIT_USAGE == 2
     assert "ok:" not in result.stdout
@@ -258,8 +284,9 @@ tests:
         at("sevrity") + "test 'typos': expect.sevrity: unknown key (expected: rule, severity, channel, owner, template, matched)",
         at("sevrity") + "test 'typos': expect.rule: unknown rule 'nps-detracter' (did you mean 'nps-detractor'?)",
         at("name: no expectation") + "test 'no expectation': missing `expect:` (at least `rule:`, the owning rule id or null)",
-        at("2026-11-24T10:00:00\"") + "test 'no expectation': event.occurred_at: Input should have timezone info",
-        at("rule: nps-drop") + "test 'wrong kind of rule': expect.rule: 'nps-drop' is a metric rule: test it with `snapshot:`, not `event:`",
+        at('2026-11-24T10:00:00"') + "test 'no expectation': event.occurred_at: Input should have timezone info",
+        at("rule: nps-drop")
+        + "test 'wrong kind of rule': expect.rule: 'nps-drop' is a metric rule: test it with `snapshot:`, not `event:`",
         at("#cx-quiet") + "test 'rule null with a channel': expect.channel: nothing is alerted when `rule: null`; remove it",
     ]
 
@@ -270,12 +297,21 @@ tests:
         ("tests: {name: x}\n", "tests:", "`tests:` must be a list of tests"),
         ("tests:\n  - just text\n", "just text", "tests[0]: expected a mapping with name, event (or snapshot) and expect"),
         ("tests:\n  - event: {}\n    expect: {rule: null}\n", "event: {}", "tests[0]: missing `name:` (say what the example shows)"),
-        ("tests:\n  - name: x\n    event: {}\n    snapshot: {window: 1h}\n    expect: {rule: null}\n", "name: x",
-         "test 'x': give exactly one of `event:` or `snapshot:`"),
-        ("tests:\n  - name: x\n    snapshot: {nps: {score: 1}}\n    expect: {rule: null}\n", "snapshot:",
-         "test 'x': snapshot: missing `window:` (a window size, e.g. 24h)"),
-        ("tests:\n  - name: x\n    event: {}\n    expect: {rule: null}\n    owner: me\n", "owner: me",
-         "test 'x': unknown key 'owner' (expected: name, event, snapshot, expect)"),
+        (
+            "tests:\n  - name: x\n    event: {}\n    snapshot: {window: 1h}\n    expect: {rule: null}\n",
+            "name: x",
+            "test 'x': give exactly one of `event:` or `snapshot:`",
+        ),
+        (
+            "tests:\n  - name: x\n    snapshot: {nps: {score: 1}}\n    expect: {rule: null}\n",
+            "snapshot:",
+            "test 'x': snapshot: missing `window:` (a window size, e.g. 24h)",
+        ),
+        (
+            "tests:\n  - name: x\n    event: {}\n    expect: {rule: null}\n    owner: me\n",
+            "owner: me",
+            "test 'x': unknown key 'owner' (expected: name, event, snapshot, expect)",
+        ),
     ],
 )
 def test_each_structural_mistake_is_named(tmp_path: Path, tests: str, needle: str, message: str) -> None:

@@ -12,8 +12,13 @@ from worker.config import ConfigError, load_settings
 from worker.tasks import SlaCalendar, TaskPolicy
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
-CALENDAR = SlaCalendar(timezone="Europe/Amsterdam", days=["mon", "tue", "wed", "thu", "fri"], hours="09:00-17:30",
-                       holidays=[date(2026, 12, 25)], holiday_country="NL")
+CALENDAR = SlaCalendar(
+    timezone="Europe/Amsterdam",
+    days=["mon", "tue", "wed", "thu", "fri"],
+    hours="09:00-17:30",
+    holidays=[date(2026, 12, 25)],
+    holiday_country="NL",
+)
 
 
 def local(*parts: int) -> datetime:
@@ -47,16 +52,19 @@ def test_without_a_calendar_timers_run_on_the_wall_clock() -> None:
     assert with_calendar == (local(2026, 11, 30, 9, 50), local(2026, 11, 30, 12, 50))
 
 
-@pytest.mark.parametrize(("block", "problem"), [
-    ("sla_calendar: {timezone: Mars/Olympus}", "unknown time zone 'Mars/Olympus'"),
-    ("sla_calendar: {hours: '9-5'}", "hours must look like 09:00-17:30"),
-    ("sla_calendar: {hours: '17:00-09:00'}", "close before they open"),
-    ("sla_calendar: {holiday_country: XX}", "no public holidays known for 'XX'"),
-    ("root_causes: [Shipping Delay]", "root cause 'Shipping Delay' must be a short slug"),
-    ("root_causes: [a, a]", "a root cause is listed twice"),
-    ("root_causes: []", "give at least one root cause"),
-    ("owners: {cx-oncall: {members: [alice]}}", "'alice' is not a Slack user id"),
-])
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        ("sla_calendar: {timezone: Mars/Olympus}", "unknown time zone 'Mars/Olympus'"),
+        ("sla_calendar: {hours: '9-5'}", "hours must look like 09:00-17:30"),
+        ("sla_calendar: {hours: '17:00-09:00'}", "close before they open"),
+        ("sla_calendar: {holiday_country: XX}", "no public holidays known for 'XX'"),
+        ("root_causes: [Shipping Delay]", "root cause 'Shipping Delay' must be a short slug"),
+        ("root_causes: [a, a]", "a root cause is listed twice"),
+        ("root_causes: []", "give at least one root cause"),
+        ("owners: {cx-oncall: {members: [alice]}}", "'alice' is not a Slack user id"),
+    ],
+)
 def test_a_malformed_task_setting_is_refused_with_its_file_and_line(tmp_path: Path, block: str, problem: str) -> None:
     config = tmp_path / "worker.yaml"
     config.write_text("feedback_topic: x\n" + block + "\n")

@@ -36,9 +36,16 @@ class Journey:
     """One task's records, as the keeper publishes them."""
 
     def __init__(self, name: str, customer: str, value: float | None, comment: str | None, opened: datetime) -> None:
-        event = FeedbackEvent.model_validate({
-            "event_id": f"e-{name}", "occurred_at": opened.isoformat(), "survey": "nps", "score": 2, "comment": comment,
-            "customer": {"id": customer, "name": f"Customer {customer}", "monthly_value": value}})
+        event = FeedbackEvent.model_validate(
+            {
+                "event_id": f"e-{name}",
+                "occurred_at": opened.isoformat(),
+                "survey": "nps",
+                "score": 2,
+                "comment": comment,
+                "customer": {"id": customer, "name": f"Customer {customer}", "monthly_value": value},
+            }
+        )
         self.task = open_task(event, "nps-detractor", ["nps-detractor"], "high", FollowupSpec(owner="cx-team"), opened)
         self.records: list[Any] = [self.task]
 
@@ -74,13 +81,17 @@ def day(week: Period, n: float) -> datetime:
 def journeys() -> list[Journey]:
     return [
         # This week: shipping-delay ×3 (c-1 twice), billing-error ×1, product-defect ×1.
-        Journey("t1", "c-1", 400.0, "Late again, third time.", day(WEEK, 0)).resolved(day(WEEK, 1), "shipping-delay").answered(day(WEEK, 2), 5),
+        Journey("t1", "c-1", 400.0, "Late again, third time.", day(WEEK, 0))
+        .resolved(day(WEEK, 1), "shipping-delay")
+        .answered(day(WEEK, 2), 5),
         Journey("t2", "c-2", 100.0, HOSTILE, day(WEEK, 0)).resolved(day(WEEK, 1), "shipping-delay").answered(day(WEEK, 3), 2),
         Journey("t3", "c-1", 400.0, None, day(WEEK, 1)).resolved(day(WEEK, 2), "shipping-delay"),
         Journey("t4", "c-3", 2000.0, "Charged twice.", day(WEEK, 0)).resolved(day(WEEK, 1), "billing-error").no_response(day(WEEK, 6)),
         # Resolved last week, reopened by a person, resolved again this week: counts in both weeks.
-        Journey("t5", "c-4", 50.0, "Broke again.", day(BEFORE, 1)).resolved(day(BEFORE, 2), "product-defect")
-        .reopened_by(day(BEFORE, 4), "the customer called").resolved(day(WEEK, 2), "product-defect"),
+        Journey("t5", "c-4", 50.0, "Broke again.", day(BEFORE, 1))
+        .resolved(day(BEFORE, 2), "product-defect")
+        .reopened_by(day(BEFORE, 4), "the customer called")
+        .resolved(day(WEEK, 2), "product-defect"),
         # Last week only: billing-error ×2, onboarding ×1.
         Journey("t6", "c-5", 300.0, "Wrong invoice.", day(BEFORE, 0)).resolved(day(BEFORE, 1), "billing-error"),
         Journey("t7", "c-6", 300.0, None, day(BEFORE, 0)).resolved(day(BEFORE, 1), "billing-error"),
@@ -100,7 +111,10 @@ def report(top: int = 5):
 def test_top_causes_by_tasks_with_their_change_against_the_week_before() -> None:
     result = report()
     assert [(line.cause, line.tasks, line.tasks_before) for line in result.by_tasks] == [
-        ("shipping-delay", 3, 0), ("billing-error", 1, 2), ("product-defect", 1, 1)]
+        ("shipping-delay", 3, 0),
+        ("billing-error", 1, 2),
+        ("product-defect", 1, 1),
+    ]
     assert (result.tasks, result.tasks_before, result.causes) == (5, 4, 3)  # before: t5, t6, t7, t8
 
 
@@ -108,16 +122,21 @@ def test_top_causes_by_revenue_at_risk_count_each_customer_once() -> None:
     result = report()
     # billing-error: c-3 2000 × 0.5; shipping-delay: c-1 400 (two tasks, once) + c-2 100 → 500 × 0.5; product-defect: 50 × 0.5
     assert [(line.cause, line.revenue, line.revenue_before) for line in result.by_revenue] == [
-        ("billing-error", 1000.0, 300.0), ("shipping-delay", 250.0, 0.0), ("product-defect", 25.0, 25.0)]
+        ("billing-error", 1000.0, 300.0),
+        ("shipping-delay", 250.0, 0.0),
+        ("product-defect", 25.0, 25.0),
+    ]
     assert (result.revenue, result.revenue_before) == (1275.0, 325.0)  # c-1, c-2, c-3, c-4; before c-4, c-5, c-6 (c-7: no value)
 
 
 def test_recovery_rate_counts_the_answers_to_the_follow_up_survey_only() -> None:
     result = report()
     rates = {line.cause: (line.recovered, line.still_unhappy, line.recovery_rate) for line in result.by_tasks}
-    assert rates == {"shipping-delay": (1, 1, 50.0),  # t1 recovered, t2 still unhappy, t3 no answer yet
-                     "billing-error": (0, 0, None),  # no_response is not an answer
-                     "product-defect": (0, 0, None)}  # reopened by a person, not by an answer
+    assert rates == {
+        "shipping-delay": (1, 1, 50.0),  # t1 recovered, t2 still unhappy, t3 no answer yet
+        "billing-error": (0, 0, None),  # no_response is not an answer
+        "product-defect": (0, 0, None),
+    }  # reopened by a person, not by an answer
     assert (result.recovered, result.still_unhappy, result.recovery_rate) == (1, 1, 50.0)
 
 
@@ -144,8 +163,9 @@ def test_the_plain_table_shows_changes_rates_and_examples_without_terminal_contr
     assert lines[2].split() == ["billing-error", "1", "−1", "$1,000.00", "+$700.00", "—"]
     assert lines[3].split() == ["product-defect", "1", "±0", "$25.00", "±0", "—"]
     assert "\x1b" not in text and "<!channel> *bold* {{ 7*7 }} <@U0BOSS> & [2Jcleared" in text  # shown as typed, escape code gone
-    assert summary_line(report()) == ("5 task(s) resolved (+1 against the period before), 3 root cause(s), $1,275.00/month at risk, "
-                                      "recovery rate 50% (1 of 2 answers)")
+    assert summary_line(report()) == (
+        "5 task(s) resolved (+1 against the period before), 3 root cause(s), $1,275.00/month at risk, recovery rate 50% (1 of 2 answers)"
+    )
 
 
 def test_a_period_without_resolutions_is_an_empty_report_not_an_error() -> None:

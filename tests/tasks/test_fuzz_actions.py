@@ -39,11 +39,22 @@ def states() -> dict[str, Case | None]:
     opened = new_case()
     resolved = status_after(opened, ("resolve", RESOLVE))
     answer = FollowupAnswer.of(EVENT.model_copy(update={"event_id": "e-2", "score": 9, "occurred_at": NOW + timedelta(minutes=1)}))
-    closed = apply(resolved, ACTION.validate_python({"action": "answer", "task_id": opened.task_id, "actor": WORKER,
-                                                     "answer": answer.model_dump(mode="json")}), "answer", NOW, POLICY, no_pool)
+    closed = apply(
+        resolved,
+        ACTION.validate_python({"action": "answer", "task_id": opened.task_id, "actor": WORKER, "answer": answer.model_dump(mode="json")}),
+        "answer",
+        NOW,
+        POLICY,
+        no_pool,
+    )
     assert isinstance(closed, Applied) and closed.case.status == "closed"
-    return {"open": opened, "acknowledged": status_after(opened, ("acknowledge", {})), "resolved": resolved,
-            "closed": closed.case, "unknown": None}
+    return {
+        "open": opened,
+        "acknowledged": status_after(opened, ("acknowledge", {})),
+        "resolved": resolved,
+        "closed": closed.case,
+        "unknown": None,
+    }
 
 
 def seeds(case: Case) -> list[dict[str, Any]]:
@@ -63,8 +74,9 @@ def seeds(case: Case) -> list[dict[str, Any]]:
         {"action": "close"},
         {"action": "open", "task": json.loads(TASK.model_dump_json()), "due_in_s": 14400, "acknowledge_within_s": 1800},
     ]
-    return ([{"task_id": task_id, "actor": ALICE, "action_id": "a-1"} | p for p in person]
-            + [{"task_id": task_id, "actor": WORKER} | o for o in own])
+    return [{"task_id": task_id, "actor": ALICE, "action_id": "a-1"} | p for p in person] + [
+        {"task_id": task_id, "actor": WORKER} | o for o in own
+    ]
 
 
 class Tally:
@@ -119,8 +131,10 @@ def test_100000_random_and_mutated_action_records_are_applied_refused_or_dead_le
     seconds = time.perf_counter() - started
     reasons = ", ".join(f"{kind} {count}" for kind, count in tally.reasons.most_common(12))
     with capsys.disabled():
-        print(f"\naction fuzz: {RECORDS} records in {seconds:.1f}s: {dict(sorted(tally.kinds.items()))}; "
-              f"first error: {reasons}; slowest {tally.slowest[0] * 1000:.1f} ms")
+        print(
+            f"\naction fuzz: {RECORDS} records in {seconds:.1f}s: {dict(sorted(tally.kinds.items()))}; "
+            f"first error: {reasons}; slowest {tally.slowest[0] * 1000:.1f} ms"
+        )
     assert tally.kinds["valid"] + tally.kinds["invalid"] == RECORDS
     assert tally.kinds["valid"] >= RECORDS * 0.1 and tally.kinds["invalid"] >= RECORDS * 0.5
     assert tally.kinds["applied when open"] and tally.kinds["refused when resolved"] and tally.kinds["refused when unknown"]

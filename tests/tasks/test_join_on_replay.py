@@ -23,8 +23,15 @@ FB = TopicPartition("fb", 0)
 
 
 def answer(event_id: str, survey: str, score: int) -> bytes:
-    return json.dumps({"event_id": event_id, "occurred_at": (NOW - timedelta(minutes=1)).isoformat(), "survey": survey,
-                       "score": score, "customer": {"id": "c-7", "segment": "smb", "monthly_value": 100.0}}).encode()
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "occurred_at": (NOW - timedelta(minutes=1)).isoformat(),
+            "survey": survey,
+            "score": score,
+            "customer": {"id": "c-7", "segment": "smb", "monthly_value": 100.0},
+        }
+    ).encode()
 
 
 def test_a_replayed_answer_whose_alert_is_in_slack_joins_no_task_opened_since() -> None:
@@ -33,8 +40,11 @@ def test_a_replayed_answer_whose_alert_is_in_slack_joins_no_task_opened_since() 
     harness.consumer.append("fb", None, answer("e-2", "csat", 1), 0)  # same poll: e-1's task is not applied yet
     harness.start([FB, TopicPartition("actions", 0)])
     worker = harness.worker
-    wait_for(lambda: len(worker.cases.by_id) == 2 and harness.consumer.committed.get(FB) == 2, 10,
-             "both answers alone, as two tasks, and committed")
+    wait_for(
+        lambda: len(worker.cases.by_id) == 2 and harness.consumer.committed.get(FB) == 2,
+        10,
+        "both answers alone, as two tasks, and committed",
+    )
     posted = list(harness.sink.posted)
     assert len(posted) == 2 and worker.stats.joined == 0
 
@@ -57,12 +67,12 @@ def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_its_own_
     for event_id, survey, score, rule_id in (("e-1", "nps", 2, "nps-detractor"), ("e-5", "csat", 1, "low-csat")):
         event = FeedbackEvent.model_validate_json(answer(event_id, survey, score))
         rule = next(r for r in worker.rules.rules if r.id == rule_id)
-        worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None,
-                                 rule.followup.due_in))
+        worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None, rule.followup.due_in))
     first = task_id_for("e-1")
     worker.outbox.posts.put(alert_slot(first), Post(PostState.POSTED, Form.ALONE, "#cx-alerts", 0, now, "C0ALERTS", "1.0"))
-    worker.outbox.posts.put(answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0",
-                                                           thread_ts="1.0"))
+    worker.outbox.posts.put(
+        answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
+    )
 
     harness.consumer.append("fb", None, answer("e-5", "csat", 1), 0)
     harness.start([FB, TopicPartition("actions", 0)])
@@ -83,8 +93,9 @@ def test_a_replayed_answer_whose_reply_is_in_slack_stays_a_reply_though_an_evict
     worker.cases.save(opened(open_task(event, rule.id, [rule.id], rule.severity, rule.followup, NOW), None, rule.followup.due_in))
     first = task_id_for("e-1")
     worker.outbox.posts.put(alert_slot(first), Post(PostState.POSTED, Form.ALONE, "#cx-alerts", 0, now, "C0ALERTS", "1.0"))
-    worker.outbox.posts.put(answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0",
-                                                           thread_ts="1.0"))
+    worker.outbox.posts.put(
+        answer_slot(first, "e-5"), Post(PostState.POSTED, Form.REPLY, "#cx-alerts", 0, now, "C0ALERTS", "2.0", thread_ts="1.0")
+    )
     # the evicted replica's, arrived late
     worker.outbox.posts.put(alert_slot(task_id_for("e-5")), Post(PostState.OWED, Form.ALONE, "#cx-alerts", 0, now - 20))
 

@@ -29,8 +29,15 @@ from worker.tasks import (
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 POLICY = TaskPolicy(owners={"cx-oncall": OwnerPool(members=["U01AAA", "U02BBB", "U03CCC"])})
 ALICE = {"source": "slack", "id": "U01AAA", "name": "Alice"}
-EVENT = FeedbackEvent.model_validate({"event_id": "e-1", "occurred_at": "2026-11-30T09:59:00+00:00", "survey": "nps", "score": 2,
-                                      "customer": {"id": "c-1", "name": "Purrfect Prints", "monthly_value": 120.0}})
+EVENT = FeedbackEvent.model_validate(
+    {
+        "event_id": "e-1",
+        "occurred_at": "2026-11-30T09:59:00+00:00",
+        "survey": "nps",
+        "score": 2,
+        "customer": {"id": "c-1", "name": "Purrfect Prints", "monthly_value": 120.0},
+    }
+)
 
 
 def no_pool(owner: str) -> str | None:
@@ -40,8 +47,17 @@ def no_pool(owner: str) -> str | None:
 def new_case(owner: str = "cx-team") -> Case:
     spec = FollowupSpec(owner=owner, due_in=timedelta(hours=4), acknowledge_within=timedelta(minutes=30))
     task = open_task(EVENT, "nps-detractor", ["nps-detractor"], "high", spec, NOW)
-    action = ACTION.validate_python({"action": "open", "task_id": task.task_id, "actor": {"source": "worker"}, "task": task.model_dump(),
-                                     "acknowledge_within_s": 1800, "due_in_s": 14400, "channel": "#cx-alerts"})
+    action = ACTION.validate_python(
+        {
+            "action": "open",
+            "task_id": task.task_id,
+            "actor": {"source": "worker"},
+            "task": task.model_dump(),
+            "acknowledge_within_s": 1800,
+            "due_in_s": 14400,
+            "channel": "#cx-alerts",
+        }
+    )
     applied = apply(None, action, f"open:{task.task_id}", NOW, POLICY, no_pool)
     assert isinstance(applied, Applied) and applied.record.type == "followup.opened"
     return applied.case
@@ -65,16 +81,19 @@ RESOLVE = {"root_cause": "shipping-delay", "resolution": "Re-sent the order", "c
 OPEN, ACKNOWLEDGED, RESOLVED = [], [("acknowledge", {})], [("resolve", RESOLVE)]
 
 
-@pytest.mark.parametrize(("before", "action", "fields", "record"), [
-    (OPEN, "acknowledge", {}, "followup.acknowledged"),
-    (OPEN, "assign", {"assignee": "U02BBB"}, "followup.assigned"),
-    (ACKNOWLEDGED, "assign", {"assignee": "U02BBB"}, "followup.assigned"),
-    (OPEN, "step", {"step": "hear", "note": "called them"}, "followup.step_done"),
-    (ACKNOWLEDGED, "step", {"step": "apologize"}, "followup.step_done"),
-    (OPEN, "resolve", RESOLVE, "followup.resolved"),
-    (ACKNOWLEDGED, "resolve", RESOLVE, "followup.resolved"),
-    (RESOLVED, "reopen", {"reason": "the customer wrote again"}, "followup.reopened"),
-])
+@pytest.mark.parametrize(
+    ("before", "action", "fields", "record"),
+    [
+        (OPEN, "acknowledge", {}, "followup.acknowledged"),
+        (OPEN, "assign", {"assignee": "U02BBB"}, "followup.assigned"),
+        (ACKNOWLEDGED, "assign", {"assignee": "U02BBB"}, "followup.assigned"),
+        (OPEN, "step", {"step": "hear", "note": "called them"}, "followup.step_done"),
+        (ACKNOWLEDGED, "step", {"step": "apologize"}, "followup.step_done"),
+        (OPEN, "resolve", RESOLVE, "followup.resolved"),
+        (ACKNOWLEDGED, "resolve", RESOLVE, "followup.resolved"),
+        (RESOLVED, "reopen", {"reason": "the customer wrote again"}, "followup.reopened"),
+    ],
+)
 def test_every_allowed_transition_publishes_its_record_and_moves_the_case(before, action, fields, record) -> None:
     case = status_after(new_case(), *before)
     result = act(case, action, **fields)
@@ -85,20 +104,42 @@ def test_every_allowed_transition_publishes_its_record_and_moves_the_case(before
     assert result.case.status == expected
 
 
-@pytest.mark.parametrize(("before", "action", "fields", "reason"), [
-    (ACKNOWLEDGED, "acknowledge", {}, "cannot acknowledge task {id}: it is acknowledged by Alice; only an open task can be acknowledged"),
-    (RESOLVED, "acknowledge", {}, "cannot acknowledge task {id}: it is resolved; only an open task can be acknowledged"),
-    (RESOLVED, "assign", {"assignee": "U02BBB"}, "cannot assign task {id}: it is resolved (reopen it first)"),
-    (OPEN, "assign", {"assignee": None}, None),  # filled below: assigning to the current assignee
-    (RESOLVED, "step", {"step": "hear"}, "cannot tick a step of task {id}: it is resolved (reopen it first)"),
-    (OPEN, "resolve", {"resolution": "done"}, "cannot resolve task {id} (open): a root cause is required (one of: "),
-    (OPEN, "resolve", {"root_cause": "bad-weather", "resolution": "x"},
-     "cannot resolve task {id} (open): root cause 'bad-weather' is not in the taxonomy (one of: "),
-    (ACKNOWLEDGED, "resolve", {"root_cause": "billing-error", "resolution": "  "}, "cannot resolve task {id} (acknowledged): say what was done"),
-    (RESOLVED, "resolve", RESOLVE, "cannot resolve task {id}: it is already resolved (shipping-delay, by Alice)"),
-    (OPEN, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is open; only a resolved or closed task can be reopened"),
-    (ACKNOWLEDGED, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is acknowledged; only a resolved or closed task can be reopened"),
-])
+@pytest.mark.parametrize(
+    ("before", "action", "fields", "reason"),
+    [
+        (
+            ACKNOWLEDGED,
+            "acknowledge",
+            {},
+            "cannot acknowledge task {id}: it is acknowledged by Alice; only an open task can be acknowledged",
+        ),
+        (RESOLVED, "acknowledge", {}, "cannot acknowledge task {id}: it is resolved; only an open task can be acknowledged"),
+        (RESOLVED, "assign", {"assignee": "U02BBB"}, "cannot assign task {id}: it is resolved (reopen it first)"),
+        (OPEN, "assign", {"assignee": None}, None),  # filled below: assigning to the current assignee
+        (RESOLVED, "step", {"step": "hear"}, "cannot tick a step of task {id}: it is resolved (reopen it first)"),
+        (OPEN, "resolve", {"resolution": "done"}, "cannot resolve task {id} (open): a root cause is required (one of: "),
+        (
+            OPEN,
+            "resolve",
+            {"root_cause": "bad-weather", "resolution": "x"},
+            "cannot resolve task {id} (open): root cause 'bad-weather' is not in the taxonomy (one of: ",
+        ),
+        (
+            ACKNOWLEDGED,
+            "resolve",
+            {"root_cause": "billing-error", "resolution": "  "},
+            "cannot resolve task {id} (acknowledged): say what was done",
+        ),
+        (RESOLVED, "resolve", RESOLVE, "cannot resolve task {id}: it is already resolved (shipping-delay, by Alice)"),
+        (OPEN, "reopen", {"reason": "x"}, "cannot reopen task {id}: it is open; only a resolved or closed task can be reopened"),
+        (
+            ACKNOWLEDGED,
+            "reopen",
+            {"reason": "x"},
+            "cannot reopen task {id}: it is acknowledged; only a resolved or closed task can be reopened",
+        ),
+    ],
+)
 def test_every_refused_transition_names_the_task_its_status_and_why(before, action, fields, reason) -> None:
     case = status_after(new_case(), *before)
     if action == "assign" and fields["assignee"] is None:
@@ -131,10 +172,27 @@ def test_only_the_worker_may_open_update_or_escalate() -> None:
 def test_a_step_can_be_ticked_and_unticked_and_answers_count_up() -> None:
     case = status_after(new_case(), ("step", {"step": "hear"}), ("step", {"step": "empathize"}), ("step", {"step": "hear", "done": False}))
     assert case.steps == {"hear": False, "empathize": True}
-    update = FollowUpUpdate(task_id=case.task_id, event_id="e-2", rule_id="nps-detractor", matched_rules=["nps-detractor"], updated_at=NOW,
-                            answers_in_episode=2, customer=EVENT.customer, survey="nps", score=1, comment=None, at=NOW)
-    result = apply(case, ACTION.validate_python({"action": "update", "task_id": case.task_id, "actor": {"source": "worker"},
-                                                 "update": update.model_dump()}), "u-1", NOW, POLICY, no_pool)
+    update = FollowUpUpdate(
+        task_id=case.task_id,
+        event_id="e-2",
+        rule_id="nps-detractor",
+        matched_rules=["nps-detractor"],
+        updated_at=NOW,
+        answers_in_episode=2,
+        customer=EVENT.customer,
+        survey="nps",
+        score=1,
+        comment=None,
+        at=NOW,
+    )
+    result = apply(
+        case,
+        ACTION.validate_python({"action": "update", "task_id": case.task_id, "actor": {"source": "worker"}, "update": update.model_dump()}),
+        "u-1",
+        NOW,
+        POLICY,
+        no_pool,
+    )
     assert isinstance(result, Applied) and result.case.answers == 2 and result.record.type == "followup.updated"
 
 
@@ -142,8 +200,9 @@ def test_an_escalation_asked_before_an_acknowledgement_applied_after_it_is_refus
     """The keeper asks when the timer runs out, from what it has applied so far; an acknowledgement sent in time may
     already be ahead of it in the actions topic (seen after a keeper's kill -9: acknowledged tasks escalated to leads)."""
     acknowledged = status_after(new_case(), ("acknowledge", {}))
-    late = ACTION.validate_python({"action": "escalate", "task_id": acknowledged.task_id, "actor": {"source": "worker"},
-                                   "reason": "not_acknowledged"})
+    late = ACTION.validate_python(
+        {"action": "escalate", "task_id": acknowledged.task_id, "actor": {"source": "worker"}, "reason": "not_acknowledged"}
+    )
     refused = apply(acknowledged, late, "esc-1", NOW + timedelta(minutes=31), POLICY, no_pool)
     assert isinstance(refused, Refused) and "acknowledged before its escalation" in refused.reason
     overdue = late.model_copy(update={"reason": "overdue"})  # the other timer still runs while it is unresolved
@@ -154,8 +213,16 @@ def test_timers_fall_due_once_per_reason_and_restart_on_a_reopen() -> None:
     case = new_case()
     assert case.due_timer(NOW + timedelta(minutes=29)) is None
     assert case.due_timer(NOW + timedelta(minutes=31)) == "not_acknowledged"
-    escalated = apply(case, ACTION.validate_python({"action": "escalate", "task_id": case.task_id, "actor": {"source": "worker"},
-                                                    "reason": "not_acknowledged"}), "esc-1", NOW, POLICY, no_pool)
+    escalated = apply(
+        case,
+        ACTION.validate_python(
+            {"action": "escalate", "task_id": case.task_id, "actor": {"source": "worker"}, "reason": "not_acknowledged"}
+        ),
+        "esc-1",
+        NOW,
+        POLICY,
+        no_pool,
+    )
     assert isinstance(escalated, Applied)
     case = escalated.case
     assert case.due_timer(NOW + timedelta(hours=1)) is None  # escalated once for that reason
@@ -187,8 +254,9 @@ def test_round_robin_gives_each_member_a_task_in_turn_and_the_rotation_survives_
 
 def test_least_open_picks_the_member_with_the_fewest_unresolved_tasks() -> None:
     cases = cases_with(["U01AAA", "U02BBB", "U03CCC"], "least_open")
-    for n, (member, status) in enumerate([("U01AAA", "open"), ("U01AAA", "acknowledged"), ("U02BBB", "open"), ("U03CCC", "resolved"),
-                                          ("U03CCC", "resolved")]):
+    for n, (member, status) in enumerate(
+        [("U01AAA", "open"), ("U01AAA", "acknowledged"), ("U02BBB", "open"), ("U03CCC", "resolved"), ("U03CCC", "resolved")]
+    ):
         cases.save(new_case().model_copy(update={"task_id": f"t-{n}", "assignee": member, "status": status}))
     assert cases.assign("cx-oncall") == "U03CCC"  # two resolved tasks count for nothing
     cases.save(new_case().model_copy(update={"task_id": "t-9", "assignee": "U03CCC"}))

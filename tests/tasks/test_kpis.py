@@ -41,8 +41,14 @@ ACK_S, DUE_S, RECOVERY_S = 1800, 4 * 3600, 2 * 86400
 CAUSES = ["shipping-delay", "billing-error", "pricing", "product-defect"]
 SEGMENTS = ["smb", "enterprise", None]
 VALUES = [None, 40.0, 99.5, 250.0, 1200.25, 40.0, 75.0, None]  # customer c-n is worth VALUES[n] a month
-CONFIG = MetricsConfig.model_validate({"windows": [{"size": "1h"}, {"size": "24h", "step": "1h"}, {"size": "7d", "step": "1d"}],
-                                       "dimensions": ["customer.segment"], "lateness": "30d", "emit_every": "1s"})
+CONFIG = MetricsConfig.model_validate(
+    {
+        "windows": [{"size": "1h"}, {"size": "24h", "step": "1h"}, {"size": "7d", "step": "1d"}],
+        "dimensions": ["customer.segment"],
+        "lateness": "30d",
+        "emit_every": "1s",
+    }
+)
 AMSTERDAM = SlaCalendar(timezone="Europe/Amsterdam", hours="09:00-17:30")
 WORKER = {"source": "worker"}
 ALICE = {"source": "cli", "id": "alice"}
@@ -72,8 +78,13 @@ class Journeys:
         return result.case
 
     def answer(self, task_id: str, at: datetime, happy: bool) -> None:
-        answer = {"event_id": f"f-{self.actions}", "occurred_at": at.isoformat(), "survey": "csat", "score": 5 if happy else 2,
-                  "unhappy": not happy}
+        answer = {
+            "event_id": f"f-{self.actions}",
+            "occurred_at": at.isoformat(),
+            "survey": "csat",
+            "score": 5 if happy else 2,
+            "unhappy": not happy,
+        }
         self.act(task_id, {"action": "answer", "actor": WORKER, "answer": answer}, at)
 
     def journey(self, n: int) -> None:
@@ -81,16 +92,34 @@ class Journeys:
         t = START + timedelta(minutes=rng.randrange(3 * 24 * 60))
         customer = rng.randrange(len(VALUES))
         segment = rng.choice(SEGMENTS)
-        event = FeedbackEvent.model_validate({"event_id": f"e-{n}", "occurred_at": t.isoformat(), "survey": "nps", "score": 3,
-                                              "customer": {"id": f"c-{customer}", "segment": segment, "monthly_value": VALUES[customer]}})
+        event = FeedbackEvent.model_validate(
+            {
+                "event_id": f"e-{n}",
+                "occurred_at": t.isoformat(),
+                "survey": "nps",
+                "score": 3,
+                "customer": {"id": f"c-{customer}", "segment": segment, "monthly_value": VALUES[customer]},
+            }
+        )
         acknowledge_by, resolve_by = self.policy.sla(t, timedelta(seconds=ACK_S), timedelta(seconds=DUE_S))
         spec = FollowupSpec(due_in=timedelta(seconds=DUE_S), acknowledge_within=timedelta(seconds=ACK_S))
-        task = open_task(event, "nps-detractor", ["nps-detractor"], "high", spec, t, sla=Sla(acknowledge_by=acknowledge_by,
-                                                                                                resolve_by=resolve_by))
+        task = open_task(
+            event, "nps-detractor", ["nps-detractor"], "high", spec, t, sla=Sla(acknowledge_by=acknowledge_by, resolve_by=resolve_by)
+        )
         task_id = task.task_id
-        self.act(task_id, {"action": "open", "actor": WORKER, "task": task.model_dump(mode="json"), "acknowledge_within_s": ACK_S,
-                           "due_in_s": DUE_S, "recovery_window_s": RECOVERY_S,
-                           "dims": [f"customer.segment={segment}"] if segment else []}, t)
+        self.act(
+            task_id,
+            {
+                "action": "open",
+                "actor": WORKER,
+                "task": task.model_dump(mode="json"),
+                "acknowledge_within_s": ACK_S,
+                "due_in_s": DUE_S,
+                "recovery_window_s": RECOVERY_S,
+                "dims": [f"customer.segment={segment}"] if segment else [],
+            },
+            t,
+        )
         for _ in range(3):  # a task can come back twice
             if rng.random() < 0.1:
                 return  # still being worked on
@@ -142,8 +171,14 @@ def rows_of(journeys: Journeys) -> list[dict[str, Any]]:
         dims = ["*"] + ([f"customer.segment={customer.segment}"] if customer.segment else [])
         since, acknowledge_by, resolve_by = opened.at, opened.sla.acknowledge_by, opened.sla.resolve_by
         for record in records:
-            row: dict[str, Any] = {"type": record.type.removeprefix("followup."), "at": record.at, "task": task_id,
-                                   "customer": customer.id, "value": customer.monthly_value, "dims": dims}
+            row: dict[str, Any] = {
+                "type": record.type.removeprefix("followup."),
+                "at": record.at,
+                "task": task_id,
+                "customer": customer.id,
+                "value": customer.monthly_value,
+                "dims": dims,
+            }
             if row["type"] == "reopened":
                 since = record.at  # the timers restart
                 acknowledge_by, resolve_by = journeys.policy.sla(record.at, timedelta(seconds=ACK_S), timedelta(seconds=DUE_S))
@@ -174,13 +209,21 @@ def figures_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
     recovered, unhappy = of("closed", outcome="recovered"), of("reopened", reason=STILL_UNHAPPY)
     decided = len(recovered) + len(unhappy)
     loop = {
-        "opened": len(of("opened")), "acknowledged": len(acks), "resolved": len(resolutions), "reopened": len(of("reopened")),
-        "still_unhappy": len(unhappy), "escalated": len(of("escalated")), "closed_recovered": len(recovered),
+        "opened": len(of("opened")),
+        "acknowledged": len(acks),
+        "resolved": len(resolutions),
+        "reopened": len(of("reopened")),
+        "still_unhappy": len(unhappy),
+        "escalated": len(of("escalated")),
+        "closed_recovered": len(recovered),
         "closed_no_response": len(of("closed", outcome="no_response")),
-        "acknowledged_within_sla": sum(r["within"] for r in acks), "resolved_within_sla": sum(r["within"] for r in resolutions),
+        "acknowledged_within_sla": sum(r["within"] for r in acks),
+        "resolved_within_sla": sum(r["within"] for r in resolutions),
         "time_to_acknowledge": {"p50": percentile([r["seconds"] for r in acks], 50), "p90": percentile([r["seconds"] for r in acks], 90)},
-        "time_to_resolve": {"p50": percentile([r["seconds"] for r in resolutions], 50),
-                            "p90": percentile([r["seconds"] for r in resolutions], 90)},
+        "time_to_resolve": {
+            "p50": percentile([r["seconds"] for r in resolutions], 50),
+            "p90": percentile([r["seconds"] for r in resolutions], 90),
+        },
         "recovery_rate": round(len(recovered) / decided * 100, 2) if decided else None,
         "revenue_recovered": round(sum({r["customer"]: r["value"] or 0.0 for r in recovered}.values()), 2),
     }
@@ -203,8 +246,9 @@ def expected_windows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def emitted(book: LoopBook, now: datetime) -> dict[str, dict[str, Any]]:
     producer = Fake()
-    emitter = SnapshotEmitter(CONFIG, MetricState(StateView("state", "feedback", Fake(), producer)), producer, "metrics",
-                              {0}.__contains__, lambda: 1, book)
+    emitter = SnapshotEmitter(
+        CONFIG, MetricState(StateView("state", "feedback", Fake(), producer)), producer, "metrics", {0}.__contains__, lambda: 1, book
+    )
     emitter.tick(int(now.timestamp()))
     sent = {key.decode(): json.loads(value) for topic, key, value in producer.sent if topic == "metrics"}
     return {key: {"loop": s["loop"], "root_causes": s["root_causes"]} for key, s in sent.items()}
@@ -251,11 +295,15 @@ def test_a_deleted_case_keeps_its_counts_in_the_windows_that_counted_it() -> Non
     (task_id,) = journeys.records
     journeys.cases._put(task_id, None)  # what a tombstone read back from the state topic does
     assert journeys.cases.get(task_id) is None and journeys.book.changed == set()  # no window changed
-    emitter = SnapshotEmitter(CONFIG, MetricState(StateView("state", "feedback", Fake(), Fake())), Fake(), "metrics",
-                              {0}.__contains__, lambda: 1, journeys.book)
+    emitter = SnapshotEmitter(
+        CONFIG, MetricState(StateView("state", "feedback", Fake(), Fake())), Fake(), "metrics", {0}.__contains__, lambda: 1, journeys.book
+    )
     now = int(journeys.last.timestamp()) + 60
-    after = {key: {"loop": s.loop.model_dump(), "root_causes": s.root_causes}
-             for key in before if (s := emitter.snapshot(window_of(key), False, now))}
+    after = {
+        key: {"loop": s.loop.model_dump(), "root_causes": s.root_causes}
+        for key in before
+        if (s := emitter.snapshot(window_of(key), False, now))
+    }
     assert after == before and len(before) > 20
 
 
@@ -270,20 +318,33 @@ def test_times_to_acknowledge_and_resolve_count_business_hours_from_the_latest_r
     friday = datetime(2026, 11, 27, 16, 20, tzinfo=UTC)  # 17:20 in Amsterdam, ten minutes before closing
     monday = datetime(2026, 11, 30, 8, 10, tzinfo=UTC)  # 09:10, ten minutes after opening
     journeys = Journeys(policy, seed=1)
-    event = FeedbackEvent.model_validate({"event_id": "e-fri", "occurred_at": friday.isoformat(), "survey": "nps", "score": 1,
-                                          "customer": {"id": "c-1", "monthly_value": 99.0}})
+    event = FeedbackEvent.model_validate(
+        {
+            "event_id": "e-fri",
+            "occurred_at": friday.isoformat(),
+            "survey": "nps",
+            "score": 1,
+            "customer": {"id": "c-1", "monthly_value": 99.0},
+        }
+    )
     acknowledge_by, resolve_by = policy.sla(friday, timedelta(hours=1), timedelta(hours=4))
     assert (acknowledge_by, resolve_by) == (datetime(2026, 11, 30, 8, 50, tzinfo=UTC), datetime(2026, 11, 30, 11, 50, tzinfo=UTC))
     task = open_task(event, "r", ["r"], "high", FollowupSpec(), friday, sla=Sla(acknowledge_by=acknowledge_by, resolve_by=resolve_by))
     t = task.task_id
-    journeys.act(t, {"action": "open", "actor": WORKER, "task": task.model_dump(mode="json"), "acknowledge_within_s": 3600,
-                     "due_in_s": 4 * 3600}, friday)
+    journeys.act(
+        t,
+        {"action": "open", "actor": WORKER, "task": task.model_dump(mode="json"), "acknowledge_within_s": 3600, "due_in_s": 4 * 3600},
+        friday,
+    )
     journeys.act(t, {"action": "acknowledge", "actor": ALICE}, monday)
     journeys.act(t, {"action": "resolve", "actor": ALICE, "root_cause": "pricing", "resolution": "refund"}, monday + timedelta(hours=3))
     reopened_at = monday + timedelta(hours=7, minutes=50)  # 17:00 Amsterdam
     journeys.act(t, {"action": "reopen", "actor": ALICE, "reason": "not fixed"}, reopened_at)
-    journeys.act(t, {"action": "resolve", "actor": ALICE, "root_cause": "pricing", "resolution": "refund again"},
-                 reopened_at + timedelta(hours=16, minutes=30))  # 09:30 on Tuesday
+    journeys.act(
+        t,
+        {"action": "resolve", "actor": ALICE, "root_cause": "pricing", "resolution": "refund again"},
+        reopened_at + timedelta(hours=16, minutes=30),
+    )  # 09:30 on Tuesday
 
     case = journeys.cases.get(t)
     assert case is not None

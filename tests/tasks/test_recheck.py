@@ -25,10 +25,17 @@ def resolved(**changes: object) -> Case:
 
 
 def reply(case: Case, event_id: str, score: int, after: timedelta, survey: str = "csat") -> Applied | Refused | None:
-    answer = FollowupAnswer(event_id=event_id, occurred_at=RESOLVED_AT + after, survey=survey, score=score,  # type: ignore[arg-type]
-                            unhappy=score <= 3 if survey == "csat" else score <= 6, comment="thanks" if score > 3 else "still broken")
-    action = ACTION.validate_python({"action": "answer", "task_id": case.task_id, "actor": {"source": "worker"},
-                                     "answer": answer.model_dump()})
+    answer = FollowupAnswer(
+        event_id=event_id,
+        occurred_at=RESOLVED_AT + after,
+        survey=survey,
+        score=score,  # type: ignore[arg-type]
+        unhappy=score <= 3 if survey == "csat" else score <= 6,
+        comment="thanks" if score > 3 else "still broken",
+    )
+    action = ACTION.validate_python(
+        {"action": "answer", "task_id": case.task_id, "actor": {"source": "worker"}, "answer": answer.model_dump()}
+    )
     return apply(case, action, f"answer:{case.task_id}:{event_id}", RESOLVED_AT + after + timedelta(seconds=1), POLICY, no_pool)
 
 
@@ -70,7 +77,9 @@ def test_an_unhappy_answer_reopens_the_task_and_restarts_its_timers() -> None:
     reopened = result.case
     assert reopened.status == "open" and reopened.reopened == 1 and reopened.answered_by("e-9")
     answered_at = RESOLVED_AT + timedelta(hours=5, seconds=1)
-    assert reopened.sla.acknowledge_by == answered_at + timedelta(minutes=30) and reopened.sla.resolve_by == answered_at + timedelta(hours=4)
+    assert reopened.sla.acknowledge_by == answered_at + timedelta(minutes=30) and reopened.sla.resolve_by == answered_at + timedelta(
+        hours=4
+    )
     assert reopened.due_timer(answered_at + timedelta(minutes=31)) == "not_acknowledged"
     # Resolved again: asked again; a happy answer now closes it.
     resolved_again = act(reopened, "resolve", "resolve-2", at=answered_at + timedelta(hours=1), **RESOLVE)
@@ -117,8 +126,10 @@ def test_no_answer_in_the_window_closes_it_as_no_response_when_the_timer_runs_ou
 
 def test_only_the_worker_answers_or_closes_and_a_person_may_reopen_a_closed_task() -> None:
     case = resolved()
-    for action in ({"action": "close"}, {"action": "answer", "answer": {"event_id": "e", "occurred_at": NOW.isoformat(),
-                                                                       "survey": "csat", "score": 5, "unhappy": False}}):
+    for action in (
+        {"action": "close"},
+        {"action": "answer", "answer": {"event_id": "e", "occurred_at": NOW.isoformat(), "survey": "csat", "score": 5, "unhappy": False}},
+    ):
         try:
             ACTION.validate_python(action | {"task_id": case.task_id, "actor": ALICE})
         except ValueError as err:

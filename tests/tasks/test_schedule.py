@@ -106,6 +106,11 @@ def test_the_digest_is_a_config_file_setting_like_the_sla_calendar(tmp_path: Pat
     path = tmp_path / "worker.yaml"
     path.write_text('root_cause_digest: {channel: "#cx-leads", every: 1w, at: "mon 09:00", timezone: Europe/Amsterdam}\n')
     digest = load_settings(path, environ={}).root_cause_digest
-    assert (digest.channel, digest.every, digest.at, digest.timezone, digest.top) == ("#cx-leads", timedelta(weeks=1), "mon 09:00",
-                                                                                      "Europe/Amsterdam", 5)
+    assert (digest.channel, digest.every, digest.at, digest.timezone, digest.top) == (
+        "#cx-leads",
+        timedelta(weeks=1),
+        "mon 09:00",
+        "Europe/Amsterdam",
+        5,
+    )
     assert load_settings(None, environ={"ROOT_CAUSE_DIGEST": "x"}).root_cause_digest is None  # not an environment variable

@@ -12,8 +12,9 @@ Posting it, once, is the delivery core's (worker/delivery/).
 
 from .cards import RESOLVE_VIEW, audit_line, card, is_card, new_card, resolve_view, with_card
 from .digest import Digest, Digests, Item
+from .escaping import fit, slack_escape
 from .preview import DigestPreview, Preview, PreviewError, read_event, render_preview, render_root_causes_preview
-from .render import DIGEST_TEMPLATE, REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, fit, notice_alert, slack_escape
+from .render import DIGEST_TEMPLATE, REPLY_TEMPLATE, Alert, AlertRenderer, TemplateRenderError, notice_alert
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, sample_cases, sample_period, span_text
 from .silences import Silence, Silences, describe, parse_matchers, silenced_by, silenced_metric
 from .throttle import Episode, Throttle

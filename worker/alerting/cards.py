@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..tasks import STEPS, Case, FollowUpTask
-from .render import slack_escape
-from .render import slack_mention as mention
+from .escaping import slack_escape
+from .escaping import slack_mention as mention
 
 CARD = "followup.card"
 RESOLVE_VIEW = "followup.resolve"
@@ -42,12 +42,28 @@ def new_card(task: FollowUpTask) -> list[dict[str, Any]]:
 
 
 def card(case: Case, overdue: bool) -> list[dict[str, Any]]:
-    return _card(case.task_id, case.status, case.assignee, case.steps, case.sla.resolve_by.strftime("%Y-%m-%d %H:%M UTC"), case,
-                 [e.reason for e in case.escalations if e.round == case.reopened], overdue)
+    return _card(
+        case.task_id,
+        case.status,
+        case.assignee,
+        case.steps,
+        case.sla.resolve_by.strftime("%Y-%m-%d %H:%M UTC"),
+        case,
+        [e.reason for e in case.escalations if e.round == case.reopened],
+        overdue,
+    )
 
 
-def _card(task_id: str, status: str, assignee: str | None, steps: dict[str, bool], due: str, case: Case | None,
-          escalations: list[str], overdue: bool) -> list[dict[str, Any]]:
+def _card(
+    task_id: str,
+    status: str,
+    assignee: str | None,
+    steps: dict[str, bool],
+    due: str,
+    case: Case | None,
+    escalations: list[str],
+    overdue: bool,
+) -> list[dict[str, Any]]:
     line = f"*{status.capitalize()}*"
     if assignee:
         line += f" · {mention(assignee)}"
@@ -59,37 +75,52 @@ def _card(task_id: str, status: str, assignee: str | None, steps: dict[str, bool
             line += " · :warning: overdue"
         if escalations:
             line += " · :rotating_light: escalated (" + ", ".join(r.replace("_", " ") for r in escalations) + ")"
-    blocks: list[dict[str, Any]] = [{"type": "divider", "block_id": f"{CARD}:{task_id}:divider"},
-                                    {"type": "section", "block_id": f"{CARD}:{task_id}:status", "text": {"type": "mrkdwn", "text": line}}]
+    blocks: list[dict[str, Any]] = [
+        {"type": "divider", "block_id": f"{CARD}:{task_id}:divider"},
+        {"type": "section", "block_id": f"{CARD}:{task_id}:status", "text": {"type": "mrkdwn", "text": line}},
+    ]
     if status in ("resolved", "closed") and case is not None and case.resolution is not None:
         r = case.resolution
-        text = (f":white_check_mark: *Resolved* by {_who(r.by.id, r.by.shown())} · root cause *{slack_escape(r.root_cause)}*"
-                f"{' · customer contacted' if r.customer_contacted else ''}\n>{slack_escape(r.resolution)[:2700]}{_loop_line(case)}")
+        text = (
+            f":white_check_mark: *Resolved* by {_who(r.by.id, r.by.shown())} · root cause *{slack_escape(r.root_cause)}*"
+            f"{' · customer contacted' if r.customer_contacted else ''}\n>{slack_escape(r.resolution)[:2700]}{_loop_line(case)}"
+        )
         blocks[1] = {"type": "section", "block_id": f"{CARD}:{task_id}:status", "text": {"type": "mrkdwn", "text": text}}
-        blocks.append({"type": "actions", "block_id": f"{CARD}:{task_id}:actions", "elements": [
-            _button("Reopen", "followup.reopen", task_id)]})
+        blocks.append(
+            {"type": "actions", "block_id": f"{CARD}:{task_id}:actions", "elements": [_button("Reopen", "followup.reopen", task_id)]}
+        )
         return blocks
     done = [step for step in STEPS if steps.get(step)]
-    checkboxes: dict[str, Any] = {"type": "checkboxes", "action_id": "followup.steps",
-                                  "options": [_option(step) for step in STEPS]}
+    checkboxes: dict[str, Any] = {"type": "checkboxes", "action_id": "followup.steps", "options": [_option(step) for step in STEPS]}
     if done:
         checkboxes["initial_options"] = [_option(step) for step in done]
     buttons = [] if status == "acknowledged" else [_button("Acknowledge", "followup.acknowledge", task_id, "primary")]
-    picker: dict[str, Any] = {"type": "users_select", "action_id": "followup.assign",
-                              "placeholder": {"type": "plain_text", "text": "Assign…"}}
+    picker: dict[str, Any] = {
+        "type": "users_select",
+        "action_id": "followup.assign",
+        "placeholder": {"type": "plain_text", "text": "Assign…"},
+    }
     if assignee and assignee[:1] in "UW":
         picker["initial_user"] = assignee
-    blocks += [{"type": "actions", "block_id": f"{CARD}:{task_id}:steps", "elements": [checkboxes]},
-               {"type": "actions", "block_id": f"{CARD}:{task_id}:actions",
-                "elements": [*buttons, _button("Resolve…", "followup.resolve", task_id), picker]}]
+    blocks += [
+        {"type": "actions", "block_id": f"{CARD}:{task_id}:steps", "elements": [checkboxes]},
+        {
+            "type": "actions",
+            "block_id": f"{CARD}:{task_id}:actions",
+            "elements": [*buttons, _button("Resolve…", "followup.resolve", task_id), picker],
+        },
+    ]
     return blocks
 
 
 def _loop_line(case: Case) -> str:
     """Where the loop stands after the resolution: awaiting the customer's answer, or closed with its outcome."""
     if case.status == "closed":
-        return ("\n:tada: *Closed: the customer recovered*" if case.outcome == "recovered"
-                else "\n:hourglass: *Closed: no answer from the customer in the recovery window*")
+        return (
+            "\n:tada: *Closed: the customer recovered*"
+            if case.outcome == "recovered"
+            else "\n:hourglass: *Closed: no answer from the customer in the recovery window*"
+        )
     window = case.answer_window()
     if case.awaiting_answer and window is not None:
         return f"\n:hourglass_flowing_sand: Awaiting the customer's {case.recheck.upper()} answer until {window[1].strftime('%Y-%m-%d %H:%M UTC')}"
@@ -99,19 +130,44 @@ def _loop_line(case: Case) -> str:
 def resolve_view(task_id: str, root_causes: list[str], customer: str) -> dict[str, Any]:
     """The dialog a `Resolve…` click opens (views.open)."""
     return {
-        "type": "modal", "callback_id": RESOLVE_VIEW, "private_metadata": task_id,
+        "type": "modal",
+        "callback_id": RESOLVE_VIEW,
+        "private_metadata": task_id,
         "title": {"type": "plain_text", "text": "Resolve task"},
-        "submit": {"type": "plain_text", "text": "Resolve"}, "close": {"type": "plain_text", "text": "Cancel"},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{slack_escape(task_id)} · {slack_escape(customer)[:200]}"}]},
-            {"type": "input", "block_id": "root_cause", "optional": True, "label": {"type": "plain_text", "text": "Root cause"},
-             "element": {"type": "static_select", "action_id": "value", "placeholder": {"type": "plain_text", "text": "Choose…"},
-                         "options": [{"text": {"type": "plain_text", "text": cause}, "value": cause} for cause in root_causes[:100]]}},
-            {"type": "input", "block_id": "resolution", "optional": True, "label": {"type": "plain_text", "text": "What was done"},
-             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000}},
-            {"type": "input", "block_id": "customer_contacted", "optional": True, "label": {"type": "plain_text", "text": "Customer"},
-             "element": {"type": "checkboxes", "action_id": "value",
-                         "options": [{"text": {"type": "plain_text", "text": "Customer contacted"}, "value": "yes"}]}},
+            {
+                "type": "input",
+                "block_id": "root_cause",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Root cause"},
+                "element": {
+                    "type": "static_select",
+                    "action_id": "value",
+                    "placeholder": {"type": "plain_text", "text": "Choose…"},
+                    "options": [{"text": {"type": "plain_text", "text": cause}, "value": cause} for cause in root_causes[:100]],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "resolution",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "What was done"},
+                "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": 3000},
+            },
+            {
+                "type": "input",
+                "block_id": "customer_contacted",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Customer"},
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [{"text": {"type": "plain_text", "text": "Customer contacted"}, "value": "yes"}],
+                },
+            },
         ],
     }
 

@@ -61,8 +61,9 @@ class Digests:
         self._next_allowed: dict[tuple[Any, ...], float] = {}
         self._posted: dict[str, deque[float]] = {}  # channel -> times of recent top-level alerts
 
-    def batch(self, rule: Rule, channel: str, item: Item, thread_starter: bool,
-              full: bool = False) -> Literal["grouped", "rate_limited"] | None:
+    def batch(
+        self, rule: Rule, channel: str, item: Item, thread_starter: bool, full: bool = False
+    ) -> Literal["grouped", "rate_limited"] | None:
         """Hold this alert for a digest ("grouped", "rate_limited"), or None: post it now (and count it).
         `full`: the channel owes Slack too many posts already (MAX_OWED_PER_CHANNEL): into its summary."""
         if rule.group is not None:  # one digest for many: posted when the group's wait is over

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..events import FUTURE_LIMIT_S, FeedbackEvent
+from ..notation import Location, SourceError, load_yaml, locate
 from ..rules import Match, Router, Rule, RuleSet, load_rules
 from ..tasks import Period, RootCauseDigest, open_task, root_cause_report
-from ..notation import Location, SourceError, load_yaml, locate
 from .render import AlertRenderer, TemplateRenderError
 from .rootcauses import ROOT_CAUSES_TEMPLATE, sample_cases, sample_period
 
@@ -41,8 +41,10 @@ class Preview:
         body = json.dumps(self.payload, indent=2, ensure_ascii=False)
         if as_json:
             return body
-        head = (f"# chat.postMessage · template {self.template} · rule {self.owner.id} ({self.owner.severity}) owns"
-                f" · matched: {', '.join(self.matched)}")
+        head = (
+            f"# chat.postMessage · template {self.template} · rule {self.owner.id} ({self.owner.severity}) owns"
+            f" · matched: {', '.join(self.matched)}"
+        )
         return f"{head}\n{body}\n\n# text fallback (notifications, clients without Block Kit):\n{self.payload['text']}"
 
 
@@ -78,8 +80,14 @@ def render_preview(
         alert = AlertRenderer(templates_path).render(template, destination.channel, event, match, task)
     except TemplateRenderError as err:
         raise PreviewError(f"template does not render: {err}") from None
-    payload = {"channel": alert.channel, "text": alert.text, "blocks": alert.blocks, "metadata": alert.metadata,
-               "unfurl_links": False, "unfurl_media": False}  # as SlackSink posts it
+    payload = {
+        "channel": alert.channel,
+        "text": alert.text,
+        "blocks": alert.blocks,
+        "metadata": alert.metadata,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }  # as SlackSink posts it
     return Preview(payload, owner, match.rule_ids, template, notes)
 
 
@@ -94,12 +102,15 @@ class DigestPreview:
         body = json.dumps(self.payload, indent=2, ensure_ascii=False)
         if as_json:
             return body
-        return (f"# chat.postMessage · template {ROOT_CAUSES_TEMPLATE} · sample tasks\n{body}\n\n"
-                f"# text fallback (notifications, clients without Block Kit):\n{self.payload['text']}")
+        return (
+            f"# chat.postMessage · template {ROOT_CAUSES_TEMPLATE} · sample tasks\n{body}\n\n"
+            f"# text fallback (notifications, clients without Block Kit):\n{self.payload['text']}"
+        )
 
 
-def render_root_causes_preview(templates_path: Path, schedule: RootCauseDigest | None, channel: str | None,
-                               churn_probability: float, now: datetime | None = None) -> DigestPreview:
+def render_root_causes_preview(
+    templates_path: Path, schedule: RootCauseDigest | None, channel: str | None, churn_probability: float, now: datetime | None = None
+) -> DigestPreview:
     """The digest for sample tasks in the last period `schedule` would post (without one: the last week)."""
     if not (templates_path / ROOT_CAUSES_TEMPLATE).is_file():
         raise PreviewError(f"template {ROOT_CAUSES_TEMPLATE!r} not found in {templates_path}")
@@ -115,8 +126,14 @@ def render_root_causes_preview(templates_path: Path, schedule: RootCauseDigest |
     notes = ["rendered for sample tasks; `feedback-worker report root-causes` prints the real figures from FOLLOWUP_TOPIC"]
     if schedule is None:
         notes.append("no `root_cause_digest:` in the config: the worker posts no digest; shown for the last 7 days")
-    payload = {"channel": alert.channel, "text": alert.text, "blocks": alert.blocks, "metadata": alert.metadata,
-               "unfurl_links": False, "unfurl_media": False}
+    payload = {
+        "channel": alert.channel,
+        "text": alert.text,
+        "blocks": alert.blocks,
+        "metadata": alert.metadata,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
     return DigestPreview(payload, notes)
 
 

@@ -3,90 +3,39 @@
 A template in `TEMPLATES_PATH` renders a JSON object `{"text": ..., "blocks": [...]}`:
 Block Kit blocks plus the plain-text fallback Slack shows in notifications.
 
-Customer text is untrusted, so safety does not depend on template authors remembering a
-filter: every `{{ ... }}` output passes through `finalize`, which escapes `&`, `<` and `>`
-for Slack (so `<!channel>` or `<@U123>` in a comment can never ping anyone or forge a link)
-and JSON-escapes it (so a quote or newline cannot break out of the string it sits in).
-Templates run in Jinja2's sandbox, and the comment is passed as data: `{{ 7*7 }}` in a
-comment stays those seven characters.
+Customer text is untrusted: every template runs in escaping.py's sandbox, where each `{{ ... }}`
+output is escaped for Slack and for the JSON string it sits in, whatever the template says.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel
 
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for
 from ..rules import Match
 from ..tasks import Case, CauseReport, FollowupAnswer, FollowUpTask
 from .digest import Digest
+from .escaping import fit, sandbox, slack_escape
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, root_cause_payload
 
-SEVERITY_EMOJI = {"critical": ":rotating_light:", "high": ":red_circle:", "medium": ":large_orange_circle:", "low": ":large_yellow_circle:", "info": ":information_source:"}
+SEVERITY_EMOJI = {
+    "critical": ":rotating_light:",
+    "high": ":red_circle:",
+    "medium": ":large_orange_circle:",
+    "low": ":large_yellow_circle:",
+    "info": ":information_source:",
+}
 REPLY_TEMPLATE = "reply.slack.j2"
 ESCALATION_TEMPLATE = "escalation.slack.j2"
 ESCALATIONS_TEMPLATE = "escalations.slack.j2"
 REOPENED_TEMPLATE = "reopened.slack.j2"
 DIGEST_TEMPLATE = "digest.slack.j2"
-_SLACK_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
-
-
-def slack_escape(text: str) -> str:
-    """Escape the three characters Slack treats as control characters in message text."""
-    if "&" in text or "<" in text or ">" in text:  # most values have none: three scans beat a translate
-        return text.translate(_SLACK_ESCAPES)
-    return text
-
-
-class _Rendered(str):
-    """Output the template already produced (and so already escaped), e.g. `self.headline()`."""
-
-
-def _finalize(value: Any) -> str:
-    """Applied to every `{{ }}` output: Slack-escape, then escape for a JSON string body."""
-    if value is None:
-        return ""
-    if isinstance(value, _Rendered):
-        return value
-    # What json.dumps(text, ensure_ascii=False) does for a str, without building an encoder per value.
-    return encode_basestring(slack_escape(value if type(value) is str else str(value)))[1:-1]
-
-
-_DICT_ATTRIBUTES = frozenset(dir(dict))
-_MODEL_FIELDS: dict[type, frozenset[str]] = {}
-
-
-class _Environment(SandboxedEnvironment):
-    # Blocks, macros and `{% set %}` blocks are joined with this: marking their output lets
-    # `{{ self.block() }}` reuse it without escaping it twice.
-    concat = staticmethod(lambda parts: _Rendered("".join(parts)))  # type: ignore[assignment]
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        """`event.customer.name`, `rule.id`: a model's field or a dict's key at once, as the sandbox would return it.
-
-        The sandbox tries the attribute, fails on a dict, then checks every value it returns; for these
-        two it would return the same value, so the checks (a third of a render) are skipped. Anything
-        else, and any name that is not a field or key, goes through the sandbox as before."""
-        kind = type(obj)
-        if kind is dict:
-            if attribute in obj and attribute not in _DICT_ATTRIBUTES:
-                return obj[attribute]
-        elif isinstance(obj, BaseModel):
-            fields = _MODEL_FIELDS.get(kind)
-            if fields is None:
-                fields = _MODEL_FIELDS[kind] = frozenset(kind.model_fields)
-            if attribute in fields:
-                return obj.__dict__[attribute]
-        return super().getattr(obj, attribute)
 
 
 @dataclass
@@ -117,20 +66,14 @@ class TemplateRenderError(Exception):
 class AlertRenderer:
     def __init__(self, templates_path: Path | str) -> None:
         self.path = Path(templates_path)
-        self.env = _Environment(
+        self.env = sandbox(
             loader=FileSystemLoader(str(self.path)),
-            autoescape=False,
-            finalize=_finalize,
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
             auto_reload=False,  # a stat() per render costs ~17 % of it; templates are checked at start-up
         )
-        self.env.filters["slack_date"] = _slack_date
-        self.env.filters["money"] = _money
-        self.env.filters["fit"] = fit
-        self.env.filters["mention"] = mention
 
     def render(self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask) -> Alert:
         rule = match.owner
@@ -170,33 +113,71 @@ class AlertRenderer:
         shown = digest.items[: digest.max_items]
         context = {
             "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
-            "severity": rule.severity, "severity_emoji": SEVERITY_EMOJI[rule.severity], "reason": digest.reason,
-            "group": digest.group, "total": len(digest.items), "more": len(digest.items) - len(shown),
-            "items": [{"customer": i.event.customer, "score_words": score_in_words(i.event), "comment": i.event.comment,
-                       "task_id": i.task_id, "event_id": i.event.event_id} for i in shown],
+            "severity": rule.severity,
+            "severity_emoji": SEVERITY_EMOJI[rule.severity],
+            "reason": digest.reason,
+            "group": digest.group,
+            "total": len(digest.items),
+            "more": len(digest.items) - len(shown),
+            "items": [
+                {
+                    "customer": i.event.customer,
+                    "score_words": score_in_words(i.event),
+                    "comment": i.event.comment,
+                    "task_id": i.task_id,
+                    "event_id": i.event.event_id,
+                }
+                for i in shown
+            ],
         }
         text, blocks = self.render_json(DIGEST_TEMPLATE, context)
-        payload = {"rule_id": rule.id, "severity": rule.severity, "count": len(digest.items), "reason": digest.reason,
-                   "event_ids": [i.event.event_id for i in digest.items], "task_ids": [i.task_id for i in digest.items]}
-        return Alert(channel=digest.channel, text=text, blocks=blocks,
-                     metadata={"event_type": "feedback_alert_digest", "event_payload": payload},
-                     event_id="", task_id="", rule_id=rule.id, severity=rule.severity, template=DIGEST_TEMPLATE)
+        payload = {
+            "rule_id": rule.id,
+            "severity": rule.severity,
+            "count": len(digest.items),
+            "reason": digest.reason,
+            "event_ids": [i.event.event_id for i in digest.items],
+            "task_ids": [i.task_id for i in digest.items],
+        }
+        return Alert(
+            channel=digest.channel,
+            text=text,
+            blocks=blocks,
+            metadata={"event_type": "feedback_alert_digest", "event_payload": payload},
+            event_id="",
+            task_id="",
+            rule_id=rule.id,
+            severity=rule.severity,
+            template=DIGEST_TEMPLATE,
+        )
 
     def render_reply(self, channel: str, event: FeedbackEvent, match: Match, task_id: str, answers: int) -> Alert:
         """A reply in the thread of an open task's first alert (see throttle.py)."""
         rule = match.owner
         context = {
-            "event": event, "customer": event.customer, "comment": event.comment, "score_words": score_in_words(event),
+            "event": event,
+            "customer": event.customer,
+            "comment": event.comment,
+            "score_words": score_in_words(event),
             "rule": {"id": rule.id, "description": rule.description, "severity": rule.severity},
             "matched_rules": [{"id": r.id, "description": r.description, "severity": r.severity} for r in match.rules],
-            "task_id": task_id, "answers": answers,
+            "task_id": task_id,
+            "answers": answers,
         }
         text, blocks = self.render_json(REPLY_TEMPLATE, context)
         return Alert(
-            channel=channel, text=text, blocks=blocks,
-            metadata={"event_type": "feedback_alert_reply",
-                      "event_payload": {"event_id": event.event_id, "task_id": task_id, "rule_id": rule.id, "severity": rule.severity}},
-            event_id=event.event_id, task_id=task_id, rule_id=rule.id, severity=rule.severity, template=REPLY_TEMPLATE,
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={
+                "event_type": "feedback_alert_reply",
+                "event_payload": {"event_id": event.event_id, "task_id": task_id, "rule_id": rule.id, "severity": rule.severity},
+            },
+            event_id=event.event_id,
+            task_id=task_id,
+            rule_id=rule.id,
+            severity=rule.severity,
+            template=REPLY_TEMPLATE,
         )
 
     def render_metric(self, rule: MetricRule, channel: str, snapshot: MetricSnapshot) -> Alert:
@@ -219,8 +200,14 @@ class AlertRenderer:
             "owner": rule.owner,
         }
         text, blocks = self.render_json(rule.template, context)
-        payload = {"rule_id": rule.id, "severity": rule.severity, "metric": condition.metric, "value": value,
-                   "window": snapshot.window.model_dump(), "dimension": snapshot.dimension}
+        payload = {
+            "rule_id": rule.id,
+            "severity": rule.severity,
+            "metric": condition.metric,
+            "value": value,
+            "window": snapshot.window.model_dump(),
+            "dimension": snapshot.dimension,
+        }
         return Alert(
             channel=channel,
             text=text,
@@ -235,43 +222,95 @@ class AlertRenderer:
 
     def render_escalation(self, case: Case, reason: str, channel: str, thread_ts: str | None) -> Alert:
         """An SLA timer ran out: a reply in the alert's thread (or a post, if the alert is not known) naming who must act."""
-        context = {"task": case, "reason": reason, "in_thread": thread_ts is not None, "customer_name": case.customer_name or case.customer_id}
+        context = {
+            "task": case,
+            "reason": reason,
+            "in_thread": thread_ts is not None,
+            "customer_name": case.customer_name or case.customer_id,
+        }
         text, blocks = self.render_json(ESCALATION_TEMPLATE, context)
-        alert = Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalation", "event_payload": {
-            "task_id": case.task_id, "reason": reason, "rule_id": case.rule_id, "severity": case.severity}},
-            event_id=case.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity, template=ESCALATION_TEMPLATE)
+        alert = Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={
+                "event_type": "feedback_escalation",
+                "event_payload": {"task_id": case.task_id, "reason": reason, "rule_id": case.rule_id, "severity": case.severity},
+            },
+            event_id=case.event_id,
+            task_id=case.task_id,
+            rule_id=case.rule_id,
+            severity=case.severity,
+            template=ESCALATION_TEMPLATE,
+        )
         alert.thread_ts = thread_ts
         return alert
 
     def render_reopened(self, case: Case, answer: FollowupAnswer, channel: str, thread_ts: str | None) -> Alert:
         """The customer's follow-up answer was still unhappy: a reply in the alert's thread (the task is open again)."""
-        context = {"task": case, "answer": answer, "score_words": score_in_words(answer),
-                   "in_thread": thread_ts is not None, "customer_name": case.customer_name or case.customer_id}
+        context = {
+            "task": case,
+            "answer": answer,
+            "score_words": score_in_words(answer),
+            "in_thread": thread_ts is not None,
+            "customer_name": case.customer_name or case.customer_id,
+        }
         text, blocks = self.render_json(REOPENED_TEMPLATE, context)
-        alert = Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_task_reopened", "event_payload": {
-            "task_id": case.task_id, "event_id": answer.event_id, "rule_id": case.rule_id, "severity": case.severity}},
-            event_id=answer.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity, template=REOPENED_TEMPLATE)
+        alert = Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={
+                "event_type": "feedback_task_reopened",
+                "event_payload": {"task_id": case.task_id, "event_id": answer.event_id, "rule_id": case.rule_id, "severity": case.severity},
+            },
+            event_id=answer.event_id,
+            task_id=case.task_id,
+            rule_id=case.rule_id,
+            severity=case.severity,
+            template=REOPENED_TEMPLATE,
+        )
         alert.thread_ts = thread_ts
         return alert
 
     def render_escalations(self, escalated: list[tuple[Case, str]], channel: str) -> Alert:
         """The escalation channel's post: one task, or a summary of many that fell due together (after an outage)."""
-        context = {"items": [{"task": case, "reason": reason, "customer_name": case.customer_name or case.customer_id}
-                             for case, reason in escalated], "total": len(escalated)}
+        context = {
+            "items": [
+                {"task": case, "reason": reason, "customer_name": case.customer_name or case.customer_id} for case, reason in escalated
+            ],
+            "total": len(escalated),
+        }
         text, blocks = self.render_json(ESCALATIONS_TEMPLATE, context)
         first = escalated[0][0]
         payload = {"task_ids": [case.task_id for case, _ in escalated], "reasons": [reason for _, reason in escalated]}
-        return Alert(channel=channel, text=text, blocks=blocks, metadata={"event_type": "feedback_escalations", "event_payload": payload},
-                     event_id=first.event_id if len(escalated) == 1 else "", task_id=first.task_id if len(escalated) == 1 else "",
-                     rule_id=first.rule_id, severity=first.severity, template=ESCALATIONS_TEMPLATE)
+        return Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={"event_type": "feedback_escalations", "event_payload": payload},
+            event_id=first.event_id if len(escalated) == 1 else "",
+            task_id=first.task_id if len(escalated) == 1 else "",
+            rule_id=first.rule_id,
+            severity=first.severity,
+            template=ESCALATIONS_TEMPLATE,
+        )
 
     def render_root_causes(self, report: CauseReport, channel: str, timezone: str = "UTC") -> Alert:
         """The root-cause digest of a period (context in alerting/rootcauses.py): top causes by tasks and by revenue, changes,
         recovery rates, example comments."""
         text, blocks = self.render_json(ROOT_CAUSES_TEMPLATE, root_cause_context(report, timezone))
-        return Alert(channel=channel, text=text, blocks=blocks,
-                     metadata={"event_type": "feedback_root_causes", "event_payload": root_cause_payload(report)},
-                     event_id="", task_id="", rule_id="root-causes", severity="info", template=ROOT_CAUSES_TEMPLATE)
+        return Alert(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            metadata={"event_type": "feedback_root_causes", "event_payload": root_cause_payload(report)},
+            event_id="",
+            task_id="",
+            rule_id="root-causes",
+            severity="info",
+            template=ROOT_CAUSES_TEMPLATE,
+        )
 
     def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         try:
@@ -295,62 +334,17 @@ class AlertRenderer:
 
 def notice_alert(channel: str, kind: str, headline: str, detail: str) -> Alert:
     """An operational message (e.g. a rejected rules reload): a headline and a plain-text detail."""
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(headline)}},
-              {"type": "section", "text": {"type": "plain_text", "text": fit(detail, 2900), "emoji": False}}]
-    return Alert(channel=channel, text=slack_escape(headline), blocks=blocks,
-                 metadata={"event_type": "feedback_worker_notice", "event_payload": {"kind": kind}},
-                 event_id="", task_id="", rule_id="", severity="info")
-
-
-def _slack_date(value: Any) -> str:
-    """`2026-11-24 10:00 UTC` for a datetime; Slack shows it as written."""
-    try:
-        return value.strftime("%Y-%m-%d %H:%M %Z").strip()
-    except AttributeError:
-        return str(value)
-
-
-def fit(value: Any, limit: int) -> str:
-    """Shorten text so that, once escaped for Slack, it is at most `limit` characters.
-
-    `truncate` counts characters before escaping; `&` becomes five, so a hostile comment
-    cut by `truncate` can still break Slack's per-block limit and get the alert refused.
-    """
-    text = "" if value is None else str(value)
-    if len(text) * 5 <= limit:  # cannot exceed the limit even if every character grows
-        return text
-    size = 0
-    for index, char in enumerate(text):
-        size += len(slack_escape(char))
-        if size > limit - 1:
-            return text[:index] + "…"
-    return text
-
-
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
-_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{2,20}$")
-
-
-def slack_mention(value: Any) -> str:
-    """<@U01ABC> for a Slack user id, <!subteam^S01> for a user group, the escaped text for anything else
-    (a team name). Ids are checked, so nothing else can ping."""
-    if value is None:
-        return ""
-    text = str(value)
-    if _SLACK_USER.match(text):
-        return f"<@{text}>"
-    if _SLACK_GROUP.match(text):
-        return f"<!subteam^{text}>"
-    return slack_escape(text)
-
-
-def mention(value: Any) -> str:
-    """`{{ task.assignee | mention }}` in a template: slack_mention, escaped for the JSON string it sits in."""
-    return _Rendered(encode_basestring(slack_mention(value))[1:-1])
-
-
-def _money(value: Any) -> str:
-    """`$1,234.50`, or `—` when unknown."""
-    if value is None:
-        return "—"
-    return f"${value:,.2f}"
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": slack_escape(headline)}},
+        {"type": "section", "text": {"type": "plain_text", "text": fit(detail, 2900), "emoji": False}},
+    ]
+    return Alert(
+        channel=channel,
+        text=slack_escape(headline),
+        blocks=blocks,
+        metadata={"event_type": "feedback_worker_notice", "event_payload": {"kind": kind}},
+        event_id="",
+        task_id="",
+        rule_id="",
+        severity="info",
+    )

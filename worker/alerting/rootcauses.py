@@ -36,17 +36,30 @@ def root_cause_context(report: CauseReport, timezone: str = "UTC") -> dict[str, 
     """The template's variables: the period, the totals and both rankings, each figure already in words."""
 
     def line(cause: CauseLine) -> dict[str, Any]:
-        return {"cause": cause.cause, "tasks": cause.tasks, "tasks_change": change_text(cause.tasks, cause.tasks_before),
-                "revenue": money_text(cause.revenue), "revenue_change": change_text(cause.revenue, cause.revenue_before, money=True),
-                "recovery": rate_text(cause), "examples": list(cause.examples)}
+        return {
+            "cause": cause.cause,
+            "tasks": cause.tasks,
+            "tasks_change": change_text(cause.tasks, cause.tasks_before),
+            "revenue": money_text(cause.revenue),
+            "revenue_change": change_text(cause.revenue, cause.revenue_before, money=True),
+            "recovery": rate_text(cause),
+            "examples": list(cause.examples),
+        }
 
     return {
-        "period": {"start": report.period.start.astimezone(ZoneInfo(timezone)), "end": report.period.end.astimezone(ZoneInfo(timezone)),
-                   "label": span_text(report.period, timezone), "heading": heading_text(report.period, timezone)},
+        "period": {
+            "start": report.period.start.astimezone(ZoneInfo(timezone)),
+            "end": report.period.end.astimezone(ZoneInfo(timezone)),
+            "label": span_text(report.period, timezone),
+            "heading": heading_text(report.period, timezone),
+        },
         "timezone": timezone,
-        "tasks": report.tasks, "tasks_change": change_text(report.tasks, report.tasks_before),
-        "revenue": money_text(report.revenue), "revenue_change": change_text(report.revenue, report.revenue_before, money=True),
-        "recovery": rate_text(report), "causes": report.causes,
+        "tasks": report.tasks,
+        "tasks_change": change_text(report.tasks, report.tasks_before),
+        "revenue": money_text(report.revenue),
+        "revenue_change": change_text(report.revenue, report.revenue_before, money=True),
+        "recovery": rate_text(report),
+        "causes": report.causes,
         "by_tasks": [line(cause) for cause in report.by_tasks],
         "by_revenue": [line(cause) for cause in report.by_revenue],
     }
@@ -54,9 +67,13 @@ def root_cause_context(report: CauseReport, timezone: str = "UTC") -> dict[str, 
 
 def root_cause_payload(report: CauseReport) -> dict[str, Any]:
     """The message's metadata: what a bot reading the channel can count on."""
-    return {"period_start": report.period.start.isoformat(), "period_end": report.period.end.isoformat(), "tasks": report.tasks,
-            "causes": {line.cause: line.tasks for line in report.by_tasks},
-            "causes_before": {line.cause: line.tasks_before for line in report.by_tasks}}
+    return {
+        "period_start": report.period.start.isoformat(),
+        "period_end": report.period.end.isoformat(),
+        "tasks": report.tasks,
+        "causes": {line.cause: line.tasks for line in report.by_tasks},
+        "causes_before": {line.cause: line.tasks_before for line in report.by_tasks},
+    }
 
 
 _SAMPLES = (  # (cause, monthly value, comment, answer after the resolution, resolved this period?)
@@ -83,10 +100,25 @@ def sample_cases(period: Period) -> list[Case]:
             marks.append(Mark(kind="closed", at=resolved + timedelta(days=1), detail="recovered"))
         elif answer == "still_unhappy":
             marks.append(Mark(kind="reopened", at=resolved + timedelta(days=1), detail="still_unhappy"))
-        cases.append(Case(task_id=f"task-sample{number}", rule_id="nps-detractor", severity="high", owner="cx-team",
-                          customer_id=f"c-{100 + number}", customer_name=f"Sample customer {number}", monthly_value=value,
-                          event_id=f"e-sample{number}", opened_at=opened, sla=Sla(resolve_by=opened + timedelta(days=1)),
-                          due_in_s=86400, updated_at=marks[-1].at, comment=comment, status="resolved", marks=marks))
+        cases.append(
+            Case(
+                task_id=f"task-sample{number}",
+                rule_id="nps-detractor",
+                severity="high",
+                owner="cx-team",
+                customer_id=f"c-{100 + number}",
+                customer_name=f"Sample customer {number}",
+                monthly_value=value,
+                event_id=f"e-sample{number}",
+                opened_at=opened,
+                sla=Sla(resolve_by=opened + timedelta(days=1)),
+                due_in_s=86400,
+                updated_at=marks[-1].at,
+                comment=comment,
+                status="resolved",
+                marks=marks,
+            )
+        )
     return cases
 
 

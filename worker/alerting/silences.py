@@ -58,9 +58,7 @@ def silenced_by(silences: dict[str, Silence], event: FeedbackEvent, rule_id: str
     for silence in silences.values():
         if not silence.active(now):
             continue
-        if all(
-            (rule_id if path == "rule" else _text(field_getter(path)(event))) == value for path, value in silence.matchers.items()
-        ):
+        if all((rule_id if path == "rule" else _text(field_getter(path)(event))) == value for path, value in silence.matchers.items()):
             return silence
     return None
 
@@ -98,8 +96,7 @@ class Silences:
 
     def add(self, matchers: dict[str, str], duration: timedelta, reason: str, by: str = "") -> Silence:
         now = datetime.now(UTC).replace(microsecond=0)
-        silence = Silence(id=uuid.uuid4().hex[:8], matchers=matchers, starts_at=now, ends_at=now + duration, reason=reason,
-                          created_by=by)
+        silence = Silence(id=uuid.uuid4().hex[:8], matchers=matchers, starts_at=now, ends_at=now + duration, reason=reason, created_by=by)
         self.view.publish([(self.view.key("silence", silence.id), silence.model_dump_json().encode())])
         self.view.producer.flush()
         return silence
@@ -127,8 +124,13 @@ class Silences:
         except ValueError as err:  # written by a newer or broken tool: ignore it, loudly
             log.warning("ignoring unreadable silence record %s: %s", silence_id, err)
             return
-        log.info("silence %s: alerts held back for %s until %s (%s)", silence_id,
-                 ", ".join(f"{k}={v}" for k, v in silence.matchers.items()), silence.ends_at.isoformat(), silence.reason)
+        log.info(
+            "silence %s: alerts held back for %s until %s (%s)",
+            silence_id,
+            ", ".join(f"{k}={v}" for k, v in silence.matchers.items()),
+            silence.ends_at.isoformat(),
+            silence.reason,
+        )
 
 
 def describe(silence: Silence) -> str:

@@ -88,9 +88,16 @@ class Throttle:
         if key is not None:
             self._save(key, episode)
         return FollowUpUpdate(
-            task_id=episode.task_id, event_id=event.event_id, rule_id=match.owner.id, matched_rules=match.rule_ids,
-            updated_at=at, answers_in_episode=episode.answers, customer=event.customer,
-            survey=event.survey, score=event.score, comment=event.comment,
+            task_id=episode.task_id,
+            event_id=event.event_id,
+            rule_id=match.owner.id,
+            matched_rules=match.rule_ids,
+            updated_at=at,
+            answers_in_episode=episode.answers,
+            customer=event.customer,
+            survey=event.survey,
+            score=event.score,
+            comment=event.comment,
         )
 
     def posted(self, key: str, channel: str | None, ts: str | None) -> None:
@@ -118,4 +125,3 @@ class Throttle:
             known = self.episodes.get(key)
             parent = known.parent if known is not None and not data.get("thread_ts") else None
             self.episodes[key] = Episode(**data, parent=parent)
-

@@ -1,13 +1,13 @@
 """Backtest: replay recorded feedback through rules and report what the worker would have done.
 
-    replay.py    the counting loop (the worker's own validate → evaluate), and what it counts
-    policy.py    throttling and grouping simulated by event time
-    lines.py     JSONL read in line-aligned chunks
-    files.py     a file replayed, in one process or several (parallel.py)
-    topic.py     the feedback topic replayed, without a group, never committed
-    progress.py  the progress bar or lines on stderr
-    report.py    the figures and the printed report
-    runner.py    one run: source → replay → report (for the CLI and bench/backtest.py)
+replay.py    the counting loop (the worker's own validate → evaluate), and what it counts
+policy.py    throttling and grouping simulated by event time
+lines.py     JSONL read in line-aligned chunks
+files.py     a file replayed, in one process or several (parallel.py)
+topic.py     the feedback topic replayed, without a group, never committed
+progress.py  the progress bar or lines on stderr
+report.py    the figures and the printed report
+runner.py    one run: source → replay → report (for the CLI and bench/backtest.py)
 """
 
 from .files import replay_file

@@ -36,12 +36,7 @@ def default_jobs() -> int:
 
 
 def parallel_possible(replay: Replay, size: int, jobs: int) -> bool:
-    return (
-        jobs > 1
-        and size >= MIN_BYTES
-        and replay.policy is None
-        and "fork" in multiprocessing.get_all_start_methods()
-    )
+    return jobs > 1 and size >= MIN_BYTES and replay.policy is None and "fork" in multiprocessing.get_all_start_methods()
 
 
 def split(path: Path, size: int, parts: int) -> list[tuple[int, int]]:

@@ -24,7 +24,8 @@ def simulation_policy(rules: RuleSet) -> AlertPolicy | None:
     throttled = {r.id: (field_getter(r.throttle.key), r.throttle.window.total_seconds()) for r in rules.rules if r.throttle}
     grouped = {
         r.id: ([field_getter(p) for p in r.group.by], r.group.wait.total_seconds(), r.group.interval.total_seconds())
-        for r in rules.rules if r.group
+        for r in rules.rules
+        if r.group
     }
     if not throttled and not grouped:
         return None

@@ -18,8 +18,9 @@ _WITHOUT_TOTAL = "{desc}: {elapsed}{postfix}"  # a topic: no end known
 
 
 class Progress:
-    def __init__(self, label: str, total_bytes: int | None = None, stream: TextIO | None = None,
-                 delay_s: float = 1.0, interval_s: float = 5.0) -> None:
+    def __init__(
+        self, label: str, total_bytes: int | None = None, stream: TextIO | None = None, delay_s: float = 1.0, interval_s: float = 5.0
+    ) -> None:
         self.label = label
         self.total = total_bytes
         self.stream = stream if stream is not None else sys.stderr
@@ -40,8 +41,15 @@ class Progress:
         if self.tty:
             if self.bar is None:
                 # delay > 0: tqdm draws nothing by itself; refresh() below draws at this class's pace.
-                self.bar = tqdm(desc=self.label, total=self.total if by_bytes else None, file=self.stream, leave=False,
-                                dynamic_ncols=True, delay=1e-9, bar_format=_WITH_TOTAL if by_bytes else _WITHOUT_TOTAL)
+                self.bar = tqdm(
+                    desc=self.label,
+                    total=self.total if by_bytes else None,
+                    file=self.stream,
+                    leave=False,
+                    dynamic_ncols=True,
+                    delay=1e-9,
+                    bar_format=_WITH_TOTAL if by_bytes else _WITHOUT_TOTAL,
+                )
             self.bar.n = done_bytes if by_bytes and done_bytes is not None else events
             self.bar.set_postfix_str(f"{events:,} events, {rate}", refresh=False)
             self.bar.refresh()

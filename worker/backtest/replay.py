@@ -25,9 +25,9 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from ..stream import describe_validation_error
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, event_data  # refused beyond the limit, as in the worker
 from ..rules import NO_CHANNEL, Match, Rule, RuleSet
+from ..stream import describe_validation_error
 
 FUTURE_REASON = "occurred_at: more than 5 minutes in the future"
 
@@ -177,8 +177,10 @@ class Replay:
 
     def export(self) -> dict[str, Any]:
         """The counters as plain picklable data: a parallel part's result (see parallel.py)."""
-        samples = {rule_id: [(s.event, s.match.owner.id, s.match.rule_ids, s.channel, s.owner) for s in kept]
-                   for rule_id, kept in self.samples.items()}
+        samples = {
+            rule_id: [(s.event, s.match.owner.id, s.match.rule_ids, s.channel, s.owner) for s in kept]
+            for rule_id, kept in self.samples.items()
+        }
         return {name: getattr(self, name) for name in _STATE} | {"samples": samples}
 
     def absorb(self, state: dict[str, Any]) -> None:

@@ -239,8 +239,9 @@ def _rule_table(s: Summary) -> str:
         rows.append(row + [", ".join(r.channels), ", ".join(r.owners)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     numeric = set(range(2, len(header) - 2))
-    lines = ["  " + "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
-             for row in rows]
+    lines = [
+        "  " + "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows
+    ]
     never = [r.id for r in s.rules if r.matches == 0]
     shadowed = [r.id for r in s.rules if r.matches and r.tasks == 0]
     if never:
@@ -256,8 +257,7 @@ def _bars(rows: dict[str, int]) -> str:
     width = max(len(label) for label in rows)
     number = max(len(f"{n:,}") for n in rows.values())
     return "\n".join(
-        f"  {label:<{width}}  {n:>{number},}  {'█' * (round(n / top * BAR_WIDTH) if top else 0)}".rstrip()
-        for label, n in rows.items()
+        f"  {label:<{width}}  {n:>{number},}  {'█' * (round(n / top * BAR_WIDTH) if top else 0)}".rstrip() for label, n in rows.items()
     )
 
 

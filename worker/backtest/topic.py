@@ -43,12 +43,22 @@ def replay_topic(
     until_ms = int(time.time() * 1000) if until_ms is None else until_ms
     try:
         consumer = KafkaConsumer(
-            **(config | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000,
-                         "fetch_max_bytes": 16 * 1024 * 1024, "bootstrap_timeout_ms": int(connect_timeout_s * 1000)})
+            **(
+                config
+                | {
+                    "group_id": None,
+                    "enable_auto_commit": False,
+                    "max_poll_records": 5000,
+                    "fetch_max_bytes": 16 * 1024 * 1024,
+                    "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
+                }
+            )
         )
     except KafkaError as err:
         where = ",".join(config["bootstrap_servers"])
-        raise SourceUnavailable(f"cannot reach Kafka at {where} within {connect_timeout_s:g} s ({type(err).__name__})", usage=False) from None
+        raise SourceUnavailable(
+            f"cannot reach Kafka at {where} within {connect_timeout_s:g} s ({type(err).__name__})", usage=False
+        ) from None
     read: dict[int, tuple[int, int]] = {}
     try:
         partitions = _partitions(consumer, topic)

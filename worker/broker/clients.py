@@ -56,8 +56,12 @@ def make_state_consumer(settings: Settings) -> KafkaConsumer:
     """A plain reader of the worker state topic: no group, no commits (see state.StateView).
 
     The same fetch wait as the feedback consumer: a sync (start-up, every rebalance) waits for its marker."""
-    config = common_config(settings) | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000,
-                                        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}
+    config = common_config(settings) | {
+        "group_id": None,
+        "enable_auto_commit": False,
+        "max_poll_records": 5000,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+    }
     return KafkaConsumer(**config)
 
 
@@ -103,7 +107,10 @@ def state_topic(settings: Settings, timeout_s: float = 30.0) -> str:
     if topic not in existing and LEGACY_STATE_TOPIC in existing:
         log.warning(
             "using the state topic %s: it holds this deployment's state from before STATE_TOPIC's default became %s. "
-            "Set STATE_TOPIC=%s to keep it without this warning", LEGACY_STATE_TOPIC, DEFAULT_STATE_TOPIC, LEGACY_STATE_TOPIC,
+            "Set STATE_TOPIC=%s to keep it without this warning",
+            LEGACY_STATE_TOPIC,
+            DEFAULT_STATE_TOPIC,
+            LEGACY_STATE_TOPIC,
         )
         return LEGACY_STATE_TOPIC
     return topic
@@ -132,10 +139,7 @@ def ensure_topics(
         if missing:
             try:
                 admin.create_topics(
-                    [
-                        NewTopic(t, partitions, 1, topic_configs={"cleanup.policy": "compact"} if t in compacted else {})
-                        for t in missing
-                    ]
+                    [NewTopic(t, partitions, 1, topic_configs={"cleanup.policy": "compact"} if t in compacted else {}) for t in missing]
                 )
             except TopicAlreadyExistsError:
                 pass  # another replica created it first

@@ -43,8 +43,8 @@ def register(rules_commands: Any) -> None:
 def cmd_rules_test(args: argparse.Namespace) -> int:
     # Imported here: the replay pulls in kafka, jinja2 and the rules; only when the command runs.
     from ..backtest import Replay, SourceUnavailable, render_samples, run_file, run_topic, simulation_policy
-    from ..loop import load_checked, make_router
     from ..config import load_settings
+    from ..loop import load_checked, make_router
 
     if args.show < 0:
         return _usage("--show must be 0 or more")
@@ -66,8 +66,13 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     settings = load_settings(None, rules_path=args.path, templates_path=args.templates, kafka_bootstrap_servers=args.bootstrap)
     rules, renderer = load_checked(settings)
     router = make_router(settings)
-    replay = Replay(rules, settings.slack_default_channel, samples_per_rule=args.show, policy=simulation_policy(rules),
-                    route=lambda event, rule: router.destination(event, rule))
+    replay = Replay(
+        rules,
+        settings.slack_default_channel,
+        samples_per_rule=args.show,
+        policy=simulation_policy(rules),
+        route=lambda event, rule: router.destination(event, rule),
+    )
     try:
         if args.events is not None:
             result = run_file(args.events, replay, label=", ".join(rules.files), jobs=args.jobs)

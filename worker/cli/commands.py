@@ -12,8 +12,8 @@ from pathlib import Path
 from .. import __version__
 from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
-from ..rules import RulesError
 from ..notation import SourceError
+from ..rules import RulesError
 from . import backtest, report, silences, tasks
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -146,11 +146,11 @@ def cmd_template_render(args: argparse.Namespace) -> int:
     try:
         preview: Preview | DigestPreview
         if args.name == ROOT_CAUSES_TEMPLATE:  # the digest renders from a period's tasks: sample ones
-            preview = render_root_causes_preview(settings.templates_path, settings.root_cause_digest,
-                                                 settings.slack_default_channel, settings.metrics.churn_probability)
+            preview = render_root_causes_preview(
+                settings.templates_path, settings.root_cause_digest, settings.slack_default_channel, settings.metrics.churn_probability
+            )
         else:
-            preview = render_preview(args.name, args.event, settings.rules_path, settings.templates_path,
-                                     args.rule, make_router(settings))
+            preview = render_preview(args.name, args.event, settings.rules_path, settings.templates_path, args.rule, make_router(settings))
     except PreviewError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

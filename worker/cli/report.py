@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ..config import load_settings
-from ..notation import format_duration, parse_duration
 from ..keeper import TopicUnreadable, followup_records
+from ..notation import format_duration, parse_duration
 from ..tasks import Period, cases_from_records, plain_table, root_cause_report, summary_line
 from .exits import EXIT_FAILED, EXIT_OK
 
@@ -28,8 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     kinds = report.add_subparsers(dest="report_command", required=True)
     causes = kinds.add_parser("root-causes", help="the top root causes of the tasks resolved in a range, against the range before")
     causes.add_argument("--since", type=_duration, default=timedelta(days=30), help="how far back from --until (default 30d)")
-    causes.add_argument("--until", type=_moment, help="the end: an ISO date or time (UTC unless it says), or a duration ago "
-                                                      "like 7d (default: now)")
+    causes.add_argument(
+        "--until", type=_moment, help="the end: an ISO date or time (UTC unless it says), or a duration ago like 7d (default: now)"
+    )
     causes.add_argument("--top", type=int, default=5, choices=range(1, 21), metavar="N", help="causes per ranking (default 5)")
     causes.add_argument("--json", action="store_true", help="the report as one JSON object")
     causes.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="as above; either place works")
@@ -54,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return EXIT_OK
-    print(f"Root causes of tasks resolved {_when(period.start)} → {_when(period.end)} UTC "
-          f"({format_duration(args.since)}), against the {format_duration(args.since)} before; "
-          f"{len(cases)} task(s) on {settings.followup_topic}")
+    print(
+        f"Root causes of tasks resolved {_when(period.start)} → {_when(period.end)} UTC "
+        f"({format_duration(args.since)}), against the {format_duration(args.since)} before; "
+        f"{len(cases)} task(s) on {settings.followup_topic}"
+    )
     print()
     print(plain_table(report))
     print()
@@ -81,8 +84,9 @@ def _moment(text: str) -> Callable[[datetime], datetime]:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a date or time (2026-03-30, 2026-03-30T09:00+02:00) "
-                                         "nor a duration ago (7d)") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date or time (2026-03-30, 2026-03-30T09:00+02:00) nor a duration ago (7d)"
+        ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return lambda now: moment.astimezone(UTC)
 

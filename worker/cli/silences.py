@@ -20,8 +20,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     silence.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     actions = silence.add_subparsers(dest="silence_command", required=True)
     add = actions.add_parser("add", help="add a silence; prints its id")
-    add.add_argument("--match", action="append", default=[], metavar="PATH=VALUE",
-                     help="e.g. customer.id=c-42 or rule=nps-detractor; repeat to AND several")
+    add.add_argument(
+        "--match",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="e.g. customer.id=c-42 or rule=nps-detractor; repeat to AND several",
+    )
     add.add_argument("--for", dest="duration", required=True, help="how long, e.g. 2h, 2d")
     add.add_argument("--reason", required=True, help="why, shown in `silence list` and the worker log")
     add.add_argument("--by", default=None, help="who (default: your user name)")

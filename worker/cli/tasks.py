@@ -35,9 +35,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = verbs.add_parser("show", help="a task and its whole history (FOLLOWUP_TOPIC)")
     show.add_argument("task_id")
     show.add_argument("--json", action="store_true")
-    for verb, helptext in (("ack", "acknowledge: you have taken the task"), ("assign", "give the task to someone"),
-                           ("step", "tick (or --undo) a HEARD step"), ("resolve", "resolve with a root cause and what was done"),
-                           ("reopen", "reopen a resolved or closed task")):
+    for verb, helptext in (
+        ("ack", "acknowledge: you have taken the task"),
+        ("assign", "give the task to someone"),
+        ("step", "tick (or --undo) a HEARD step"),
+        ("resolve", "resolve with a root cause and what was done"),
+        ("reopen", "reopen a resolved or closed task"),
+    ):
         action = verbs.add_parser(verb, help=helptext)
         action.add_argument("task_id")
         action.add_argument("--by", help="your name, as the audit log shows it (default: your login)")
@@ -72,9 +76,13 @@ def run(args: argparse.Namespace) -> int:
 
 def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    chosen = [c for c in cases.by_id.values()
-              if (args.status is None or c.status == args.status) and (not args.overdue or c.overdue(now))
-              and (args.owner is None or args.owner in (c.owner, c.assignee))]
+    chosen = [
+        c
+        for c in cases.by_id.values()
+        if (args.status is None or c.status == args.status)
+        and (not args.overdue or c.overdue(now))
+        and (args.owner is None or args.owner in (c.owner, c.assignee))
+    ]
     chosen.sort(key=lambda c: (not c.unresolved, c.sla.resolve_by))
     if args.json:
         for case in chosen:
@@ -82,17 +90,32 @@ def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
     else:
         rows = [("TASK", "STATUS", "OWNER", "ASSIGNEE", "CUSTOMER", "RULE", "DUE (UTC)")]
         for case in chosen:
-            status = (case.status + (f" ({case.outcome})" if case.outcome else "") + (" ⚠ overdue" if case.overdue(now) else "")
-                      + (" ⚑ escalated" if case.escalations and case.unresolved else ""))
-            rows.append((case.task_id, status, case.owner, case.assignee or "—", (case.customer_name or case.customer_id)[:28],
-                         case.rule_id, case.sla.resolve_by.strftime("%Y-%m-%d %H:%M")))
+            status = (
+                case.status
+                + (f" ({case.outcome})" if case.outcome else "")
+                + (" ⚠ overdue" if case.overdue(now) else "")
+                + (" ⚑ escalated" if case.escalations and case.unresolved else "")
+            )
+            rows.append(
+                (
+                    case.task_id,
+                    status,
+                    case.owner,
+                    case.assignee or "—",
+                    (case.customer_name or case.customer_id)[:28],
+                    case.rule_id,
+                    case.sla.resolve_by.strftime("%Y-%m-%d %H:%M"),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     counts = {s: sum(c.status == s for c in chosen) for s in ("open", "acknowledged", "resolved", "closed")}
     overdue = sum(c.overdue(now) for c in chosen)
-    print(f"{len(chosen)} task(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; {overdue} overdue" if overdue else ""),
-          file=sys.stderr)
+    print(
+        f"{len(chosen)} task(s): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; {overdue} overdue" if overdue else ""),
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -129,8 +152,10 @@ def describe(case: Case) -> str:
         lines.append(f"  escalated  {escalation.reason} at {_when(escalation.at)}")
     if case.resolution is not None:
         r = case.resolution
-        lines.append(f"  resolved   {r.root_cause} by {r.by.shown()} at {_when(r.at)}: {r.resolution}"
-                     f"{' (customer contacted)' if r.customer_contacted else ''}")
+        lines.append(
+            f"  resolved   {r.root_cause} by {r.by.shown()} at {_when(r.at)}: {r.resolution}"
+            f"{' (customer contacted)' if r.customer_contacted else ''}"
+        )
     window = case.answer_window()
     if case.awaiting_answer and window is not None:
         lines.append(f"  follow-up  {case.recheck.upper()} survey asked; awaiting the customer's answer until {_when(window[1])}")

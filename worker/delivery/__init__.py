@@ -15,7 +15,20 @@ from .lookups import Settle
 from .outbox import Outbox, Owed, Place
 from .records import Form, Post, Posts, PostState
 from .sinks import Call, Observe, Outcome, Search, Sink, SlackSink, outcome_of
-from .slots import For, Slot, alert_slot, answer_slot, change_slot, escalated_slot, escalation_slot, metric_slot, parse_slot, reopened_slot, root_causes_slot, slot_key
+from .slots import (
+    For,
+    Slot,
+    alert_slot,
+    answer_slot,
+    change_slot,
+    escalated_slot,
+    escalation_slot,
+    metric_slot,
+    parse_slot,
+    reopened_slot,
+    root_causes_slot,
+    slot_key,
+)
 from .stdout import StdoutSink
 
 __all__ = [

@@ -37,9 +37,16 @@ class _Lookup:
 
 
 class Lookups:
-    def __init__(self, sink: Sink, posts: Posts, clock: Callable[[], float] = time.time, search: bool = True,
-                 grace_s: float = 15.0, stopping: threading.Event | None = None,
-                 put: Callable[[tuple[Settle, Outcome]], None] = lambda item: None) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        posts: Posts,
+        clock: Callable[[], float] = time.time,
+        search: bool = True,
+        grace_s: float = 15.0,
+        stopping: threading.Event | None = None,
+        put: Callable[[tuple[Settle, Outcome]], None] = lambda item: None,
+    ) -> None:
         self.sink = sink
         self.posts = posts
         self.clock = clock
@@ -90,9 +97,13 @@ class Lookups:
                     threads.setdefault(post.thread_ts, set()).add(lookup.key)
                 elif post.kind is Form.REPLY:
                     orphans[lookup.key] = parse_slot(lookup.key).task_id  # under its task's alert, if that made it
-            search = Search(channel, min(post.at for _, post in items) - SEARCH_MARGIN_S,
-                            slots=frozenset(r.key for r, p in items if p.kind is not Form.REPLY),
-                            threads={ts: frozenset(keys) for ts, keys in threads.items()}, orphans=orphans)
+            search = Search(
+                channel,
+                min(post.at for _, post in items) - SEARCH_MARGIN_S,
+                slots=frozenset(r.key for r, p in items if p.kind is not Form.REPLY),
+                threads={ts: frozenset(keys) for ts, keys in threads.items()},
+                orphans=orphans,
+            )
             future = self.sink.find(search, self.stopping)
             future.add_done_callback(lambda done, items=items: self.put((self._after_search(items), outcome_of(done))))
 
@@ -101,9 +112,11 @@ class Lookups:
             if outcome.status == "undeliverable":  # Slack refused the search: post again, and say why
                 if "missing_scope" in outcome.reason and self.search:
                     self.search = False
-                    log.warning("SLACK_HISTORY_LOOKUP turned off: %s. Give the bot the channels:history, groups:history, "
-                                "channels:read and groups:read scopes, or an alert in flight at a crash may be posted twice",
-                                outcome.reason)
+                    log.warning(
+                        "SLACK_HISTORY_LOOKUP turned off: %s. Give the bot the channels:history, groups:history, "
+                        "channels:read and groups:read scopes, or an alert in flight at a crash may be posted twice",
+                        outcome.reason,
+                    )
                 else:
                     log.warning("cannot search Slack for %d posts (%s): posting them again", len(items), outcome.reason)
             for lookup, post in items:
@@ -124,4 +137,3 @@ class Lookups:
             log.info("%s was already in Slack (%s, ts %s): not posted again", lookup.key, channel, ts)
             self.posts.posted(lookup.key, post, int(self.clock()), channel, ts, None)
         lookup.settle(Outcome("found", channel=channel, ts=ts))
-

@@ -44,16 +44,13 @@ from typing import Any
 from kafka import TopicPartition
 
 from ..alerting import Alert, TemplateRenderError
-from ..stream import Hold
-from ..stream import DeadLetters, Record
-from ..stream import Stats
-from .records import Form, Post, Posts
+from ..stream import DeadLetters, Hold, Record, Stats
 from .lookups import Lookups, Settle
+from .records import Form, Post, Posts
 from .sinks import Outcome, Sink, outcome_of
 from .slots import For, Slot, parse_slot
 
 log = logging.getLogger(__name__)
-
 
 
 UNSENT_KEPT = 10_000
@@ -99,9 +96,19 @@ class _Batch:
 
 
 class Outbox:
-    def __init__(self, sink: Sink, posts: Posts, flush: Callable[[], None], dead_letters: DeadLetters, stats: Stats,
-                 clock: Callable[[], float] = time.time, search: bool = True, grace_s: float = 15.0,
-                 stopping: threading.Event | None = None, in_doubt: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        posts: Posts,
+        flush: Callable[[], None],
+        dead_letters: DeadLetters,
+        stats: Stats,
+        clock: Callable[[], float] = time.time,
+        search: bool = True,
+        grace_s: float = 15.0,
+        stopping: threading.Event | None = None,
+        in_doubt: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.sink = sink
         self.posts = posts
         self.flush = flush  # the producer's: records must be in Kafka before their posts go out
@@ -121,9 +128,17 @@ class Outbox:
 
     # -- the way in --------------------------------------------------------------------------------
 
-    def post_once(self, what: str, places: list[Place], channel: str, render: Callable[[], Alert], kind: Form = Form.ALONE,
-                  on_sent: Settle | None = None, thread_ts: str | None = None,
-                  parent: Future[Outcome] | None = None) -> Future[Outcome] | None:
+    def post_once(
+        self,
+        what: str,
+        places: list[Place],
+        channel: str,
+        render: Callable[[], Alert],
+        kind: Form = Form.ALONE,
+        on_sent: Settle | None = None,
+        thread_ts: str | None = None,
+        parent: Future[Outcome] | None = None,
+    ) -> Future[Outcome] | None:
         """Post `render()` to `channel` once for these slots (a reply: under `thread_ts`, or under the alert `parent`
         still in flight); None if there is nothing to post. No places: a notice, posted with no record.
 
@@ -170,8 +185,9 @@ class Outbox:
         for i, place in enumerate(fresh):
             if self.posts.by_slot.get(place.slot.key) is None:
                 topic, partition = (place.tp.topic, place.tp.partition) if place.tp is not None else (None, 0)
-                self.posts.owe(place.slot, kind, channel, topic, partition, now, thread_ts,
-                               message=message if i == 0 else {"same_as": item.keys[0]})
+                self.posts.owe(
+                    place.slot, kind, channel, topic, partition, now, thread_ts, message=message if i == 0 else {"same_as": item.keys[0]}
+                )
                 self._batch.written = True
             self._mine[place.slot.key] = (place.tp, item.future)
             if place.hold is not None:
@@ -243,9 +259,11 @@ class Outbox:
         """Rule 5: True (and said once) while the group membership is in doubt."""
         doubt = self.in_doubt()
         if doubt and not self._holding:
-            log.warning("no word from the Kafka group coordinator for half a session: holding %d Slack posts until it answers "
-                        "(the group may have given this worker's partitions to another, which posts them instead)",
-                        len(self._batch.posts) + len(self._held))
+            log.warning(
+                "no word from the Kafka group coordinator for half a session: holding %d Slack posts until it answers "
+                "(the group may have given this worker's partitions to another, which posts them instead)",
+                len(self._batch.posts) + len(self._held),
+            )
         self._holding = doubt
         return doubt
 
@@ -266,8 +284,14 @@ class Outbox:
             for key in item.keys:  # still owed: the partition's next owner (perhaps this worker) posts it
                 self._mine.pop(key, None)
         else:
-            log.error("ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
-                      item.alert.event_id, item.alert.rule_id, item.alert.channel, outcome.reason, self.dead_letters.topic)
+            log.error(
+                "ALERT NOT DELIVERED for event %s (rule %s, channel %s): %s; rendered alert sent to %s",
+                item.alert.event_id,
+                item.alert.rule_id,
+                item.alert.channel,
+                outcome.reason,
+                self.dead_letters.topic,
+            )
             for record in item.records:  # a digest: one letter per answer
                 self._dead_letter(record, item.alert.channel, "slack", outcome.reason, item.alert.to_dict())
             for key in item.keys:
@@ -310,10 +334,17 @@ class Outbox:
     def _take_over(self, key: str, post: Post, tp: TopicPartition, abandon: threading.Event) -> None:
         message = post.message or {}
         keys = list(((message.get("metadata") or {}).get("event_payload") or {}).get("slots") or [key])
-        alert = Alert(channel=post.channel, text=message.get("text", ""), blocks=message.get("blocks") or [],
-                      metadata=message.get("metadata") or {}, event_id=message.get("event_id", ""),
-                      task_id=message.get("task_id", ""), rule_id=message.get("rule_id", ""),
-                      severity=message.get("severity", "medium"), thread_ts=post.thread_ts)
+        alert = Alert(
+            channel=post.channel,
+            text=message.get("text", ""),
+            blocks=message.get("blocks") or [],
+            metadata=message.get("metadata") or {},
+            event_id=message.get("event_id", ""),
+            task_id=message.get("task_id", ""),
+            rule_id=message.get("rule_id", ""),
+            severity=message.get("severity", "medium"),
+            thread_ts=post.thread_ts,
+        )
         parent = message.get("parent")
         if alert.thread_ts is None and parent:
             channel_id, ts = self.posts.by_slot[parent].thread if parent in self.posts.by_slot else (None, None)
@@ -376,8 +407,9 @@ class Outbox:
         lost, events = set(partitions), set(abandon)
 
         def gone(item: _Post, held: bool) -> bool:
-            return item.abandon in events or (held and item.abandon is self.stopping
-                                               and any(self._mine.get(k, (None,))[0] in lost for k in item.keys))
+            return item.abandon in events or (
+                held and item.abandon is self.stopping and any(self._mine.get(k, (None,))[0] in lost for k in item.keys)
+            )
 
         dropped = [p for p in self._batch.posts if gone(p, False)] + [p for p in self._held if gone(p, True)]
         self._batch.posts = [p for p in self._batch.posts if p not in dropped]
@@ -403,8 +435,15 @@ def _message_of(alert: Alert, keys: list[str]) -> dict[str, Any]:
     """What an OWED record carries: the message as posted (it names its slots), so another worker can post it."""
     payload = alert.metadata.get("event_payload") or {}
     alert.metadata = {**alert.metadata, "event_payload": {**payload, "slots": keys}}
-    message: dict[str, Any] = {"text": alert.text, "blocks": alert.blocks, "metadata": alert.metadata, "event_id": alert.event_id,
-                               "task_id": alert.task_id, "rule_id": alert.rule_id, "severity": alert.severity}
+    message: dict[str, Any] = {
+        "text": alert.text,
+        "blocks": alert.blocks,
+        "metadata": alert.metadata,
+        "event_id": alert.event_id,
+        "task_id": alert.task_id,
+        "rule_id": alert.rule_id,
+        "severity": alert.severity,
+    }
     if alert.thread_ts is None and alert.parent is not None and alert.task_id:
         message["parent"] = Slot(For.ALERT, alert.task_id).key  # a reply under an alert still in flight
     return message

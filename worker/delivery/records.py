@@ -101,26 +101,64 @@ class Posts:
         """Write `post` as the slot's record (the outbox's steps below; a test's setup)."""
         self._write(slot.key, post)
 
-    def owe(self, slot: Slot, kind: Form, channel: str, topic: str | None, partition: int, now: int,
-            thread_ts: str | None = None, message: dict[str, Any] | None = None, item: dict[str, Any] | None = None) -> None:
+    def owe(
+        self,
+        slot: Slot,
+        kind: Form,
+        channel: str,
+        topic: str | None,
+        partition: int,
+        now: int,
+        thread_ts: str | None = None,
+        message: dict[str, Any] | None = None,
+        item: dict[str, Any] | None = None,
+    ) -> None:
         """The message must reach Slack: written (and flushed) before it is posted."""
-        self._write(slot.key, Post(PostState.OWED, kind, channel, partition, now, self.channel_id(channel), None, thread_ts,
-                                   topic, message, item))
+        self._write(
+            slot.key, Post(PostState.OWED, kind, channel, partition, now, self.channel_id(channel), None, thread_ts, topic, message, item)
+        )
 
     def posted(self, key: str, earlier: Post, now: int, channel_id: str | None, ts: str | None, thread_ts: str | None) -> None:
         """Slack has it: replays of this slot post nothing."""
-        self._write(key, Post(PostState.POSTED, earlier.kind, earlier.channel, earlier.partition, now, channel_id, ts,
-                              thread_ts or earlier.thread_ts, earlier.topic))
+        self._write(
+            key,
+            Post(
+                PostState.POSTED,
+                earlier.kind,
+                earlier.channel,
+                earlier.partition,
+                now,
+                channel_id,
+                ts,
+                thread_ts or earlier.thread_ts,
+                earlier.topic,
+            ),
+        )
 
     def dead(self, key: str, earlier: Post, now: int) -> None:
         """Refused by Slack for good (dead-lettered): never posted again."""
-        self._write(key, Post(PostState.DEAD, earlier.kind, earlier.channel, earlier.partition, now, earlier.channel_id,
-                              None, earlier.thread_ts, earlier.topic))
+        self._write(
+            key,
+            Post(
+                PostState.DEAD,
+                earlier.kind,
+                earlier.channel,
+                earlier.partition,
+                now,
+                earlier.channel_id,
+                None,
+                earlier.thread_ts,
+                earlier.topic,
+            ),
+        )
 
     def owed_in(self, topic: str, partitions: set[int]) -> list[tuple[str, Post]]:
         """The slots still owed of these partitions of `topic`, oldest first: what their new owner must post."""
-        found = [(key, post) for key, post in self.by_slot.items()
-                 if post.state is PostState.OWED and post.topic == topic and post.partition in partitions]
+        found = [
+            (key, post)
+            for key, post in self.by_slot.items()
+            if post.state is PostState.OWED and post.topic == topic and post.partition in partitions
+        ]
         return sorted(found, key=lambda pair: pair[1].at)
 
     def channel_id(self, channel: str) -> str | None:
@@ -131,8 +169,9 @@ class Posts:
 
     def expire(self, now: int, retention_s: int, partitions: set[int]) -> int:
         """Tombstone the settled records older than the retention that came from `partitions` (the ones this worker owns)."""
-        old = [key for key, post in self.by_slot.items()
-               if post.at + retention_s < now and post.partition in partitions and post.is_settled]
+        old = [
+            key for key, post in self.by_slot.items() if post.at + retention_s < now and post.partition in partitions and post.is_settled
+        ]
         for key in old:
             self._forget(key)
             self.view.publish([(self.view.key("post", key), None)])

@@ -33,9 +33,8 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any, Literal, Protocol
@@ -176,11 +175,10 @@ class SlackSink:
         self._bases: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}  # (channel, ts) -> an alert's text and blocks
         # Daemon threads, not a ThreadPoolExecutor: a post stuck retrying an unreachable Slack
         # must not hold the process open after SIGTERM (its offset is uncommitted anyway).
-        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, InDoubt | None, Future[Outcome]] | None] = \
+        self._queue: queue.SimpleQueue[tuple[Job, str, str | None, threading.Event, InDoubt | None, Future[Outcome]] | None] = (
             queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)
-        ]
+        )
+        self._threads = [threading.Thread(target=self._work, name=f"slack-{i}", daemon=True) for i in range(concurrency)]
         for thread in self._threads:
             thread.start()
 
@@ -191,8 +189,9 @@ class SlackSink:
         client = getattr(self._local, "client", None)
         if client is None:
             # No retry handlers: every retry is this module's, after an `abandon` check (see above).
-            client = _TimedClient(self._observe, token=self._token.get_secret_value(), base_url=self._base_url,
-                                  timeout=self._timeout_s, retry_handlers=[])
+            client = _TimedClient(
+                self._observe, token=self._token.get_secret_value(), base_url=self._base_url, timeout=self._timeout_s, retry_handlers=[]
+            )
             self._local.client = client
         return client
 
@@ -210,8 +209,15 @@ class SlackSink:
                     return Outcome("sent", channel=found[0], ts=found[1])
             started = time.time()
             try:
-                response = client.chat_postMessage(channel=channel, text=alert.text, blocks=alert.blocks, metadata=alert.metadata,
-                                                   thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+                response = client.chat_postMessage(
+                    channel=channel,
+                    text=alert.text,
+                    blocks=alert.blocks,
+                    metadata=alert.metadata,
+                    thread_ts=thread_ts,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
             except (OSError, HTTPException) as err:
                 # urllib wraps what fails before the request is sent in URLError; anything else came after it was sent.
                 if slots and not unanswered and not isinstance(err, URLError):
@@ -237,7 +243,11 @@ class SlackSink:
                 found |= _scan(client, channel, thread_ts, search.oldest, slots)
             return Outcome("found", channel=channel, found=found)
 
-        return self._enqueue(job, f"search of {search.channel} for {len(search.slots) + len(search.orphans) + sum(map(len, search.threads.values()))} posts", abandon)
+        return self._enqueue(
+            job,
+            f"search of {search.channel} for {len(search.slots) + len(search.orphans) + sum(map(len, search.threads.values()))} posts",
+            abandon,
+        )
 
     def update_card(self, channel: str, ts: str, card: list[dict[str, Any]], abandon: threading.Event) -> Future[Outcome]:
         """The alert `ts` with its task card replaced (chat.update): what the template rendered stays as it was."""
@@ -258,8 +268,9 @@ class SlackSink:
 
         return self._enqueue(job, f"card update of {ts} in {channel}", abandon)
 
-    def _already_posted(self, client: WebClient, channel: str, thread_ts: str | None, since: float,
-                        slots: list[str]) -> tuple[str, str] | None:
+    def _already_posted(
+        self, client: WebClient, channel: str, thread_ts: str | None, since: float, slots: list[str]
+    ) -> tuple[str, str] | None:
         """(channel id, ts) of the message a post that got no answer left in Slack after all, if it is there."""
         try:
             channel_id = self._channel_id(client, channel)
@@ -283,8 +294,7 @@ class SlackSink:
         if name not in self._channel_ids:
             cursor = None
             while True:
-                page = client.conversations_list(types="public_channel,private_channel", limit=1000, cursor=cursor,
-                                                 exclude_archived=True)
+                page = client.conversations_list(types="public_channel,private_channel", limit=1000, cursor=cursor, exclude_archived=True)
                 for known in page.get("channels") or []:
                     self._channel_ids[known.get("name")] = known.get("id")
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
@@ -307,8 +317,9 @@ class SlackSink:
             return f"auth.test: {type(err).__name__}: {err}"
         return None
 
-    def _enqueue(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
-                 hold: InDoubt | None = None) -> Future[Outcome]:
+    def _enqueue(
+        self, job: Job, what: str, abandon: threading.Event, channel: str | None = None, hold: InDoubt | None = None
+    ) -> Future[Outcome]:
         future: Future[Outcome] = Future()
         self._queue.put((job, what, channel, abandon, hold, future))
         return future
@@ -324,8 +335,7 @@ class SlackSink:
         if client is not None:
             client.close()
 
-    def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None,
-                 hold: InDoubt | None = None) -> Outcome:
+    def _attempt(self, job: Job, what: str, abandon: threading.Event, channel: str | None = None, hold: InDoubt | None = None) -> Outcome:
         delay = min(FIRST_RETRY_S, self._max_backoff_s)
         while True:
             while hold is not None and hold() and not abandon.is_set():  # each attempt waits out a hold
@@ -378,8 +388,9 @@ def _scan(client: WebClient, channel: str, thread_ts: str | None, oldest: float,
         if thread_ts is not None:
             page = client.conversations_replies(channel=channel, ts=thread_ts, cursor=cursor, include_all_metadata=True, limit=200)
         else:
-            page = client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", cursor=cursor,
-                                                include_all_metadata=True, limit=200)
+            page = client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", cursor=cursor, include_all_metadata=True, limit=200
+            )
         for message in page.get("messages") or []:
             for slot in slots_of(message):
                 if slot in wanted:

@@ -61,11 +61,16 @@ class KeepAliveWebClient(WebClient):
             self.close()
         if not 200 <= response.status < 300:
             raise HTTPError(url, response.status, response.reason, response.headers, io.BytesIO(body))
-        text = body if response.headers.get_content_type() == "application/gzip" else \
-            body.decode(response.headers.get_content_charset() or "utf-8")
+        text = (
+            body
+            if response.headers.get_content_type() == "application/gzip"
+            else body.decode(response.headers.get_content_charset() or "utf-8")
+        )
         if self._logger.level <= logging.DEBUG:  # as slack-sdk logs it (and the log filter scrubs it)
-            self._logger.debug(f"Received the following response - status: {response.status}, "
-                               f"headers: {dict(response.headers)}, body: {'(binary)' if isinstance(text, bytes) else text}")
+            self._logger.debug(
+                f"Received the following response - status: {response.status}, "
+                f"headers: {dict(response.headers)}, body: {'(binary)' if isinstance(text, bytes) else text}"
+            )
         return {"status": response.status, "headers": response.headers, "body": text}
 
     def _ready(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:

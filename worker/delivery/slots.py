@@ -68,11 +68,11 @@ def parse_slot(key: str) -> Slot:
     if not sep:
         for kind in _UNBOUND:
             if key.startswith(kind.value + ":"):
-                return Slot(kind, "", key[len(kind.value) + 1:])
+                return Slot(kind, "", key[len(kind.value) + 1 :])
         return Slot(For.ALERT, key)
     for kind in _TASK_NOTES:
         if rest.startswith(kind.value + ":"):
-            return Slot(kind, task_id, rest[len(kind.value) + 1:])
+            return Slot(kind, task_id, rest[len(kind.value) + 1 :])
     return Slot(For.ANSWER, task_id, rest)
 
 

@@ -53,8 +53,10 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         say(f"▶ embedded Kafka-compatible broker (Tansu) on {broker.bootstrap_servers}")
         ensure_topics(settings, [settings.feedback_topic], partitions=PARTITIONS)
         where = "posting to Slack" if settings.slack_bot_token else "printed here (set SLACK_BOT_TOKEN to post)"
-        say(f"▶ worker: rules from {shipped.rules_path} (+ demo-sla: acknowledge within {ACK_WITHIN_S} s), templates from "
-            f"{settings.templates_path}; alerts {where}; cx-oncall is a pool of three, in turn")
+        say(
+            f"▶ worker: rules from {shipped.rules_path} (+ demo-sla: acknowledge within {ACK_WITHIN_S} s), templates from "
+            f"{settings.templates_path}; alerts {where}; cx-oncall is a pool of three, in turn"
+        )
         if settings.http_port:
             say(f"▶ Prometheus metrics on http://localhost:{settings.http_port}/metrics, probes on /healthz and /readyz (HTTP_PORT)")
 
@@ -92,8 +94,10 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             desk = work_tasks(settings, sla_task, say)
             escalated = wait_for_escalation(desk, sla_task) if sla_task else None
             if escalated is not None:
-                say(f"  {sla_task} ({escalated.customer_name}) was not acknowledged within {ACK_WITHIN_S} s: escalated to "
-                    f"{escalated.assignee or escalated.owner} and #cx-leads")
+                say(
+                    f"  {sla_task} ({escalated.customer_name}) was not acknowledged within {ACK_WITHIN_S} s: escalated to "
+                    f"{escalated.assignee or escalated.owner} and #cx-leads"
+                )
             say("\n▶ the customers are asked again (SURVEY_REQUEST_TOPIC); a survey tool sends their answers back")
             answered = answer_surveys(settings, desk, len(RESOLUTIONS), say)
             for task_id, outcome in wait_for_outcomes(desk, answered).items():
@@ -139,8 +143,9 @@ def wait_until_committed(settings: Any, end: dict[int, int], stop: threading.Eve
         probe.close()
 
 
-def wait_for_snapshots(settings: Any, valid: int, stop: threading.Event, decided: int = 0,
-                       timeout_s: float = 20.0) -> dict[str, dict[str, Any]]:
+def wait_for_snapshots(
+    settings: Any, valid: int, stop: threading.Event, decided: int = 0, timeout_s: float = 20.0
+) -> dict[str, dict[str, Any]]:
     """The latest snapshots of the current 24h window, once its overall figure covers every valid answer and the
     `decided` follow-up answers (recovered or still unhappy)."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
@@ -169,16 +174,20 @@ def print_metrics(snapshots: dict[str, dict[str, Any]]) -> None:
     if not snapshots:
         say("metrics: no snapshot yet")
         return
-    lines = ["Metrics, last 24h (from the snapshots on the metrics topic)",
-             f"  {'':<20}{'answers':>8}{'NPS':>14}{'CSAT':>8}{'CES':>6}{'unhappy':>9}{'revenue at risk':>17}"]
+    lines = [
+        "Metrics, last 24h (from the snapshots on the metrics topic)",
+        f"  {'':<20}{'answers':>8}{'NPS':>14}{'CSAT':>8}{'CES':>6}{'unhappy':>9}{'revenue at risk':>17}",
+    ]
     for key, snap in sorted(snapshots.items(), key=lambda kv: (kv[0].endswith("|*") is False, kv[0])):
         who = "all customers" if not snap["dimension"] else ", ".join(snap["dimension"].values())
         nps, csat, ces = snap["nps"], snap["csat"], snap["ces"]
         nps_text = "—" if nps["score"] is None else f"{nps['score']:+.0f} ±{nps['margin_of_error']:.0f}"
         csat_text = "—" if csat["score"] is None else f"{csat['score']:.0f}%"
         ces_text = "—" if ces["mean"] is None else f"{ces['mean']:.1f}"
-        lines.append(f"  {who:<20}{snap['responses']:>8}{nps_text:>14}{csat_text:>8}{ces_text:>6}"
-                     f"{snap['unhappy_customers']:>9}{'$' + format(snap['revenue_at_risk'], ',.2f'):>17}")
+        lines.append(
+            f"  {who:<20}{snap['responses']:>8}{nps_text:>14}{csat_text:>8}{ces_text:>6}"
+            f"{snap['unhappy_customers']:>9}{'$' + format(snap['revenue_at_risk'], ',.2f'):>17}"
+        )
     lines.append("═" * 64)
     say("\n".join(lines))
 
@@ -192,15 +201,20 @@ def print_loop(snapshots: dict[str, dict[str, Any]]) -> None:
     resolve_p50 = loop["time_to_resolve"]["p50"]
     rate = "—" if loop["recovery_rate"] is None else f"{loop['recovery_rate']:.0f}%"
     causes = ", ".join(f"{cause} {n}" for cause, n in list(overall["root_causes"].items())[:3]) or "—"
-    rows = [("tasks opened", loop["opened"], ""),
-            ("acknowledged", loop["acknowledged"], f"{loop['acknowledged_within_sla']} within SLA"),
-            ("resolved", loop["resolved"], f"{loop['resolved_within_sla']} within SLA"
-             + ("" if resolve_p50 is None else f", median {resolve_p50:.0f} s to resolve")),
-            ("escalated", loop["escalated"], ""),
-            ("recovered", loop["closed_recovered"], f"{loop['still_unhappy']} still unhappy (reopened)"),
-            ("recovery rate", rate, ""),
-            ("revenue recovered", f"${loop['revenue_recovered']:,.2f}", "per month"),
-            ("top root causes", causes, "")]
+    rows = [
+        ("tasks opened", loop["opened"], ""),
+        ("acknowledged", loop["acknowledged"], f"{loop['acknowledged_within_sla']} within SLA"),
+        (
+            "resolved",
+            loop["resolved"],
+            f"{loop['resolved_within_sla']} within SLA" + ("" if resolve_p50 is None else f", median {resolve_p50:.0f} s to resolve"),
+        ),
+        ("escalated", loop["escalated"], ""),
+        ("recovered", loop["closed_recovered"], f"{loop['still_unhappy']} still unhappy (reopened)"),
+        ("recovery rate", rate, ""),
+        ("revenue recovered", f"${loop['revenue_recovered']:,.2f}", "per month"),
+        ("top root causes", causes, ""),
+    ]
     lines = ["The loop, last 24h (the `loop` object of the same snapshot)"]
     lines += [f"  {name:<20}{value!s:>10}   {note}".rstrip() for name, value, note in rows]
     lines.append("═" * 64)
@@ -220,8 +234,13 @@ def read_all(settings: Any, topic: str, idle_ms: int = 1500) -> list[dict[str, A
 
 
 def print_summary(
-    sent: int, malformed: int, tasks: list[dict[str, Any]], dead: list[dict[str, Any]], stats: Stats | None = None,
-    statuses: dict[str, int] | None = None, answers: int = 0,
+    sent: int,
+    malformed: int,
+    tasks: list[dict[str, Any]],
+    dead: list[dict[str, Any]],
+    stats: Stats | None = None,
+    statuses: dict[str, int] | None = None,
+    answers: int = 0,
 ) -> None:
     by_rule = Counter(task["rule_id"] for task in tasks)
     by_owner = Counter(task["owner"] + (f" → {task['assignee']}" if task.get("assignee") else "") for task in tasks)
@@ -238,13 +257,17 @@ def print_summary(
     ]
     lines += [f"  {rule:<28}{n:>6}" for rule, n in by_rule.most_common()]
     if statuses:
-        lines.append(f"tasks by status           {statuses['open']} open, {statuses['acknowledged']} acknowledged, "
-                     f"{statuses['resolved']} resolved, {statuses['closed']} closed; {statuses['escalated']} escalated")
+        lines.append(
+            f"tasks by status           {statuses['open']} open, {statuses['acknowledged']} acknowledged, "
+            f"{statuses['resolved']} resolved, {statuses['closed']} closed; {statuses['escalated']} escalated"
+        )
     if stats is not None:
         lines.append(f"alert messages posted   {stats.alerts_sent:>6}")
         if stats.digests:
-            lines.append(f"  of which {stats.digests} summaries listing {stats.rate_limited} alerts beyond a channel's "
-                         "rate limit (CHANNEL_RATE_LIMIT_PER_MINUTE)")
+            lines.append(
+                f"  of which {stats.digests} summaries listing {stats.rate_limited} alerts beyond a channel's "
+                "rate limit (CHANNEL_RATE_LIMIT_PER_MINUTE)"
+            )
     lines.append("tasks by owner")
     lines += [f"  {owner:<28}{n:>6}" for owner, n in by_owner.most_common()]
     lines.append(f"dead-letter queue       {len(dead):>6}   ({len(invalid)} invalid events, {len(undeliverable)} undeliverable alerts)")

@@ -14,9 +14,24 @@ from datetime import UTC, datetime, timedelta
 
 SEGMENTS = [("smb", 0.6, (20, 400)), ("mid-market", 0.3, (400, 3000)), ("enterprise", 0.1, (3000, 40000))]
 NAMES = [
-    "Purrfect Prints", "Tartu Tech", "Kohvik Kass", "De Gouden Fiets", "Nordlys Studio", "Bakkerij Bol",
-    "Tallinna Trükk", "Hola Hosting", "Müller Maschinenbau", "Atlas Freight", "Blue Heron Books", "Pärnu Paber",
-    "Zeebries Reizen", "Cafe Cortado", "Orbit Analytics", "Lumen Labs", "Sol y Sombra", "Koogel Mogel",
+    "Purrfect Prints",
+    "Tartu Tech",
+    "Kohvik Kass",
+    "De Gouden Fiets",
+    "Nordlys Studio",
+    "Bakkerij Bol",
+    "Tallinna Trükk",
+    "Hola Hosting",
+    "Müller Maschinenbau",
+    "Atlas Freight",
+    "Blue Heron Books",
+    "Pärnu Paber",
+    "Zeebries Reizen",
+    "Cafe Cortado",
+    "Orbit Analytics",
+    "Lumen Labs",
+    "Sol y Sombra",
+    "Koogel Mogel",
 ]
 NEGATIVE = [
     "Printer ink arrived late again",

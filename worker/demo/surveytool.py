@@ -21,8 +21,11 @@ from ..config import Settings
 from ..keeper import TaskDesk
 
 #: The answers, in the order the requests arrive: (score on the survey's scale, comment).
-SCRIPT = [(5, "Parcel arrived the next morning, thank you!"), (2, "Still charged twice. Not impressed."),
-          (4, "Sorted now, appreciate the call.")]
+SCRIPT = [
+    (5, "Parcel arrived the next morning, thank you!"),
+    (2, "Still charged twice. Not impressed."),
+    (4, "Sorted now, appreciate the call."),
+]
 SCALE = {"csat": 5, "ces": 5, "nps": 10}
 
 
@@ -57,16 +60,29 @@ def answer_surveys(settings: Settings, desk: TaskDesk, count: int, say: Callable
         for request, (score, comment) in zip(requests, SCRIPT):
             case = desk.cases.get(request["task_id"])
             segment = next((d.partition("=")[2] for d in case.dims if d.startswith("customer.segment=")), None) if case else None
-            customer = {"id": request["customer"], "name": case.customer_name if case else None, "segment": segment,
-                        "monthly_value": case.monthly_value if case else None}
+            customer = {
+                "id": request["customer"],
+                "name": case.customer_name if case else None,
+                "segment": segment,
+                "monthly_value": case.monthly_value if case else None,
+            }
             survey = request["survey"]
             scaled = score if survey == "csat" else round(score * SCALE[survey] / 5) if survey == "nps" else 6 - score
-            answer = {"event_id": f"followup-{uuid.uuid4().hex[:10]}", "occurred_at": datetime.now(UTC).isoformat(), "survey": survey,
-                      "score": scaled, "comment": comment, "customer": customer, "channel": "email",
-                      "attributes": {"task_id": request["task_id"]}}
+            answer = {
+                "event_id": f"followup-{uuid.uuid4().hex[:10]}",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "survey": survey,
+                "score": scaled,
+                "comment": comment,
+                "customer": customer,
+                "channel": "email",
+                "attributes": {"task_id": request["task_id"]},
+            }
             producer.send(settings.feedback_topic, key=request["customer"].encode(), value=json.dumps(answer).encode())
-            say(f"  {customer['name'] or customer['id']} answered the follow-up survey for {request['task_id']}: "
-                f"{survey.upper()} {scaled}, “{comment}”")
+            say(
+                f"  {customer['name'] or customer['id']} answered the follow-up survey for {request['task_id']}: "
+                f"{survey.upper()} {scaled}, “{comment}”"
+            )
             answered.append(request["task_id"])
         producer.flush()
     finally:

@@ -18,23 +18,26 @@ from typing import Any
 
 from ..config import Settings
 from ..events import FeedbackEvent
-from ..rules import load_rules
 from ..keeper import TaskDesk
+from ..rules import load_rules
 from ..tasks import Case, task_id_for
 
 ACK_WITHIN_S = 5
 TEAMMATE = {"source": "cli", "id": "sam", "name": "Sam (teammate)"}
 #: The demo's owner pool: tasks of cx-oncall go to these three in turn (their alerts mention them).
 POOL = {"cx-oncall": {"members": ["UANNA0001", "UBEN00002", "UCHLOE003"], "strategy": "round_robin"}}
-RESOLUTIONS = [("shipping-delay", "Re-sent the order with express delivery"), ("billing-error", "Refunded the double charge"),
-               ("product-defect", "Replaced the unit and logged the defect")]
+RESOLUTIONS = [
+    ("shipping-delay", "Re-sent the order with express delivery"),
+    ("billing-error", "Refunded the double charge"),
+    ("product-defect", "Replaced the unit and logged the defect"),
+]
 
 
 def rules_with_short_sla(shipped: Path, events: list[tuple[bytes, bytes]]) -> tuple[Path, str | None]:
     """A copy of the shipped rules plus `demo-sla`, which owns the first answer of an enterprise customer that the
     shipped rules alert on (or else the first one they alert on)."""
     folder = Path(tempfile.mkdtemp(prefix="feedback-demo-rules-"))
-    for file in (shipped.glob("*.y*ml") if shipped.is_dir() else [shipped]):
+    for file in shipped.glob("*.y*ml") if shipped.is_dir() else [shipped]:
         shutil.copy(file, folder / file.name)
     rules = load_rules(folder)
     alerting = []
@@ -49,12 +52,28 @@ def rules_with_short_sla(shipped: Path, events: list[tuple[bytes, bytes]]) -> tu
     target = (enterprise or alerting or [None])[0]
     target = target.event_id if target is not None else None
     if target is not None:
-        (folder / "00-demo-sla.yaml").write_text(json.dumps({"rules": [{  # loaded first: it wins a tie in severity
-            "id": "demo-sla", "description": "Enterprise detractor: to acknowledge within 5 seconds (demo)",
-            "when": {"event_id": target}, "severity": "critical", "alert": {"channel": "#cx-alerts"},
-            "followup": {"owner": "cx-oncall", "due_in": "4h", "acknowledge_within": f"{ACK_WITHIN_S}s",
-                         "escalate_to": {"channel": "#cx-leads"}},
-        }]}, indent=2))
+        (folder / "00-demo-sla.yaml").write_text(
+            json.dumps(
+                {
+                    "rules": [
+                        {  # loaded first: it wins a tie in severity
+                            "id": "demo-sla",
+                            "description": "Enterprise detractor: to acknowledge within 5 seconds (demo)",
+                            "when": {"event_id": target},
+                            "severity": "critical",
+                            "alert": {"channel": "#cx-alerts"},
+                            "followup": {
+                                "owner": "cx-oncall",
+                                "due_in": "4h",
+                                "acknowledge_within": f"{ACK_WITHIN_S}s",
+                                "escalate_to": {"channel": "#cx-leads"},
+                            },
+                        }
+                    ]
+                },
+                indent=2,
+            )
+        )
         load_rules(folder)  # a mistake here is the demo's, and says so at once
     return folder, target and task_id_for(target)
 
@@ -92,6 +111,10 @@ def wait_for_escalation(desk: TaskDesk, task_id: str, timeout_s: float = 30.0) -
 
 def status_line(desk: TaskDesk) -> dict[str, Any]:
     cases = list(desk.cases.by_id.values())
-    return {"open": sum(c.status == "open" for c in cases), "acknowledged": sum(c.status == "acknowledged" for c in cases),
-            "resolved": sum(c.status == "resolved" for c in cases), "closed": sum(c.status == "closed" for c in cases),
-            "escalated": sum(bool(c.escalations) for c in cases)}
+    return {
+        "open": sum(c.status == "open" for c in cases),
+        "acknowledged": sum(c.status == "acknowledged" for c in cases),
+        "resolved": sum(c.status == "resolved" for c in cases),
+        "closed": sum(c.status == "closed" for c in cases),
+        "escalated": sum(bool(c.escalations) for c in cases),
+    }

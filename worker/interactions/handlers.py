@@ -74,8 +74,9 @@ def on_click(payload: dict[str, Any], cases: Cases, policy: TaskPolicy, allowed:
             case = cases.get(task_id)
             ticked = {option.get("value") for option in element.get("selected_options") or []}
             before = case.steps if case is not None else {}
-            fields = [{"action": "step", "step": step, "done": step in ticked} for step in STEPS
-                      if (step in ticked) != bool(before.get(step))]
+            fields = [
+                {"action": "step", "step": step, "done": step in ticked} for step in STEPS if (step in ticked) != bool(before.get(step))
+            ]
         for extra in fields:
             action = {"task_id": task_id, "actor": actor, "action_id": f"slack:{uuid.uuid4().hex}"} | extra
             reason = _refused(cases, policy, action)
@@ -105,8 +106,15 @@ def on_submit(payload: dict[str, Any], cases: Cases, policy: TaskPolicy, allowed
         errors["resolution"] = "Say what was done."
     if errors:
         return Decision(ack={"response_action": "errors", "errors": errors}, note="resolve dialog incomplete")
-    action = {"action": "resolve", "task_id": task_id, "actor": actor, "action_id": f"slack:{uuid.uuid4().hex}",
-              "root_cause": cause["value"], "resolution": resolution.strip(), "customer_contacted": contacted}
+    action = {
+        "action": "resolve",
+        "task_id": task_id,
+        "actor": actor,
+        "action_id": f"slack:{uuid.uuid4().hex}",
+        "root_cause": cause["value"],
+        "resolution": resolution.strip(),
+        "customer_contacted": contacted,
+    }
     reason = _refused(cases, policy, action)
     if reason is not None:
         return Decision(ack={"response_action": "errors", "errors": {"root_cause": reason[:150]}}, note=reason)

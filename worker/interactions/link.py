@@ -38,16 +38,28 @@ PENDING_S = 30.0  # how long a sent action's verdict is watched for a late refus
 
 
 class SlackLink:
-    def __init__(self, app_token: SecretStr, bot_token: SecretStr, base_url: str, cases: Cases, policy: TaskPolicy,
-                 send: Send, allowed: Allowed | None = None) -> None:
+    def __init__(
+        self,
+        app_token: SecretStr,
+        bot_token: SecretStr,
+        base_url: str,
+        cases: Cases,
+        policy: TaskPolicy,
+        send: Send,
+        allowed: Allowed | None = None,
+    ) -> None:
         self.cases = cases
         self.policy = policy
         self.send = send
         self.allowed: Allowed = allowed or (lambda user: True)
         self.web = WebClient(token=bot_token.get_secret_value(), base_url=base_url, timeout=5)
         self.team_id = ""
-        self.client = SocketModeClient(app_token=app_token.get_secret_value(), web_client=WebClient(base_url=base_url, timeout=5),
-                                       auto_reconnect_enabled=True, ping_interval=10)
+        self.client = SocketModeClient(
+            app_token=app_token.get_secret_value(),
+            web_client=WebClient(base_url=base_url, timeout=5),
+            auto_reconnect_enabled=True,
+            ping_interval=10,
+        )
         self.client.socket_mode_request_listeners.append(self._on_request)
         self._pending: dict[str, tuple[str, str, float]] = {}  # action id -> (channel, user, until): watched for a refusal
         self._lock = threading.Lock()
@@ -83,7 +95,7 @@ class SlackLink:
         sent = all(self.send(action) for action in decision.actions)  # in Kafka before the ack: a crash loses no click
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=decision.ack))
         self.handled += 1
-        channel = ((payload.get("container") or {}).get("channel_id") or (payload.get("channel") or {}).get("id") or "")
+        channel = (payload.get("container") or {}).get("channel_id") or (payload.get("channel") or {}).get("id") or ""
         user = (payload.get("user") or {}).get("id", "")
         if not sent:
             decision.ephemeral = "Slack reached us, but the change could not be saved; please try again."
@@ -99,8 +111,11 @@ class SlackLink:
 
     def _decide(self, payload: dict[str, Any]) -> Decision:
         if foreign(payload, self.team_id):
-            log.warning("refused an interaction from workspace %s (this app is installed in %s)",
-                        (payload.get("team") or {}).get("id"), self.team_id)
+            log.warning(
+                "refused an interaction from workspace %s (this app is installed in %s)",
+                (payload.get("team") or {}).get("id"),
+                self.team_id,
+            )
             return Decision()
         if payload.get("type") == "block_actions":
             return on_click(payload, self.cases, self.policy, self.allowed)
@@ -127,5 +142,8 @@ class SlackLink:
             with self._lock:
                 self._pending.pop(action_id, None)
             if outcome is not None and not outcome.applied and channel and user:
-                self._call(lambda channel=channel, user=user, reason=outcome.reason: self.web.chat_postEphemeral(
-                    channel=channel, user=user, text=reason))
+                self._call(
+                    lambda channel=channel, user=user, reason=outcome.reason: self.web.chat_postEphemeral(
+                        channel=channel, user=user, text=reason
+                    )
+                )

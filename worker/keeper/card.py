@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..alerting import Alert, audit_line, card
-from ..stream import Hold, Origin
 from ..delivery import Form, Outbox, Outcome, Place, Sink, alert_slot, change_slot
+from ..stream import Hold, Origin
 from ..tasks import Case, Lifecycle
 
 log = logging.getLogger("worker")
@@ -99,14 +99,25 @@ class LiveCards:
         text = audit_line(record, record.actor.shown())
 
         def render() -> Alert:
-            return Alert(channel=channel, text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-                         metadata={"event_type": "feedback_task_change",
-                                   "event_payload": {"task_id": case.task_id, "change": record.type}},
-                         event_id=case.event_id, task_id=case.task_id, rule_id=case.rule_id, severity=case.severity)
+            return Alert(
+                channel=channel,
+                text=text,
+                blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+                metadata={"event_type": "feedback_task_change", "event_payload": {"task_id": case.task_id, "change": record.type}},
+                event_id=case.event_id,
+                task_id=case.task_id,
+                rule_id=case.rule_id,
+                severity=case.severity,
+            )
 
-        self.outbox.post_once(f"change {record.id} of task {case.task_id}",
-                              [Place(change_slot(case.task_id, record.id), origin.tp, origin.hold(), origin.record)],
-                              channel, render, kind=Form.REPLY, thread_ts=thread_ts)
+        self.outbox.post_once(
+            f"change {record.id} of task {case.task_id}",
+            [Place(change_slot(case.task_id, record.id), origin.tp, origin.hold(), origin.record)],
+            channel,
+            render,
+            kind=Form.REPLY,
+            thread_ts=thread_ts,
+        )
 
 
 def _release(live: list[tuple[Hold, Origin]]) -> None:

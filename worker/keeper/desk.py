@@ -60,15 +60,23 @@ class TaskDesk:
         request = {"action": action, "task_id": task_id, "actor": actor, "action_id": f"{actor['source']}:{uuid.uuid4().hex}"} | fields
         parsed = ACTION.validate_python(request)
         case = self.cases.get(task_id)
-        reason = f"unknown task {task_id!r} (see `feedback-worker task list`)" if case is None else refusal(case, parsed, self.settings.task_policy)
+        reason = (
+            f"unknown task {task_id!r} (see `feedback-worker task list`)"
+            if case is None
+            else refusal(case, parsed, self.settings.task_policy)
+        )
         if reason is not None:  # said now, not after a round trip; the keeper checks again anyway
             return Verdict(False, reason, case)
         self._producer.send(self.settings.task_actions_topic, key=task_id.encode(), value=parsed.model_dump_json().encode()).get(timeout=30)
         deadline = time.monotonic() + wait_s
         while (outcome := self.cases.outcomes.get(request["action_id"])) is None:
             if time.monotonic() > deadline:
-                return Verdict(False, f"no worker applied the action within {wait_s:g} s (is one running?); it stays queued on "
-                                      f"{self.settings.task_actions_topic} and is applied when one runs", case)
+                return Verdict(
+                    False,
+                    f"no worker applied the action within {wait_s:g} s (is one running?); it stays queued on "
+                    f"{self.settings.task_actions_topic} and is applied when one runs",
+                    case,
+                )
             self.view.poll(timeout_ms=200)
         if not outcome.applied:
             return Verdict(False, outcome.reason, self.cases.get(task_id))
@@ -112,11 +120,21 @@ def followup_records(settings: Settings, idle_s: float = 1.5, connect_timeout_s:
     topic = settings.followup_topic
     connect_timeout_s = CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s
     try:
-        consumer = KafkaConsumer(**(common_config(settings) | {"group_id": None, "enable_auto_commit": False, "max_poll_records": 5000,
-                                                              "bootstrap_timeout_ms": int(connect_timeout_s * 1000)}))
+        consumer = KafkaConsumer(
+            **(
+                common_config(settings)
+                | {
+                    "group_id": None,
+                    "enable_auto_commit": False,
+                    "max_poll_records": 5000,
+                    "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
+                }
+            )
+        )
     except KafkaError as err:
-        raise TopicUnreadable(f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {connect_timeout_s:g} s "
-                              f"({type(err).__name__})") from None
+        raise TopicUnreadable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {connect_timeout_s:g} s ({type(err).__name__})"
+        ) from None
     try:
         deadline = time.monotonic() + 5
         while not (partitions := sorted(consumer.partitions_for_topic(topic) or ())):

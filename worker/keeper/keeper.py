@@ -28,16 +28,38 @@ from kafka.consumer.fetcher import ConsumerRecord
 from pydantic import ValidationError
 
 from ..alerting import AlertRenderer, Episode
-from ..stream import Checkpoint, Origin
 from ..config import Settings
-from ..stream import DeadLetters
 from ..delivery import Outbox, Sink, alert_slot, answer_slot
 from ..events import EventData, FeedbackEvent, field_getter, is_unhappy
+from ..stream import Checkpoint, DeadLetters, Origin, Stats
+from ..tasks import (
+    ACTION,
+    COMMENT_KEPT,
+    TASK_ATTRIBUTE,
+    WORKER,
+    Action,
+    Answer,
+    Case,
+    Cases,
+    Close,
+    Escalate,
+    FollowupAnswer,
+    FollowupSpec,
+    FollowUpTask,
+    FollowUpUpdate,
+    Open,
+    Refused,
+    Sla,
+    TaskResolved,
+    Update,
+    answered_tasks,
+    apply,
+    survey_request,
+    task_id_for,
+)
 from .card import LiveCards
-from ..stream import Stats
-from .rootcauses import RootCauseDigests
 from .notes import TaskNotes
-from ..tasks import ACTION, COMMENT_KEPT, TASK_ATTRIBUTE, WORKER, Action, Answer, Case, Cases, Close, Escalate, FollowupAnswer, FollowupSpec, FollowUpTask, FollowUpUpdate, Open, Refused, Sla, TaskResolved, Update, answered_tasks, apply, survey_request, task_id_for
+from .rootcauses import RootCauseDigests
 
 log = logging.getLogger("worker")
 
@@ -57,8 +79,18 @@ class _Waiting:
 
 
 class Keeper:
-    def __init__(self, settings: Settings, cases: Cases, checkpoint: Checkpoint, dead_letters: DeadLetters, outbox: Outbox,
-                 renderer: Callable[[], AlertRenderer], stats: Stats, clock: Callable[[], datetime], sink: Sink) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cases: Cases,
+        checkpoint: Checkpoint,
+        dead_letters: DeadLetters,
+        outbox: Outbox,
+        renderer: Callable[[], AlertRenderer],
+        stats: Stats,
+        clock: Callable[[], datetime],
+        sink: Sink,
+    ) -> None:
         self.topic = settings.task_actions_topic
         self.followup_topic = settings.followup_topic
         self.policy = settings.task_policy
@@ -93,9 +125,21 @@ class Keeper:
         self.stats.tasks += 1
         within = int(spec.acknowledge_within.total_seconds()) if spec.acknowledge_within else None
         dims = [f"{path}={value}" for path, get in self.dimensions if (value := get(event)) is not None]
-        self.ask(Open(action="open", task_id=task.task_id, actor=WORKER, action_id=f"open:{task.task_id}", task=task,
-                      acknowledge_within_s=within, due_in_s=int(spec.due_in.total_seconds()), channel=channel,
-                      recheck=spec.recheck, recovery_window_s=int(spec.recovery_window.total_seconds()), dims=dims))
+        self.ask(
+            Open(
+                action="open",
+                task_id=task.task_id,
+                actor=WORKER,
+                action_id=f"open:{task.task_id}",
+                task=task,
+                acknowledge_within_s=within,
+                due_in_s=int(spec.due_in.total_seconds()),
+                channel=channel,
+                recheck=spec.recheck,
+                recovery_window_s=int(spec.recovery_window.total_seconds()),
+                dims=dims,
+            )
+        )
 
     def answered(self, data: EventData) -> bool:
         """The customer answered again: does this answer close (or reopen) resolved tasks? Then ask the keeper.
@@ -104,18 +148,32 @@ class Keeper:
         True: it answered tasks, so it opens none (tasks/recheck.py says which tasks it answers)."""
         customer = data["customer"]["id"]
         survey, score = data["survey"], data["score"]
-        tasks = answered_tasks(self.cases.answerable_of(customer), data["event_id"], data["occurred_at"], is_unhappy(survey, score),
-                               data["attributes"].get(TASK_ATTRIBUTE))
+        tasks = answered_tasks(
+            self.cases.answerable_of(customer),
+            data["event_id"],
+            data["occurred_at"],
+            is_unhappy(survey, score),
+            data["attributes"].get(TASK_ATTRIBUTE),
+        )
         if not tasks:
             return False
         comment = data["comment"]
-        answer = FollowupAnswer(event_id=data["event_id"], occurred_at=data["occurred_at"], survey=survey, score=score,
-                                unhappy=is_unhappy(survey, score), comment=comment[:COMMENT_KEPT] if comment else None)
+        answer = FollowupAnswer(
+            event_id=data["event_id"],
+            occurred_at=data["occurred_at"],
+            survey=survey,
+            score=score,
+            unhappy=is_unhappy(survey, score),
+            comment=comment[:COMMENT_KEPT] if comment else None,
+        )
         for case in tasks:
             self.stats.answers += 1
             log.info("answer %s from customer %s (%s %d) answers task %s", answer.event_id, customer, survey, score, case.task_id)
-            self.ask(Answer(action="answer", task_id=case.task_id, actor=WORKER, action_id=f"answer:{case.task_id}:{answer.event_id}",
-                            answer=answer))
+            self.ask(
+                Answer(
+                    action="answer", task_id=case.task_id, actor=WORKER, action_id=f"answer:{case.task_id}:{answer.event_id}", answer=answer
+                )
+            )
         return True
 
     def joinable(self, customer: str, event_id: str) -> Episode | None:
@@ -131,8 +189,11 @@ class Keeper:
         own = self.posts.get(alert_slot(own_task))
         if own is not None and own.is_posted:
             return None
-        replied = [c for task_id in self.posts.replied(event_id) if (c := self.cases.get(task_id)) is not None
-                   and c.customer_id == customer and c.event_id != event_id]
+        replied = [
+            c
+            for task_id in self.posts.replied(event_id)
+            if (c := self.cases.get(task_id)) is not None and c.customer_id == customer and c.event_id != event_id
+        ]
         in_slack = [c for c in replied if (p := self.posts.get(answer_slot(c.task_id, event_id))) and p.is_posted]
         if in_slack:
             case = in_slack[0]
@@ -143,19 +204,22 @@ class Keeper:
         elif self.cases.get(own_task) is not None:
             return None
         else:
-            case = min((c for c in self.cases.unresolved_of(customer) if c.event_id != event_id), key=lambda c: c.opened_at,
-                       default=None)
+            case = min((c for c in self.cases.unresolved_of(customer) if c.event_id != event_id), key=lambda c: c.opened_at, default=None)
             if case is None:
                 return None
         alert = self.posts.get(alert_slot(case.task_id))
         channel_id, ts = alert.thread if alert is not None else (None, None)
         parent = self.outbox.in_flight(alert_slot(case.task_id)) if ts is None else None  # on its way: reply under it once posted
-        return Episode(case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts, channel=channel_id or case.channel,
-                       parent=parent)
+        return Episode(
+            case.task_id, case.event_id, 0, 0, answers=case.answers, thread_ts=ts, channel=channel_id or case.channel, parent=parent
+        )
 
     def update(self, update: FollowUpUpdate) -> None:
-        self.ask(Update(action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}",
-                        update=update))
+        self.ask(
+            Update(
+                action="update", task_id=update.task_id, actor=WORKER, action_id=f"update:{update.task_id}:{update.event_id}", update=update
+            )
+        )
 
     def sla(self, spec: FollowupSpec, now: datetime) -> Sla:
         """A new task's timers: business time with a calendar (config `sla_calendar:`), else wall-clock time."""
@@ -190,8 +254,12 @@ class Keeper:
                 continue
             if not waiting.warned and time.monotonic() - waiting.since > SLOW_ASSIGNMENT_S:
                 waiting.warned = True
-                log.warning("task %s has waited %.0f s for the keeper (the owner of %s[0]) to assign it: is that worker stuck?",
-                            waiting.task.task_id, SLOW_ASSIGNMENT_S, self.topic)
+                log.warning(
+                    "task %s has waited %.0f s for the keeper (the owner of %s[0]) to assign it: is that worker stuck?",
+                    waiting.task.task_id,
+                    SLOW_ASSIGNMENT_S,
+                    self.topic,
+                )
             still.append(waiting)
         self._waiting = still
 

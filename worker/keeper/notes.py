@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..alerting import Alert, AlertRenderer
-from ..stream import Hold, Origin
 from ..delivery import Form, Outbox, Place, Slot, alert_slot, escalated_slot, escalation_slot, reopened_slot
+from ..stream import Hold, Origin
 from ..tasks import Case, FollowupAnswer
 
 GATHER_S = 2.0  # escalations for one channel within this are posted together
@@ -40,9 +40,14 @@ class TaskNotes:
     def escalated(self, case: Case, reason: str, origin: Origin, since: float | None = None) -> None:
         """A reply in the alert's thread mentioning who must act; a post in the escalation channel."""
         since = time.monotonic() if since is None else since
-        if not self._reply(case, escalated_slot(case.task_id, reason, case.reopened), origin, since,
-                           lambda channel, ts: self.renderer().render_escalation(case, reason, channel, ts),
-                           lambda: self.escalated(case, reason, origin, since)):
+        if not self._reply(
+            case,
+            escalated_slot(case.task_id, reason, case.reopened),
+            origin,
+            since,
+            lambda channel, ts: self.renderer().render_escalation(case, reason, channel, ts),
+            lambda: self.escalated(case, reason, origin, since),
+        ):
             return
         to = case.escalate_to.channel if case.escalate_to else None
         if to:
@@ -53,12 +58,18 @@ class TaskNotes:
     def reopened(self, case: Case, answer: FollowupAnswer, round_: int, origin: Origin, since: float | None = None) -> None:
         """The customer's answer was still unhappy: a reply in the alert's thread with the answer and the new deadlines."""
         since = time.monotonic() if since is None else since
-        self._reply(case, reopened_slot(case.task_id, round_), origin, since,
-                    lambda channel, ts: self.renderer().render_reopened(case, answer, channel, ts),
-                    lambda: self.reopened(case, answer, round_, origin, since))
+        self._reply(
+            case,
+            reopened_slot(case.task_id, round_),
+            origin,
+            since,
+            lambda channel, ts: self.renderer().render_reopened(case, answer, channel, ts),
+            lambda: self.reopened(case, answer, round_, origin, since),
+        )
 
-    def _reply(self, case: Case, slot: Slot, origin: Origin, since: float,
-               render: Callable[[str, str | None], Alert], again: Callable[[], None]) -> bool:
+    def _reply(
+        self, case: Case, slot: Slot, origin: Origin, since: float, render: Callable[[str, str | None], Alert], again: Callable[[], None]
+    ) -> bool:
         """Post `render(channel, thread)` once in the alert's thread. False: deferred until the alert has landed."""
         alert = self.outbox.posts.get(alert_slot(case.task_id))
         if alert is not None and alert.is_owed and time.monotonic() - since < ALERT_WAIT_S:
@@ -68,8 +79,14 @@ class TaskNotes:
         channel_id, thread_ts = alert.thread if alert is not None else (None, None)
         channel = channel_id or case.channel
         if channel:
-            self.outbox.post_once(f"note on task {case.task_id}", [Place(slot, origin.tp, origin.hold(), origin.record)], channel,
-                                  lambda: render(channel, thread_ts), kind=Form.REPLY, thread_ts=thread_ts)
+            self.outbox.post_once(
+                f"note on task {case.task_id}",
+                [Place(slot, origin.tp, origin.hold(), origin.record)],
+                channel,
+                lambda: render(channel, thread_ts),
+                kind=Form.REPLY,
+                thread_ts=thread_ts,
+            )
         return True
 
     def release(self) -> None:
@@ -87,15 +104,22 @@ class TaskNotes:
                 self._gathered(channel, notices)
 
     def _gathered(self, channel: str, notices: list[_Notice]) -> None:
-        live = [n for n in notices if not n.origin.state.abandon.is_set()
-                and not ((post := self.outbox.posts.get(n.slot)) is not None and post.is_settled)]
+        live = [
+            n
+            for n in notices
+            if not n.origin.state.abandon.is_set() and not ((post := self.outbox.posts.get(n.slot)) is not None and post.is_settled)
+        ]
         for notice in notices:
             if notice not in live:
                 notice.hold.release()
         if live:
-            self.outbox.post_once(f"escalations to {channel}", [Place(n.slot, n.origin.tp, n.hold, n.origin.record) for n in live],
-                                  channel, lambda: self.renderer().render_escalations([(n.case, n.reason) for n in live], channel),
-                                  kind=Form.SUMMARY if len(live) > 1 else Form.ALONE)
+            self.outbox.post_once(
+                f"escalations to {channel}",
+                [Place(n.slot, n.origin.tp, n.hold, n.origin.record) for n in live],
+                channel,
+                lambda: self.renderer().render_escalations([(n.case, n.reason) for n in live], channel),
+                kind=Form.SUMMARY if len(live) > 1 else Form.ALONE,
+            )
 
     def clear(self) -> None:
         """The keeper's partition moved: what was waiting is the next keeper's (its actions are not committed)."""

@@ -54,16 +54,24 @@ class RootCauseDigests:
         earlier = self.outbox.posts.get(slot)
         if earlier is not None and earlier.is_settled:
             return  # an earlier run, or the replica that kept the tasks before us
-        report = root_cause_report(self.cases.by_id.values(), period, schedule.before(period), self.churn_probability,
-                                   top=schedule.top)
-        self.outbox.post_once(f"root-cause digest {end}", [Place(slot)], schedule.channel,
-                              lambda: self.renderer().render_root_causes(report, schedule.channel, schedule.timezone),
-                              on_sent=lambda outcome: self._sent(end, report, outcome))
+        report = root_cause_report(self.cases.by_id.values(), period, schedule.before(period), self.churn_probability, top=schedule.top)
+        self.outbox.post_once(
+            f"root-cause digest {end}",
+            [Place(slot)],
+            schedule.channel,
+            lambda: self.renderer().render_root_causes(report, schedule.channel, schedule.timezone),
+            on_sent=lambda outcome: self._sent(end, report, outcome),
+        )
 
     def _handle(self, end: str) -> None:
-        self._handled = [*self._handled[-(HANDLED_KEPT - 1):], end]
+        self._handled = [*self._handled[-(HANDLED_KEPT - 1) :], end]
 
     def _sent(self, end: str, report: CauseReport, outcome: Outcome) -> None:
         top = ", ".join(f"{line.cause} ({line.tasks})" for line in report.by_tasks[:3]) or "none"
-        log.info("root-cause digest of the period ending %s posted to %s: %d task(s) resolved; top causes %s",
-                 end, self.schedule.channel if self.schedule else "?", report.tasks, top)
+        log.info(
+            "root-cause digest of the period ending %s posted to %s: %d task(s) resolved; top causes %s",
+            end,
+            self.schedule.channel if self.schedule else "?",
+            report.tasks,
+            top,
+        )

@@ -102,7 +102,9 @@ class Worker:
         self.view.on_send_error = self.checkpoint.on_send_error  # a state record (what is owed Slack) not in Kafka: no commit
         if metering is not None:
             # Step 1 of each commit: publish the partials of the partitions being committed.
-            self.checkpoint.before_flush.append(lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts))
+            self.checkpoint.before_flush.append(
+                lambda parts: metering.checkpoint(self.checkpoint.next_offsets(settings.feedback_topic), self._wall_clock(), parts)
+            )
         self.digests = Digests(settings.channel_rate_limit_per_minute)
         self.backpressure = Backpressure(self.consumer, settings.max_in_flight_alerts, self.stats)
         self._next_full_warning: dict[str, float] = {}
@@ -208,7 +210,10 @@ class Worker:
             if self.stats.late in _LOUD_COUNTS:  # loud, but not once per event in a backfill
                 log.warning(
                     "event %s (occurred_at %s) is too late for every metric window: counted in late_events, not in the "
-                    "figures (%d such events so far; see metrics.lateness)", data["event_id"], occurred_at.isoformat(), self.stats.late,
+                    "figures (%d such events so far; see metrics.lateness)",
+                    data["event_id"],
+                    occurred_at.isoformat(),
+                    self.stats.late,
                 )
         if data["customer"]["id"] in self.cases.answerable and self.keeper.answered(data):
             return  # the customer's answer after a resolution: it closes or reopens their task, and opens none
@@ -235,8 +240,9 @@ class Worker:
             return
         destination = self.router.destination(event, rule)
         now = self.clock()
-        task = open_task(event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner,
-                         self.keeper.sla(rule.followup, now))
+        task = open_task(
+            event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner, self.keeper.sla(rule.followup, now)
+        )
         slot = alert_slot(task.task_id)
         earlier = self.outbox.posts.get(slot)
         if earlier is not None:  # a replay: the alert is posted, or owed and on its way (this worker's, since assigned)
@@ -254,15 +260,17 @@ class Worker:
                 return
             place = Place(slot, tp, hold, record)
             full = self.outbox.owed(destination.channel) >= self.settings.max_owed_per_channel
-            held = self.digests.batch(rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None,
-                                      full=full)
+            held = self.digests.batch(
+                rule, destination.channel, Item(tp, record, event, task.task_id), thread_starter=key is not None, full=full
+            )
             if held is not None:  # a line in a digest or rate-limit summary, posted later: owed from now
                 if held == "rate_limited":
                     self.stats.limited(destination.channel)
                     if full:
                         self._outbox_full(destination.channel)
-                self.outbox.owe_line(place, destination.channel, Form.DIGEST if held == "grouped" else Form.SUMMARY,
-                                     event.model_dump(mode="json"), rule.id)
+                self.outbox.owe_line(
+                    place, destination.channel, Form.DIGEST if held == "grouped" else Form.SUMMARY, event.model_dump(mode="json"), rule.id
+                )
                 return
 
             def render() -> Alert:
@@ -277,8 +285,15 @@ class Worker:
 
         self.keeper.when_assigned(task, state.abandon, alert)
 
-    def _starts_thread(self, key: str, task_id: str, event: FeedbackEvent, rule: Rule, thread: tuple[str | None, str | None],
-                       future: Future[Outcome] | None) -> None:
+    def _starts_thread(
+        self,
+        key: str,
+        task_id: str,
+        event: FeedbackEvent,
+        rule: Rule,
+        thread: tuple[str | None, str | None],
+        future: Future[Outcome] | None,
+    ) -> None:
         """This alert opens the throttle episode `key`: later matches reply in its thread, once it is in Slack."""
         if thread[1] is not None:
             self.throttle.posted(key, *thread)
@@ -289,12 +304,24 @@ class Worker:
     def _outbox_full(self, channel: str) -> None:
         if time.monotonic() >= self._next_full_warning.get(channel, 0.0):  # once a minute per channel
             self._next_full_warning[channel] = time.monotonic() + 60
-            log.warning("%d alerts owed to %s and not yet answered by Slack (MAX_OWED_PER_CHANNEL): new alerts for it go "
-                        "into its rate-limit summary until Slack catches up; none is dropped (%d folded so far)",
-                        self.outbox.owed(channel), channel, self.stats.rate_limited_by[channel])
+            log.warning(
+                "%d alerts owed to %s and not yet answered by Slack (MAX_OWED_PER_CHANNEL): new alerts for it go "
+                "into its rate-limit summary until Slack catches up; none is dropped (%d folded so far)",
+                self.outbox.owed(channel),
+                channel,
+                self.stats.rate_limited_by[channel],
+            )
 
-    def reply(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match,
-              state: PartitionState, key: str | None, episode: Episode) -> None:
+    def reply(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord,
+        event: FeedbackEvent,
+        match: Match,
+        state: PartitionState,
+        key: str | None,
+        episode: Episode,
+    ) -> None:
         """A throttled match (`key`: its episode), or another unhappy answer from a customer with an unresolved task:
         update that task and reply in its Slack thread; no new task, no new alert."""
         rule = match.owner
@@ -312,17 +339,31 @@ class Worker:
         what = f"thread reply for event {event.event_id}"
         if self.stats.silenced_by(self.silences.holding(event, rule.id, self.clock()), what):
             return
-        self.outbox.post_once(what, [Place(slot, tp, self.checkpoint.hold(state, record.offset), record)], channel,
-                              lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers),
-                              kind=Form.REPLY, thread_ts=episode.thread_ts, parent=episode.parent)
+        self.outbox.post_once(
+            what,
+            [Place(slot, tp, self.checkpoint.hold(state, record.offset), record)],
+            channel,
+            lambda: self.renderer.render_reply(channel, event, match, episode.task_id, episode.answers),
+            kind=Form.REPLY,
+            thread_ts=episode.thread_ts,
+            parent=episode.parent,
+        )
 
     def post_digests(self, force: bool = False) -> None:
         """Digests whose wait is over (all of them when stopping): one message, a slot per task listed."""
         for digest in self.digests.due(force):
             places = [Place(alert_slot(item.task_id), item.tp, None, item.record) for item in digest.items]
             kind = Form.SUMMARY if digest.key[0] == "rate" else Form.DIGEST
-            if self.outbox.post_once(f"digest for rule {digest.rule.id}", places, digest.channel,
-                                     lambda digest=digest: self.renderer.render_digest(digest), kind=kind) is not None:
+            if (
+                self.outbox.post_once(
+                    f"digest for rule {digest.rule.id}",
+                    places,
+                    digest.channel,
+                    lambda digest=digest: self.renderer.render_digest(digest),
+                    kind=kind,
+                )
+                is not None
+            ):
                 self.stats.digests += 1
 
     def _list_again(self, line: Owed) -> None:
@@ -361,8 +402,14 @@ class Worker:
             self.stats.reloads_rejected += 1
             channel = self.settings.slack_default_channel
             if self.settings.slack_bot_token is not None and channel:  # an operational notice; never blocks the loop
-                self.outbox.post_once("rules reload notice", [], channel, lambda: notice_alert(
-                    channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome))
+                self.outbox.post_once(
+                    "rules reload notice",
+                    [],
+                    channel,
+                    lambda: notice_alert(
+                        channel, "rules_reload_rejected", ":warning: Rules reload rejected; the worker keeps the rules in use.", outcome
+                    ),
+                )
             return
         self.book.swap(*outcome)
         self.stats.reloads += 1
@@ -380,8 +427,11 @@ class Worker:
             self.outbox.settle(wait_s=0.05)
             self.outbox.release()
         if self.outbox.unanswered:
-            log.warning("stopping with %d Slack posts not yet answered: they are owed, and posted by whoever owns their "
-                        "partitions next (this worker after a restart)", self.outbox.unanswered)
+            log.warning(
+                "stopping with %d Slack posts not yet answered: they are owed, and posted by whoever owns their "
+                "partitions next (this worker after a restart)",
+                self.outbox.unanswered,
+            )
         self.checkpoint.abandon_all()
         self.outbox.stopping.set()
         self.checkpoint.commit()
@@ -435,4 +485,3 @@ class Worker:
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions], revoked)
         if self.metering is not None:
             self.metering.revoked(partitions)
-

@@ -51,13 +51,15 @@ class MetricAlerts:
             return False
         channel = rule.channel or self.default_channel or NO_CHANNEL
         if again:
-            log.warning("metric rule %s still fires and its alert may not be in Slack (a restart, or its post given up): "
-                        "making sure", rule.id)
+            log.warning(
+                "metric rule %s still fires and its alert may not be in Slack (a restart, or its post given up): making sure", rule.id
+            )
         else:
             self.stats.metric_alerts += 1
             log.warning("metric rule %s fired: %s (window %s)", rule.id, rule.condition.describe(), snapshot.window.start)
-        future = self.outbox.post_once(f"metric alert for rule {rule.id}", [Place(slot)], channel,
-                                       lambda: self.renderer().render_metric(rule, channel, snapshot))
+        future = self.outbox.post_once(
+            f"metric alert for rule {rule.id}", [Place(slot)], channel, lambda: self.renderer().render_metric(rule, channel, snapshot)
+        )
         if future is None and not again:
             return False  # a new slot with nothing to post: the template failed, dead-lettered with the reason
         self._keep(firing, future)

@@ -20,6 +20,7 @@ from ..stream import Checkpoint
 
 log = logging.getLogger("worker")
 
+
 class Partitions(Protocol):
     """What the listener needs of the worker: its lock, its clients, and what to do on each change."""
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from ..alerting import AlertRenderer
 from ..config import ConfigError, Settings
-from ..rules import RuleSet, RulesError
 from ..notation import SourceError
+from ..rules import RulesError, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ class Reloader:
             problems = "\n".join(str(e) for e in err.errors) if isinstance(err, RulesError) else str(err)
             log.error(
                 "RULES RELOAD REJECTED: keeping the %d rules in use. Fix these and save again:\n  %s",
-                len(in_use) + len(in_use.metric_rules), problems.replace("\n", "\n  "),
+                len(in_use) + len(in_use.metric_rules),
+                problems.replace("\n", "\n  "),
             )
             return problems
         log.warning("rules reloaded: %d rules and %d metric rules from %s", len(rules), len(rules.metric_rules), ", ".join(rules.files))

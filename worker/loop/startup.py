@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from ..alerting import AlertRenderer, TemplateRenderError
 from ..config import ConfigError, Settings
-from ..notation import format_duration
 from ..events import FeedbackEvent
 from ..metrics import MetricsConfig, MetricSnapshot, Tally, WindowRef, figures
-from ..rules import Match, Router, RuleSet, RulesError, compile_routes, load_rules
+from ..notation import format_duration
+from ..rules import Match, Router, RulesError, RuleSet, compile_routes, load_rules
 from ..tasks import open_task
 
 SAMPLE_EVENT = FeedbackEvent.model_validate(

@@ -12,13 +12,23 @@
 What other subpackages use is exported here.
 """
 
-from .schema import LoopFigures, MetricSnapshot, Percentiles, WindowRef
-from .loop import LoopBook, LoopEntry, LoopTally, loop_figures, nearest_rank
-from .tally import Tally, figures
-from .metering import Metering
-from .metric_rules import DEFAULT_METRIC_TEMPLATE, METRIC_PATHS, MetricCondition, MetricRule, MetricWatch, holds, loop_basis, metric_value, responses_for
-from .partials import GRACE_S, MetricState, PartitionMetrics
 from .emitter import SnapshotEmitter, snapshot_key
+from .loop import LoopBook, LoopEntry, LoopTally, loop_figures, nearest_rank
+from .metering import Metering
+from .metric_rules import (
+    DEFAULT_METRIC_TEMPLATE,
+    METRIC_PATHS,
+    MetricCondition,
+    MetricRule,
+    MetricWatch,
+    holds,
+    loop_basis,
+    metric_value,
+    responses_for,
+)
+from .partials import GRACE_S, MetricState, PartitionMetrics
+from .schema import LoopFigures, MetricSnapshot, Percentiles, WindowRef
+from .tally import Tally, figures
 from .windows import MetricsConfig, WindowSpec, iso
 
 __all__ = [

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from kafka import KafkaProducer
 
 from .loop import LoopBook, loop_figures
+from .partials import GRACE_S, MetricState
 from .schema import MetricSnapshot, WindowRef
 from .tally import Tally, figures
-from .partials import GRACE_S, MetricState
 from .windows import MetricsConfig, iso, windows_of_pane
 
 log = logging.getLogger(__name__)
@@ -169,5 +169,3 @@ class SnapshotEmitter:
         """Start of the window covering "the last <size>": the oldest one still containing now."""
         step = self.specs[size].step_s
         return now - now % step + step - size
-
-

@@ -180,11 +180,18 @@ def loop_figures(tally: LoopTally) -> dict[str, Any]:
     """The snapshot's `loop` and `root_causes`."""
     decided = tally.closed_recovered + tally.still_unhappy
     loop = LoopFigures(
-        opened=tally.opened, acknowledged=tally.acknowledged, resolved=tally.resolved, reopened=tally.reopened,
-        still_unhappy=tally.still_unhappy, escalated=tally.escalated, closed_recovered=tally.closed_recovered,
-        closed_no_response=tally.closed_no_response, acknowledged_within_sla=tally.acknowledged_within_sla,
+        opened=tally.opened,
+        acknowledged=tally.acknowledged,
+        resolved=tally.resolved,
+        reopened=tally.reopened,
+        still_unhappy=tally.still_unhappy,
+        escalated=tally.escalated,
+        closed_recovered=tally.closed_recovered,
+        closed_no_response=tally.closed_no_response,
+        acknowledged_within_sla=tally.acknowledged_within_sla,
         resolved_within_sla=tally.resolved_within_sla,
-        time_to_acknowledge=_percentiles(tally.to_acknowledge), time_to_resolve=_percentiles(tally.to_resolve),
+        time_to_acknowledge=_percentiles(tally.to_acknowledge),
+        time_to_resolve=_percentiles(tally.to_resolve),
         recovery_rate=_round(tally.closed_recovered / decided * 100 if decided else None),
         # fsum: exact, so the figure does not depend on the order entries were summed in
         revenue_recovered=_round(math.fsum(value or 0.0 for _, value in tally.recovered.values())) or 0.0,

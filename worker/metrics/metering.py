@@ -15,9 +15,9 @@ import logging
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ..events import EventData, FeedbackEvent
+from .emitter import SnapshotEmitter
 from .loop import LoopBook
 from .partials import MetricState, PartitionMetrics
-from .emitter import SnapshotEmitter
 from .windows import MetricsConfig
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ class Metering:
         self.consumer = consumer
         self.partitions: dict[int, PartitionMetrics] = {}
         self.state = state
-        self.emitter = SnapshotEmitter(config, state, producer, metrics_topic, self.partitions.__contains__, self._count_partitions,
-                                       loop)
+        self.emitter = SnapshotEmitter(config, state, producer, metrics_topic, self.partitions.__contains__, self._count_partitions, loop)
         self._partition_count = 0
 
     def start(self) -> None:

@@ -26,13 +26,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..notation import Duration, format_duration
 from ..events import is_known_path
-from .schema import LoopFigures, MetricSnapshot
+from ..notation import Duration, format_duration
 from .partials import MetricState
+from .schema import LoopFigures, MetricSnapshot
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge, "eq": operator.eq, "ne": operator.ne,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "eq": operator.eq,
+    "ne": operator.ne,
 }
 DEFAULT_METRIC_TEMPLATE = "metric.slack.j2"
 
@@ -146,8 +151,9 @@ def loop_basis(loop: LoopFigures, figure: str) -> int:
         return loop.acknowledged
     if figure in ("time_to_resolve", "resolved_within_sla"):
         return loop.resolved
-    return loop.opened + loop.acknowledged + loop.resolved + loop.reopened + loop.escalated + loop.closed_recovered \
-        + loop.closed_no_response
+    return (
+        loop.opened + loop.acknowledged + loop.resolved + loop.reopened + loop.escalated + loop.closed_recovered + loop.closed_no_response
+    )
 
 
 def holds(condition: MetricCondition, snapshot: MetricSnapshot) -> bool | None:

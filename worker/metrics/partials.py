@@ -106,8 +106,7 @@ class PartitionMetrics:
                 self._pending_unhappy[who] = (ts, value)
         return True
 
-    def _add(self, survey: str, score: int, customer: str, value: float | None, values: list[Any], ts: int, offset: int,
-             now: int) -> bool:
+    def _add(self, survey: str, score: int, customer: str, value: float | None, values: list[Any], ts: int, offset: int, now: int) -> bool:
         dims = [""] + [f"{path}={v}" for (path, _), v in zip(self.dimensions, values) if v is not None]
         counted = False
         for step, size in self.steps:
@@ -197,9 +196,11 @@ def _dimension_key(paths: list[str]) -> Callable[[EventData], Any]:
     path = paths[0]
     outer, _, inner = path.partition(".")
     if inner and outer == "customer":
+
         def customer_field(data: EventData) -> Any:
             value = data["customer"][inner]
             return value if value is None or type(value) is str else (f"{path}={value}",)
+
         return customer_field
     get = getters[0][1]
     return lambda data: _pending_value(path, get(data))
@@ -219,7 +220,9 @@ class MetricState:
         self.positions: dict[int, int] = {}  # partition -> wall clock of its owner's last checkpoint
         self.finals: dict[str, int] = {}  # snapshot key -> when its final was emitted
         self.firing: dict[str, bool] = {}  # "rule id|dimension" -> firing
-        self.firing_slots: dict[str, str] = {}  # "rule id|dimension" -> the firing that posted its alert (names its slot: delivery/slots.py)
+        self.firing_slots: dict[
+            str, str
+        ] = {}  # "rule id|dimension" -> the firing that posted its alert (names its slot: delivery/slots.py)
         self.changed: set[PaneKey] = set()
         view.register("pane", self._pane)
         view.register("position", self._position)

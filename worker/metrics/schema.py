@@ -59,14 +59,18 @@ class LoopFigures(BaseModel):
     time_to_acknowledge: Percentiles = Field(
         default_factory=Percentiles,
         description="From (re)opening to acknowledgement, in seconds (business time with an SLA calendar). Exact: "
-                    "nearest rank over every acknowledgement in the window.")
+        "nearest rank over every acknowledgement in the window.",
+    )
     time_to_resolve: Percentiles = Field(
         default_factory=Percentiles,
         description="From (re)opening to resolution, in seconds (business time with an SLA calendar). Exact: "
-                    "nearest rank over every resolution in the window.")
+        "nearest rank over every resolution in the window.",
+    )
     recovery_rate: float | None = Field(
-        None, description="closed_recovered / (closed_recovered + still_unhappy) x 100: of the follow-up answers that "
-                          "decided a task, the share that closed it; null when none did.")
+        None,
+        description="closed_recovered / (closed_recovered + still_unhappy) x 100: of the follow-up answers that "
+        "decided a task, the share that closed it; null when none did.",
+    )
     revenue_recovered: float = Field(0.0, description="Monthly value of the distinct customers recovered in the window.")
 
 
@@ -88,5 +92,4 @@ class MetricSnapshot(BaseModel):
     revenue_at_risk: float = Field(description="Their latest monthly_value x churn probability.")
     late_events: int = Field(description="Responses that arrived in this window too late for any open window.")
     loop: LoopFigures = Field(default_factory=LoopFigures, description="Loop KPIs of the follow-up tasks.")
-    root_causes: dict[str, int] = Field(
-        default_factory=dict, description="Root cause -> distinct tasks resolved with it in the window.")
+    root_causes: dict[str, int] = Field(default_factory=dict, description="Root cause -> distinct tasks resolved with it in the window.")

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..notation import Duration, format_duration
 from ..events import is_known_path
+from ..notation import Duration, format_duration
 
 
 class WindowSpec(BaseModel):

@@ -9,6 +9,15 @@ from .names import check_name_template
 from .yamlsource import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
 
 __all__ = [
-    "Duration", "LineDict", "LineList", "Location", "Problems", "SourceError",
-    "check_name_template", "format_duration", "load_yaml", "locate", "parse_duration",
+    "Duration",
+    "LineDict",
+    "LineList",
+    "Location",
+    "Problems",
+    "SourceError",
+    "check_name_template",
+    "format_duration",
+    "load_yaml",
+    "locate",
+    "parse_duration",
 ]

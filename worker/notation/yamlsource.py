@@ -106,7 +106,9 @@ def _make_loader(file: str) -> type[_Loader]:
                 node.expanded = 1 + sum(getattr(c, "expanded", 1) for c in children)
                 node.depth = 1 + max((getattr(c, "depth", 0) for c in children), default=0)
                 if node.depth > MAX_DEPTH:
-                    raise SourceError(Location(file, node.start_mark.line + 1), f"nested more than {MAX_DEPTH} levels deep (through aliases)")
+                    raise SourceError(
+                        Location(file, node.start_mark.line + 1), f"nested more than {MAX_DEPTH} levels deep (through aliases)"
+                    )
                 if node.expanded > MAX_VALUES:
                     raise SourceError(
                         Location(file, node.start_mark.line + 1),

@@ -1,9 +1,9 @@
 """Running it in production: Prometheus metrics and Kubernetes probes on HTTP_PORT.
 
-    metrics.py    /metrics: a collector that reads what the loop keeps, at scrape time; Slack's latency
-    health.py     /healthz (the loop polls) and /readyz (joined, state read, Slack reachable)
-    server.py     http.server on a daemon thread
-    observer.py   the three wired for one worker process (service.py starts it)
+metrics.py    /metrics: a collector that reads what the loop keeps, at scrape time; Slack's latency
+health.py     /healthz (the loop polls) and /readyz (joined, state read, Slack reachable)
+server.py     http.server on a daemon thread
+observer.py   the three wired for one worker process (service.py starts it)
 """
 
 from .health import Check, Health, SlackReachability

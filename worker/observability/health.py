@@ -120,9 +120,11 @@ class Health:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         worker = self.worker
         checks = {
-            "joined": Check(True, "partitions assigned") if worker is not None and worker.joined
+            "joined": Check(True, "partitions assigned")
+            if worker is not None and worker.joined
             else Check(False, "not yet a member of the consumer group"),
-            "state": Check(True, "state topic read to its end") if worker is not None and worker.view.synced
+            "state": Check(True, "state topic read to its end")
+            if worker is not None and worker.view.synced
             else Check(False, "still reading the state topic"),
             "slack": self.slack.state(),
         }

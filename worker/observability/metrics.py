@@ -41,11 +41,20 @@ class SlackCalls:
     """feedback_worker_slack_request_duration_seconds{method} and _requests_total{method,result}, fed by the sink."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.duration = Histogram(f"{PREFIX}slack_request_duration_seconds", "Time of one Slack Web API call, by method.",
-                                  ["method"], registry=registry, buckets=SLACK_BUCKETS)
-        self.requests = Counter(f"{PREFIX}slack_requests", "Slack Web API calls by method and how they ended: ok, "
-                                "refused (Slack said no: bad channel, bad token) or unavailable (no answer, 5xx, 429: retried).",
-                                ["method", "result"], registry=registry)
+        self.duration = Histogram(
+            f"{PREFIX}slack_request_duration_seconds",
+            "Time of one Slack Web API call, by method.",
+            ["method"],
+            registry=registry,
+            buckets=SLACK_BUCKETS,
+        )
+        self.requests = Counter(
+            f"{PREFIX}slack_requests",
+            "Slack Web API calls by method and how they ended: ok, "
+            "refused (Slack said no: bad channel, bad token) or unavailable (no answer, 5xx, 429: retried).",
+            ["method", "result"],
+            registry=registry,
+        )
 
     def __call__(self, method: str, seconds: float, call: Call) -> None:
         self.duration.labels(method).observe(seconds)
@@ -83,8 +92,9 @@ class WorkerCollector(Collector):
         events, actions = settings.feedback_topic, settings.task_actions_topic
         consumed = counter("events_consumed", "Feedback events fetched and handled, by topic and partition.", ["topic", "partition"])
         valid = counter("events_valid", "Feedback events that passed validation, by topic and partition.", ["topic", "partition"])
-        invalid = counter("events_invalid", "Feedback events sent to the DLQ as invalid (or with a future timestamp).",
-                          ["topic", "partition"])
+        invalid = counter(
+            "events_invalid", "Feedback events sent to the DLQ as invalid (or with a future timestamp).", ["topic", "partition"]
+        )
         asked = counter("task_actions_consumed", "Task actions read from TASK_ACTIONS_TOPIC.", ["topic", "partition"])
         bad = dict(list(stats.invalid_by.items()))
         for (topic, partition), n in sorted(list(stats.polled.items())):
@@ -98,17 +108,50 @@ class WorkerCollector(Collector):
                 asked.add_metric(labels, n)
         families: list[Metric] = [consumed, valid, invalid, asked]
         families.append(labelled(counter("rule_matches", "Events a rule matched, by rule id.", ["rule"]), stats.by_rule))
-        families.append(labelled(counter("alerts_posted", "Slack messages accepted (alerts, replies, digests, escalations), "
-                                         "by channel as routed.", ["channel"]), stats.posted))
-        families.append(labelled(counter("alerts_failed", "Alerts dead-lettered (one per event): Slack refused them for good, "
-                                         "or the template failed.", ["channel", "reason"]), stats.failed))
+        families.append(
+            labelled(
+                counter(
+                    "alerts_posted", "Slack messages accepted (alerts, replies, digests, escalations), by channel as routed.", ["channel"]
+                ),
+                stats.posted,
+            )
+        )
+        families.append(
+            labelled(
+                counter(
+                    "alerts_failed",
+                    "Alerts dead-lettered (one per event): Slack refused them for good, or the template failed.",
+                    ["channel", "reason"],
+                ),
+                stats.failed,
+            )
+        )
         retries = getattr(self.sink, "retries", dict)  # SlackSink's; stdout never retries
-        families.append(labelled(counter("alerts_retried", "Slack post attempts retried after a transient failure "
-                                         "(connection, 5xx, 429), by channel.", ["channel"]), retries()))
-        families.append(labelled(counter("alerts_rate_limited", "Alerts folded into a rate-limit summary "
-                                         "(CHANNEL_RATE_LIMIT_PER_MINUTE), by channel.", ["channel"]), stats.rate_limited_by))
-        families.append(labelled(counter("escalations", "SLA escalations applied by this worker (the keeper), by reason.",
-                                         ["reason"]), stats.escalations))
+        families.append(
+            labelled(
+                counter(
+                    "alerts_retried",
+                    "Slack post attempts retried after a transient failure (connection, 5xx, 429), by channel.",
+                    ["channel"],
+                ),
+                retries(),
+            )
+        )
+        families.append(
+            labelled(
+                counter(
+                    "alerts_rate_limited",
+                    "Alerts folded into a rate-limit summary (CHANNEL_RATE_LIMIT_PER_MINUTE), by channel.",
+                    ["channel"],
+                ),
+                stats.rate_limited_by,
+            )
+        )
+        families.append(
+            labelled(
+                counter("escalations", "SLA escalations applied by this worker (the keeper), by reason.", ["reason"]), stats.escalations
+            )
+        )
         families.append(labelled(counter("dead_letters", "Records written to DLQ_TOPIC, by type.", ["type"]), worker.dead_letters.sent))
         reloads = counter("rules_reloads", "Rule and template reloads, by outcome.", ["outcome"])
         reloads.add_metric(["accepted"], stats.reloads)
@@ -133,8 +176,11 @@ class WorkerCollector(Collector):
     def _position(self, worker: Worker) -> list[Metric]:
         """Lag, commit age, what is in flight: where the loop stands."""
         now = self.clock()
-        lag = gauge("consumer_lag_records", "Records not yet committed: the highwater the last fetch reported minus the "
-                    "committed position, by topic and partition.", ["topic", "partition"])
+        lag = gauge(
+            "consumer_lag_records",
+            "Records not yet committed: the highwater the last fetch reported minus the committed position, by topic and partition.",
+            ["topic", "partition"],
+        )
         assigned = gauge("assigned_partitions", "Partitions this worker owns, by topic.", ["topic"])
         owned: dict[str, int] = {}
         for tp in sorted(worker.consumer.assignment()):
@@ -146,18 +192,39 @@ class WorkerCollector(Collector):
             assigned.add_metric([topic], n)
         checkpoint = worker.checkpoint
         return [
-            lag, assigned,
+            lag,
+            assigned,
             single(gauge("last_commit_age_seconds", "Seconds since the last commit sequence completed."), now - checkpoint.committed_at),
             single(gauge("last_poll_age_seconds", "Seconds since the loop last returned from poll() (/healthz)."), now - worker.polled_at),
-            single(gauge("alerts_in_flight", "Events whose work is not done yet (an alert waiting for its pool's member, a card "
-                         "update for Slack): their offsets are held."), checkpoint.waiting),
-            single(gauge("alerts_in_flight_limit", "MAX_IN_FLIGHT_ALERTS: fetching pauses at this many."), worker.settings.max_in_flight_alerts),
-            labelled(gauge("slack_owed", "Slack messages owed and not yet answered, by channel as routed: on record in the "
-                           "state topic (every replica's), so a crash loses none.", ["channel"]),
-                     {channel: n for channel, n in list(worker.outbox.posts.owed.items()) if n}),
-            labelled(gauge("slack_owed_unanswered", "Posts of this worker to a channel that Slack has not answered yet; at "
-                           "MAX_OWED_PER_CHANNEL new alerts for it go into its summary.", ["channel"]),
-                     {channel: n for channel, n in list(worker.outbox.queued.items()) if n}),
+            single(
+                gauge(
+                    "alerts_in_flight",
+                    "Events whose work is not done yet (an alert waiting for its pool's member, a card "
+                    "update for Slack): their offsets are held.",
+                ),
+                checkpoint.waiting,
+            ),
+            single(
+                gauge("alerts_in_flight_limit", "MAX_IN_FLIGHT_ALERTS: fetching pauses at this many."), worker.settings.max_in_flight_alerts
+            ),
+            labelled(
+                gauge(
+                    "slack_owed",
+                    "Slack messages owed and not yet answered, by channel as routed: on record in the "
+                    "state topic (every replica's), so a crash loses none.",
+                    ["channel"],
+                ),
+                {channel: n for channel, n in list(worker.outbox.posts.owed.items()) if n},
+            ),
+            labelled(
+                gauge(
+                    "slack_owed_unanswered",
+                    "Posts of this worker to a channel that Slack has not answered yet; at "
+                    "MAX_OWED_PER_CHANNEL new alerts for it go into its summary.",
+                    ["channel"],
+                ),
+                {channel: n for channel, n in list(worker.outbox.queued.items()) if n},
+            ),
             single(gauge("slack_owed_limit", "MAX_OWED_PER_CHANNEL."), worker.settings.max_owed_per_channel),
             single(gauge("info", "The worker's version.", ["version"]), 1, [__version__]),
         ]
@@ -195,13 +262,18 @@ def _tables(worker: Worker) -> list[Metric]:
     }
     if worker.metering is not None:
         state = worker.metering.state
-        keys |= {"pane": sum(len(partials) for partials in list(state.panes.values())), "position": len(state.positions),
-                 "final": len(state.finals), "rule": len(state.firing)}
+        keys |= {
+            "pane": sum(len(partials) for partials in list(state.panes.values())),
+            "position": len(state.positions),
+            "final": len(state.finals),
+            "rule": len(state.firing),
+        }
     now = worker.clock()
     active = sum(1 for silence in list(worker.silences.by_id.values()) if silence.active(now))
     return [
-        labelled(gauge("state_keys", "Keys of the state topic held in memory (the compacted topic's live records), by kind.",
-                       ["kind"]), keys),
+        labelled(
+            gauge("state_keys", "Keys of the state topic held in memory (the compacted topic's live records), by kind.", ["kind"]), keys
+        ),
         single(gauge("silences_active", "Silences in force now."), active),
     ]
 
@@ -253,4 +325,3 @@ def _held(lock: threading.Lock) -> Iterator[None]:
     finally:
         if acquired:
             lock.release()
-

@@ -14,9 +14,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from ..config import Settings
 from ..delivery import Call
 from ..loop import Worker
-from ..config import Settings
 from .health import Health, SlackReachability
 from .metrics import SlackCalls, WorkerCollector
 from .server import HttpServer

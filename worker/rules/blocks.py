@@ -11,9 +11,8 @@ from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..notation import Duration
 from ..events import is_known_path
-from ..notation import check_name_template
+from ..notation import Duration, check_name_template
 
 DEFAULT_TEMPLATE = "alert.slack.j2"
 

@@ -22,9 +22,9 @@ import operator
 import re
 import unicodedata
 from collections.abc import Callable
-from itertools import filterfalse
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import filterfalse
 from typing import Any
 
 from ..events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, field_getter, is_known_path
@@ -124,11 +124,13 @@ class _Compiler:
             elif isinstance(key, str) and key in OPERATORS:
                 parts.append(self.fail(at, f"{context}: operator {key!r} needs a field, e.g. `score: {{{key}: ...}}`"))
             else:
-                parts.append(self.fail(
-                    at,
-                    f"{context}: unknown field path {key!r} "
-                    f"(known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
-                ))
+                parts.append(
+                    self.fail(
+                        at,
+                        f"{context}: unknown field path {key!r} "
+                        f"(known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
+                    )
+                )
         return _join(parts, All)
 
     def field(self, path: str, spec: Any, where: Location, context: str) -> Cond | None:

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
-from ..tasks import SEVERITY_RANK, FollowupSpec
 from ..notation import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
+from ..tasks import SEVERITY_RANK, FollowupSpec
 from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
 from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..events import VALID_SCORES, EventData, FeedbackEvent
 from ..metrics import MetricRule
-from ..tasks import SEVERITY_RANK, FollowupSpec, Severity
 from ..notation import Location
+from ..tasks import SEVERITY_RANK, FollowupSpec, Severity
 from .blocks import AlertSpec, GroupSpec, ThrottleSpec
 from .compiled import Form, matcher
 from .conditions import Cond, Predicate, specialize

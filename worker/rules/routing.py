@@ -26,8 +26,8 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..events import FeedbackEvent
-from ..tasks import DEFAULT_OWNER
 from ..notation import LineDict, LineList, Location, Problems
+from ..tasks import DEFAULT_OWNER
 from .conditions import Predicate, compile_condition
 from .loader import RulesError
 from .model import Rule
@@ -68,7 +68,10 @@ def _render(value: Any, event: FeedbackEvent, what: str) -> str | None:
     text = text.lower() if what == "channel" else text
     if not _NAME.match(text):
         log.warning(
-            "rendered %s %r for event %s is not a valid name: falling back", what, text[:100], event.event_id,
+            "rendered %s %r for event %s is not a valid name: falling back",
+            what,
+            text[:100],
+            event.event_id,
             extra={"event_id": event.event_id},
         )
         return None

@@ -22,7 +22,6 @@ from .routing import NO_CHANNEL, Router
 from .ruletests import RuleTest, window_size
 
 
-
 @dataclass(frozen=True)
 class RuleTestResult:
     test: RuleTest
@@ -70,17 +69,23 @@ def fired_metric_rules(rules: RuleSet, snapshot: MetricSnapshot) -> list[MetricR
     """Metric rules watching this snapshot's window and dimension whose condition holds (MetricWatch's test)."""
     size = window_size(snapshot)
     return [
-        rule for rule in rules.metric_rules
-        if rule.condition.window == size and rule.condition.dimension == snapshot.dimension
-        and holds(rule.condition, snapshot) is True
+        rule
+        for rule in rules.metric_rules
+        if rule.condition.window == size and rule.condition.dimension == snapshot.dimension and holds(rule.condition, snapshot) is True
     ]
 
 
 def _outcome(owner: Rule | MetricRule | None, fired: list[Rule | MetricRule]) -> dict[str, Any]:
     """Everything but channel and owner, which need the router."""
     template = None if owner is None else owner.alert.template if isinstance(owner, Rule) else owner.template
-    return {"rule": owner and owner.id, "severity": owner and owner.severity, "channel": None, "owner": None,
-            "template": template, "matched": [rule.id for rule in fired]}
+    return {
+        "rule": owner and owner.id,
+        "severity": owner and owner.severity,
+        "channel": None,
+        "owner": None,
+        "template": template,
+        "matched": [rule.id for rule in fired],
+    }
 
 
 # -- what `rules check` prints ----------------------------------------------------------------

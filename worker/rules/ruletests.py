@@ -25,11 +25,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..notation import format_duration, parse_duration
 from ..events import FeedbackEvent
 from ..metrics import MetricSnapshot, Tally, figures
+from ..notation import LineDict, LineList, Location, SourceError, format_duration, load_yaml, locate, parse_duration
 from ..tasks import SEVERITY_RANK
-from ..notation import LineDict, LineList, Location, SourceError, load_yaml, locate
 from .loader import RulesError, rule_files
 from .model import RuleSet
 
@@ -93,8 +92,11 @@ def _build(node: Any, where: Location, index: int, rules: RuleSet, errors: list[
         errors.append(SourceError(node.where("name"), f"tests[{index}]: {problem}"))
         return None
     label = f"test {name!r}"
-    problems = [SourceError(node.where(key), f"{label}: unknown key {key!r} (expected: {', '.join(TEST_KEYS)})")
-                for key in node if key not in TEST_KEYS]
+    problems = [
+        SourceError(node.where(key), f"{label}: unknown key {key!r} (expected: {', '.join(TEST_KEYS)})")
+        for key in node
+        if key not in TEST_KEYS
+    ]
     kinds = [key for key in ("event", "snapshot") if key in node]
     if len(kinds) != 1:
         problems.append(SourceError(where, f"{label}: give exactly one of `event:` or `snapshot:`"))
@@ -123,8 +125,12 @@ def _event(given: LineDict, n: int, label: str, errors: list[SourceError]) -> tu
     _unknown_fields(given, FeedbackEvent, "event", label, errors)
     data, defaults = dict(given), {}
     survey = data.get("survey", "nps")
-    for key, value in (("event_id", f"test-{n}"), ("occurred_at", TEST_TIME), ("survey", "nps"),
-                       ("score", HAPPIEST.get(survey, 10) if isinstance(survey, str) else 10)):
+    for key, value in (
+        ("event_id", f"test-{n}"),
+        ("occurred_at", TEST_TIME),
+        ("survey", "nps"),
+        ("score", HAPPIEST.get(survey, 10) if isinstance(survey, str) else 10),
+    ):
         if key not in data:
             data[key] = defaults[key] = value
     customer = data.get("customer")
@@ -239,8 +245,6 @@ def _report(exc: ValidationError, given: LineDict, prefix: str, errors: list[Sou
         path = ".".join(str(part) for part in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
         errors.append(SourceError(locate(given, err["loc"]), f"{prefix}.{path}: {message}"))
-
-
 
 
 def window_size(snapshot: MetricSnapshot) -> timedelta:

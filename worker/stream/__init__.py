@@ -37,14 +37,26 @@ class Stream:
     stats: Stats
 
     @classmethod
-    def open(cls, consumer: KafkaConsumer, producer: KafkaProducer, commit_interval_s: float, dlq_topic: str,
-             metrics_topic: str) -> Stream:
+    def open(cls, consumer: KafkaConsumer, producer: KafkaProducer, commit_interval_s: float, dlq_topic: str, metrics_topic: str) -> Stream:
         checkpoint = Checkpoint(consumer, producer, commit_interval_s)
-        return cls(consumer, producer, checkpoint, Membership(consumer), DeadLetters(dlq_topic, checkpoint.publish, metrics_topic),
-                   Stats())
+        return cls(consumer, producer, checkpoint, Membership(consumer), DeadLetters(dlq_topic, checkpoint.publish, metrics_topic), Stats())
 
 
 __all__ = [
-    "PRIVATE_ATTRIBUTES", "SUPPORTED_KAFKA_PYTHON", "Backpressure", "Checkpoint", "DeadLetter", "DeadLetters", "Hold", "Membership", "Origin",
-    "PartitionState", "Record", "StateView", "Stats", "Stream", "check_kafka_internals", "describe_validation_error",
+    "PRIVATE_ATTRIBUTES",
+    "SUPPORTED_KAFKA_PYTHON",
+    "Backpressure",
+    "Checkpoint",
+    "DeadLetter",
+    "DeadLetters",
+    "Hold",
+    "Membership",
+    "Origin",
+    "PartitionState",
+    "Record",
+    "StateView",
+    "Stats",
+    "Stream",
+    "check_kafka_internals",
+    "describe_validation_error",
 ]

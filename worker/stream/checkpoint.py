@@ -110,7 +110,9 @@ class Backpressure:
                 self._next_warning = time.monotonic() + 60
                 log.warning(
                     "%d alerts waiting for Slack (MAX_IN_FLIGHT_ALERTS): pausing consumption until it catches up "
-                    "(%d pauses so far; Slack is the bottleneck, nothing is lost)", waiting, self.stats.pauses,
+                    "(%d pauses so far; Slack is the bottleneck, nothing is lost)",
+                    waiting,
+                    self.stats.pauses,
                 )
         elif self.paused and waiting <= self.limit // 2:
             self.consumer.resume(*self.consumer.paused())
@@ -187,8 +189,7 @@ class Checkpoint:
                 # Evicted from the group (its network stalled past the session timeout) or the coordinator out of
                 # reach: not committed. At-least-once holds: the next commit retries, or the partitions' new owner
                 # redoes their uncommitted events (posting nothing twice, see delivery/records.py).
-                log.warning("could not commit offsets (%s): they are committed later, or redone by the partitions' "
-                            "next owner", err)
+                log.warning("could not commit offsets (%s): they are committed later, or redone by the partitions' next owner", err)
                 return {}
             self.committed(offsets)
         self.committed_at = time.monotonic()

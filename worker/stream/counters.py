@@ -14,7 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
-
 log = logging.getLogger("worker")
 
 
@@ -23,6 +22,7 @@ class Silence(Protocol):
 
     id: str
     reason: str
+
 
 #: (topic, partition): kafka's TopicPartition is this named tuple.
 Partition = tuple[str, int]

@@ -46,14 +46,27 @@ def _number(value: Any) -> bool:
 
 
 PRIVATE_ATTRIBUTES: tuple[PrivateAttribute, ...] = (
-    PrivateAttribute("_coordinator.heartbeat.last_receive", _number,
-                     "Membership.in_doubt: when the coordinator last answered a heartbeat (posts held while in doubt)", False),
-    PrivateAttribute("_coordinator.heartbeat.config['session_timeout_ms']", _number,
-                     "Membership.in_doubt: the session, half of which without an answer puts the membership in doubt", False),
-    PrivateAttribute("_net.sleep", callable,
-                     "Rebalance._locked: yield to kafka-python's IO loop while waiting for the worker's lock", True),
-    PrivateAttribute("_coordinator._commit_offsets_sync_async", inspect.iscoroutinefunction,
-                     "Rebalance.on_partitions_revoked: commit before giving up partitions (commit() may not run on the IO thread)", True),
+    PrivateAttribute(
+        "_coordinator.heartbeat.last_receive",
+        _number,
+        "Membership.in_doubt: when the coordinator last answered a heartbeat (posts held while in doubt)",
+        False,
+    ),
+    PrivateAttribute(
+        "_coordinator.heartbeat.config['session_timeout_ms']",
+        _number,
+        "Membership.in_doubt: the session, half of which without an answer puts the membership in doubt",
+        False,
+    ),
+    PrivateAttribute(
+        "_net.sleep", callable, "Rebalance._locked: yield to kafka-python's IO loop while waiting for the worker's lock", True
+    ),
+    PrivateAttribute(
+        "_coordinator._commit_offsets_sync_async",
+        inspect.iscoroutinefunction,
+        "Rebalance.on_partitions_revoked: commit before giving up partitions (commit() may not run on the IO thread)",
+        True,
+    ),
 )
 REQUIRED = tuple(a for a in PRIVATE_ATTRIBUTES if a.required)
 MEMBERSHIP = tuple(a for a in PRIVATE_ATTRIBUTES if not a.required)
@@ -92,7 +105,8 @@ def check_kafka_internals(consumer: Any) -> None:
         serves = "; ".join(a.serves for a in REQUIRED if a.path in missing)
         raise RuntimeError(
             f"cannot start: the Kafka consumer lacks {' and '.join(missing)} ({serves}). {_installed()}: "
-            f"install a kafka-python in that range (see worker/stream/membership.py).")
+            f"install a kafka-python in that range (see worker/stream/membership.py)."
+        )
 
 
 class Membership:
@@ -108,9 +122,13 @@ class Membership:
     def __init__(self, consumer: KafkaConsumer) -> None:
         missing = missing_private_attributes(consumer, MEMBERSHIP)
         if missing:
-            log.warning("the Kafka consumer lacks %s, so posts are not held while the group membership is in doubt: "
-                        "an evicted worker may post what its partitions' new owner posts too. %s: install a kafka-python "
-                        "in that range (see worker/stream/membership.py).", " and ".join(missing), _installed())
+            log.warning(
+                "the Kafka consumer lacks %s, so posts are not held while the group membership is in doubt: "
+                "an evicted worker may post what its partitions' new owner posts too. %s: install a kafka-python "
+                "in that range (see worker/stream/membership.py).",
+                " and ".join(missing),
+                _installed(),
+            )
         self._heartbeat = None if missing else consumer._coordinator.heartbeat
         self._limit_s = math.inf if missing else consumer._coordinator.heartbeat.config["session_timeout_ms"] / 2000
         self._joined = -math.inf

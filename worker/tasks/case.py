@@ -15,7 +15,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .lifecycle import EscalationReason, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskClosed, TaskEscalated, TaskReopened, TaskResolved
+from .lifecycle import (
+    EscalationReason,
+    Lifecycle,
+    StepDone,
+    TaskAcknowledged,
+    TaskAssigned,
+    TaskClosed,
+    TaskEscalated,
+    TaskReopened,
+    TaskResolved,
+)
 from .records import COMMENT_KEPT, Actor, FollowUpTask, FollowUpUpdate, Sla
 from .spec import EscalateTo, Recheck
 
@@ -46,8 +56,9 @@ class Mark(BaseModel):
     kind: Literal["opened", "acknowledged", "escalated", "resolved", "reopened", "closed"]
     at: datetime
     due: datetime | None = Field(None, description="acknowledged/resolved: the SLA deadline it was measured against.")
-    detail: str | None = Field(None, description="resolved: the root cause; reopened: the reason; closed: the outcome; "
-                                                 "escalated: the reason.")
+    detail: str | None = Field(
+        None, description="resolved: the root cause; reopened: the reason; closed: the outcome; escalated: the reason."
+    )
     answer: str | None = Field(None, description="The event id of the customer's answer that closed or reopened it.")
 
 
@@ -118,8 +129,12 @@ class Case(BaseModel):
             return "no_response" if window is not None and now >= window[1] else None
         if not self.unresolved:
             return None
-        if self.status == "open" and self.sla.acknowledge_by is not None and now >= self.sla.acknowledge_by \
-                and not self.escalated("not_acknowledged"):
+        if (
+            self.status == "open"
+            and self.sla.acknowledge_by is not None
+            and now >= self.sla.acknowledge_by
+            and not self.escalated("not_acknowledged")
+        ):
             return "not_acknowledged"
         if now >= self.sla.resolve_by and not self.escalated("overdue"):
             return "overdue"
@@ -140,17 +155,38 @@ class Case(BaseModel):
         return min(moments, default=None)
 
 
-def opened(task: FollowUpTask, acknowledge_within: timedelta | None, due_in: timedelta, channel: str | None = None,
-           recheck: Recheck = "none", recovery_window: timedelta = timedelta(days=14), dims: list[str] | None = None) -> Case:
+def opened(
+    task: FollowUpTask,
+    acknowledge_within: timedelta | None,
+    due_in: timedelta,
+    channel: str | None = None,
+    recheck: Recheck = "none",
+    recovery_window: timedelta = timedelta(days=14),
+    dims: list[str] | None = None,
+) -> Case:
     sla = task.sla or Sla(resolve_by=task.due_at)
     return Case(
-        task_id=task.task_id, rule_id=task.rule_id, severity=task.severity, owner=task.owner, assignee=task.assignee,
-        customer_id=task.customer.id, customer_name=task.customer.name, monthly_value=task.customer.monthly_value,
-        event_id=task.event_id, opened_at=task.opened_at, sla=sla,
+        task_id=task.task_id,
+        rule_id=task.rule_id,
+        severity=task.severity,
+        owner=task.owner,
+        assignee=task.assignee,
+        customer_id=task.customer.id,
+        customer_name=task.customer.name,
+        monthly_value=task.customer.monthly_value,
+        event_id=task.event_id,
+        opened_at=task.opened_at,
+        sla=sla,
         acknowledge_within_s=int(acknowledge_within.total_seconds()) if acknowledge_within else None,
-        due_in_s=int(due_in.total_seconds()), escalate_to=task.escalate_to, channel=channel, updated_at=task.opened_at,
-        comment=task.comment[:COMMENT_KEPT] if task.comment else None, recheck=recheck,
-        recovery_window_s=int(recovery_window.total_seconds()), dims=dims or [], marks=[Mark(kind="opened", at=task.opened_at)],
+        due_in_s=int(due_in.total_seconds()),
+        escalate_to=task.escalate_to,
+        channel=channel,
+        updated_at=task.opened_at,
+        comment=task.comment[:COMMENT_KEPT] if task.comment else None,
+        recheck=recheck,
+        recovery_window_s=int(recovery_window.total_seconds()),
+        dims=dims or [],
+        marks=[Mark(kind="opened", at=task.opened_at)],
     )
 
 
@@ -168,17 +204,25 @@ def fold(case: Case, record: FollowUpUpdate | Lifecycle, sla: Sla | None = None)
     elif isinstance(record, StepDone):
         changes["steps"] = case.steps | {record.step: record.done}
     elif isinstance(record, TaskEscalated):
-        changes["escalations"] = [*case.escalations, Escalation(reason=record.reason, level=record.level, at=record.at,
-                                                                round=case.reopened)]
+        changes["escalations"] = [
+            *case.escalations,
+            Escalation(reason=record.reason, level=record.level, at=record.at, round=case.reopened),
+        ]
         mark = Mark(kind="escalated", at=record.at, detail=record.reason)
     elif isinstance(record, TaskResolved):
-        changes |= {"status": "resolved", "resolution": Resolution(at=record.at, by=record.actor, root_cause=record.root_cause,
-                                                                   resolution=record.resolution,
-                                                                   customer_contacted=record.customer_contacted)}
+        changes |= {
+            "status": "resolved",
+            "resolution": Resolution(
+                at=record.at,
+                by=record.actor,
+                root_cause=record.root_cause,
+                resolution=record.resolution,
+                customer_contacted=record.customer_contacted,
+            ),
+        }
         mark = Mark(kind="resolved", at=record.at, due=case.sla.resolve_by, detail=record.root_cause)
     elif isinstance(record, TaskReopened):
-        changes |= {"status": "open", "reopened": case.reopened + 1, "acknowledged_at": None, "acknowledged_by": None,
-                    "outcome": None}
+        changes |= {"status": "open", "reopened": case.reopened + 1, "acknowledged_at": None, "acknowledged_by": None, "outcome": None}
         if sla is not None:
             changes["sla"] = sla
         mark = Mark(kind="reopened", at=record.at, detail=record.reason, answer=record.answer.event_id if record.answer else None)
@@ -191,4 +235,4 @@ def fold(case: Case, record: FollowUpUpdate | Lifecycle, sla: Sla | None = None)
 
 
 def remember(case: Case, action_id: str) -> Case:
-    return case.model_copy(update={"applied": [*case.applied[-(APPLIED_KEPT - 1):], action_id]})
+    return case.model_copy(update={"applied": [*case.applied[-(APPLIED_KEPT - 1) :], action_id]})

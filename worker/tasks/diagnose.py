@@ -23,9 +23,9 @@ from datetime import UTC, timedelta
 from typing import Any, Literal
 
 from .case import Case, fold, opened
-from .transitions import STILL_UNHAPPY
 from .records import FollowUpTask, FollowUpUpdate
 from .schedule import Period
+from .transitions import STILL_UNHAPPY
 
 EXAMPLE_CHARS = 280  # an example is a glimpse, not the whole comment
 
@@ -50,9 +50,17 @@ class CauseLine:
         return recovery_rate(self.recovered, self.still_unhappy)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cause": self.cause, "tasks": self.tasks, "tasks_before": self.tasks_before, "revenue_at_risk": self.revenue,
-                "revenue_at_risk_before": self.revenue_before, "recovered": self.recovered, "still_unhappy": self.still_unhappy,
-                "recovery_rate": self.recovery_rate, "examples": list(self.examples)}
+        return {
+            "cause": self.cause,
+            "tasks": self.tasks,
+            "tasks_before": self.tasks_before,
+            "revenue_at_risk": self.revenue,
+            "revenue_at_risk_before": self.revenue_before,
+            "recovered": self.recovered,
+            "still_unhappy": self.still_unhappy,
+            "recovery_rate": self.recovery_rate,
+            "examples": list(self.examples),
+        }
 
 
 @dataclass(frozen=True)
@@ -75,12 +83,20 @@ class CauseReport:
         return recovery_rate(self.recovered, self.still_unhappy)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
-                "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
-                "tasks": self.tasks, "tasks_before": self.tasks_before, "revenue_at_risk": self.revenue,
-                "revenue_at_risk_before": self.revenue_before, "recovered": self.recovered, "still_unhappy": self.still_unhappy,
-                "recovery_rate": self.recovery_rate, "causes": self.causes,
-                "by_tasks": [line.to_dict() for line in self.by_tasks], "by_revenue": [line.to_dict() for line in self.by_revenue]}
+        return {
+            "period": {"start": self.period.start.isoformat(), "end": self.period.end.isoformat()},
+            "previous": {"start": self.previous.start.isoformat(), "end": self.previous.end.isoformat()},
+            "tasks": self.tasks,
+            "tasks_before": self.tasks_before,
+            "revenue_at_risk": self.revenue,
+            "revenue_at_risk_before": self.revenue_before,
+            "recovered": self.recovered,
+            "still_unhappy": self.still_unhappy,
+            "recovery_rate": self.recovery_rate,
+            "causes": self.causes,
+            "by_tasks": [line.to_dict() for line in self.by_tasks],
+            "by_revenue": [line.to_dict() for line in self.by_revenue],
+        }
 
 
 def recovery_rate(recovered: int, still_unhappy: int) -> float | None:
@@ -110,7 +126,7 @@ def resolved_in(case: Case, period: Period) -> tuple[str, Outcome | None] | None
             return case.resolution.root_cause, _outcome_of(case.outcome)  # a case saved before marks were kept
         return None
     cause = case.marks[last].detail or (case.resolution.root_cause if case.resolution else "unknown")
-    for mark in case.marks[last + 1:]:  # the answer that closed or reopened it, if any came yet
+    for mark in case.marks[last + 1 :]:  # the answer that closed or reopened it, if any came yet
         if mark.kind == "closed":
             return cause, _outcome_of(mark.detail)
         if mark.kind == "reopened":
@@ -120,8 +136,9 @@ def resolved_in(case: Case, period: Period) -> tuple[str, Outcome | None] | None
     return cause, None
 
 
-def root_cause_report(cases: Iterable[Case], period: Period, previous: Period, churn_probability: float,
-                      top: int = 5, examples: int = 2) -> CauseReport:
+def root_cause_report(
+    cases: Iterable[Case], period: Period, previous: Period, churn_probability: float, top: int = 5, examples: int = 2
+) -> CauseReport:
     """The top root causes of the tasks resolved in `period`, each against `previous`."""
     now: dict[str, _Tally] = {}
     before: dict[str, _Tally] = {}
@@ -131,25 +148,37 @@ def root_cause_report(cases: Iterable[Case], period: Period, previous: Period, c
             if found is not None:
                 tallies.setdefault(found[0], _Tally()).tasks.append((case, found[1]))
     empty = _Tally()
-    lines = [CauseLine(cause=cause, tasks=len(now.get(cause, empty).tasks), tasks_before=len(before.get(cause, empty).tasks),
-                       revenue=now.get(cause, empty).revenue(churn_probability),
-                       revenue_before=before.get(cause, empty).revenue(churn_probability),
-                       recovered=now.get(cause, empty).count("recovered"), still_unhappy=now.get(cause, empty).count("still_unhappy"),
-                       examples=_examples(now.get(cause, empty), examples))
-             for cause in sorted(set(now) | set(before))]
+    lines = [
+        CauseLine(
+            cause=cause,
+            tasks=len(now.get(cause, empty).tasks),
+            tasks_before=len(before.get(cause, empty).tasks),
+            revenue=now.get(cause, empty).revenue(churn_probability),
+            revenue_before=before.get(cause, empty).revenue(churn_probability),
+            recovered=now.get(cause, empty).count("recovered"),
+            still_unhappy=now.get(cause, empty).count("still_unhappy"),
+            examples=_examples(now.get(cause, empty), examples),
+        )
+        for cause in sorted(set(now) | set(before))
+    ]
     lines.sort(key=lambda line: (-line.tasks, -line.revenue, -line.tasks_before, line.cause))
     current = [line for line in lines if line.tasks]
     everything = [case for tally in now.values() for case, _ in tally.tasks]
     return CauseReport(
-        period=period, previous=previous, tasks=sum(line.tasks for line in current),
+        period=period,
+        previous=previous,
+        tasks=sum(line.tasks for line in current),
         tasks_before=sum(len(tally.tasks) for tally in before.values()),
         revenue=_revenue(everything, churn_probability),
         revenue_before=_revenue((case for tally in before.values() for case, _ in tally.tasks), churn_probability),
-        recovered=sum(line.recovered for line in current), still_unhappy=sum(line.still_unhappy for line in current),
+        recovered=sum(line.recovered for line in current),
+        still_unhappy=sum(line.still_unhappy for line in current),
         by_tasks=tuple(current[:top]),
-        by_revenue=tuple(sorted((line for line in current if line.revenue > 0),
-                                key=lambda line: (-line.revenue, -line.tasks, line.cause))[:top]),
-        causes=len(current), lines=tuple(lines),
+        by_revenue=tuple(
+            sorted((line for line in current if line.revenue > 0), key=lambda line: (-line.revenue, -line.tasks, line.cause))[:top]
+        ),
+        causes=len(current),
+        lines=tuple(lines),
     )
 
 
@@ -212,8 +241,17 @@ def plain_table(report: CauseReport) -> str:
     lines = []
     for title, ranked in (("BY TASKS RESOLVED", report.by_tasks), ("BY REVENUE AT RISK", report.by_revenue)):
         rows = [(title, "TASKS", "CHANGE", "AT RISK/MONTH", "CHANGE", "RECOVERY RATE")]
-        rows += [(line.cause, str(line.tasks), change_text(line.tasks, line.tasks_before), money_text(line.revenue),
-                  change_text(line.revenue, line.revenue_before, money=True), rate_text(line)) for line in ranked]
+        rows += [
+            (
+                line.cause,
+                str(line.tasks),
+                change_text(line.tasks, line.tasks_before),
+                money_text(line.revenue),
+                change_text(line.revenue, line.revenue_before, money=True),
+                rate_text(line),
+            )
+            for line in ranked
+        ]
         if len(rows) == 1:
             rows.append(("(none)", "", "", "", "", ""))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -234,10 +272,15 @@ def plain_table(report: CauseReport) -> str:
 
 def summary_line(report: CauseReport) -> str:
     rate = report.recovery_rate
-    recovery = "no follow-up answers yet" if rate is None else \
-        f"recovery rate {rate:g}% ({report.recovered} of {report.recovered + report.still_unhappy} answers)"
-    return (f"{report.tasks} task(s) resolved ({change_text(report.tasks, report.tasks_before)} against the period before), "
-            f"{report.causes} root cause(s), {money_text(report.revenue)}/month at risk, {recovery}")
+    recovery = (
+        "no follow-up answers yet"
+        if rate is None
+        else f"recovery rate {rate:g}% ({report.recovered} of {report.recovered + report.still_unhappy} answers)"
+    )
+    return (
+        f"{report.tasks} task(s) resolved ({change_text(report.tasks, report.tasks_before)} against the period before), "
+        f"{report.causes} root cause(s), {money_text(report.revenue)}/month at risk, {recovery}"
+    )
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -260,15 +303,16 @@ def _revenue(cases: Iterable[Case], churn_probability: float) -> float:
 
 def _examples(tally: _Tally, limit: int) -> tuple[str, ...]:
     """Up to `limit` distinct comments, the most valuable customer first, then the latest task."""
-    ranked = sorted((case for case, _ in tally.tasks if case.comment and case.comment.strip()),
-                    key=lambda case: (-(case.monthly_value or 0.0), -case.opened_at.timestamp(), case.task_id))
+    ranked = sorted(
+        (case for case, _ in tally.tasks if case.comment and case.comment.strip()),
+        key=lambda case: (-(case.monthly_value or 0.0), -case.opened_at.timestamp(), case.task_id),
+    )
     chosen: list[str] = []
     for case in ranked:
         text = " ".join(case.comment.split())  # type: ignore[union-attr]
-        text = text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS - 1] + "…"
+        text = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
         if text not in chosen:
             chosen.append(text)
         if len(chosen) == limit:
             break
     return tuple(chosen)
-

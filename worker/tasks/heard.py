@@ -21,18 +21,15 @@ DEFAULT_STEPS: dict[Step, tuple[str, str]] = {
     ),
     "empathize": (
         "Empathize",
-        "Acknowledge how the experience made them feel, in your own words. "
-        "Show you understand why it matters to them.",
+        "Acknowledge how the experience made them feel, in your own words. Show you understand why it matters to them.",
     ),
     "apologize": (
         "Apologize",
-        "Apologize sincerely for the experience, without blame or excuses, "
-        "even where the cause was outside your team.",
+        "Apologize sincerely for the experience, without blame or excuses, even where the cause was outside your team.",
     ),
     "resolve": (
         "Resolve",
-        "Agree a concrete fix with the customer, act on it quickly, "
-        "and confirm with them that it is resolved.",
+        "Agree a concrete fix with the customer, act on it quickly, and confirm with them that it is resolved.",
     ),
     "diagnose": (
         "Diagnose",

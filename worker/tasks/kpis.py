@@ -28,8 +28,18 @@ def loop_entries(case: Case, calendar: SlaCalendar | None) -> list[LoopEntry]:
             spent = calendar.between(since, mark.at) if calendar is not None else mark.at - since
             seconds = max(spent.total_seconds(), 0.0)
             within = mark.due is None or mark.at <= mark.due
-        entries.append(LoopEntry(kind=mark.kind, at=int(mark.at.timestamp()), task_id=case.task_id, customer=case.customer_id,
-                                 value=case.monthly_value, seconds=seconds, within_sla=within, detail=mark.detail))
+        entries.append(
+            LoopEntry(
+                kind=mark.kind,
+                at=int(mark.at.timestamp()),
+                task_id=case.task_id,
+                customer=case.customer_id,
+                value=case.monthly_value,
+                seconds=seconds,
+                within_sla=within,
+                detail=mark.detail,
+            )
+        )
     return entries
 
 

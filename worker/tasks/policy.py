@@ -23,8 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_ROOT_CAUSES = (
-    "shipping-delay", "billing-error", "product-defect", "service-outage", "support-experience",
-    "pricing", "onboarding", "missing-feature", "communication", "other",
+    "shipping-delay",
+    "billing-error",
+    "product-defect",
+    "service-outage",
+    "support-experience",
+    "pricing",
+    "onboarding",
+    "missing-feature",
+    "communication",
+    "other",
 )
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")

@@ -42,8 +42,9 @@ def survey_request(case: Case) -> SurveyRequest | None:
     if case.recheck == "none" or window is None:
         return None
     request_id = hashlib.blake2b(f"{case.task_id}|survey|{case.reopened}".encode(), digest_size=8).hexdigest()
-    return SurveyRequest(id=request_id, task_id=case.task_id, customer=case.customer_id, survey=case.recheck,
-                         requested_at=window[0], answer_by=window[1])
+    return SurveyRequest(
+        id=request_id, task_id=case.task_id, customer=case.customer_id, survey=case.recheck, requested_at=window[0], answer_by=window[1]
+    )
 
 
 def answered_tasks(cases: Iterable[Case], event_id: str, occurred_at: datetime, unhappy: bool, names: object) -> list[Case]:

@@ -19,7 +19,6 @@ from ..events import Customer, FeedbackEvent, Survey, is_unhappy
 from .heard import TaskStep, heard_steps
 from .spec import EscalateTo, FollowupSpec, Severity
 
-
 #: Comments kept in a case and in answers: enough to quote, bounded so the state topic stays small.
 COMMENT_KEPT = 500
 
@@ -105,8 +104,14 @@ class FollowupAnswer(BaseModel):
 
     @classmethod
     def of(cls, event: FeedbackEvent) -> FollowupAnswer:
-        return cls(event_id=event.event_id, occurred_at=event.occurred_at, survey=event.survey, score=event.score,
-                   unhappy=is_unhappy(event.survey, event.score), comment=event.comment[:COMMENT_KEPT] if event.comment else None)
+        return cls(
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+            survey=event.survey,
+            score=event.score,
+            unhappy=is_unhappy(event.survey, event.score),
+            comment=event.comment[:COMMENT_KEPT] if event.comment else None,
+        )
 
 
 def task_id_for(event_id: str) -> str:

@@ -79,8 +79,10 @@ class RootCauseDigest(BaseModel):
     @model_validator(mode="after")
     def _weekday_needs_weeks(self) -> RootCauseDigest:
         if self.at is not None and " " in self.at and self.every % timedelta(weeks=1):
-            raise ValueError(f"at {self.at!r} names a weekday, so every must be whole weeks (1w, 2w), "
-                             f"not {format_duration(self.every)}; or give only a time, like {self.at.split()[1]!r}")
+            raise ValueError(
+                f"at {self.at!r} names a weekday, so every must be whole weeks (1w, 2w), "
+                f"not {format_duration(self.every)}; or give only a time, like {self.at.split()[1]!r}"
+            )
         return self
 
     # -- periods --------------------------------------------------------------------------------------

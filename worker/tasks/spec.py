@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..notation import Duration
-from ..notation import check_name_template
+from ..notation import Duration, check_name_template
 from .heard import Step
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
@@ -44,7 +43,8 @@ class FollowupSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     owner: str = Field(
-        DEFAULT_OWNER, min_length=1,
+        DEFAULT_OWNER,
+        min_length=1,
         description="Team, person or owner pool (config `owners:`) the task goes to; may be a template; else routes, cx-team.",
     )
     due_in: Duration = Field(timedelta(hours=24), description="Time to resolve, e.g. 4h or 2d (business time with a calendar).")
@@ -52,10 +52,12 @@ class FollowupSpec(BaseModel):
     escalate_to: EscalateTo | None = Field(None, description="Who else hears of an escalation, and where.")
     guidance: dict[Step, str] = Field(default_factory=dict, description="Override the guidance text of any HEARD step.")
     recheck: Recheck = Field(
-        "csat", description="The survey sent to the customer when the task is resolved (survey.requested); none: no follow-up survey.",
+        "csat",
+        description="The survey sent to the customer when the task is resolved (survey.requested); none: no follow-up survey.",
     )
     recovery_window: Duration = Field(
-        timedelta(days=14), description="How long after the resolution the customer's answer can close the task; then no_response.",
+        timedelta(days=14),
+        description="How long after the resolution the customer's answer can close the task; then no_response.",
     )
 
     _owner_template = field_validator("owner")(lambda cls, value: check_name_template(value))

@@ -101,8 +101,9 @@ class Cases:
         for action_id in gone:
             del self.outcomes[action_id]
             self.view.publish([(self.view.key("outcome", action_id), None)])
-        old = [t for t, c in self.by_id.items()
-               if not c.unresolved and not c.awaiting_answer and c.updated_at.timestamp() + retention_s < at]
+        old = [
+            t for t, c in self.by_id.items() if not c.unresolved and not c.awaiting_answer and c.updated_at.timestamp() + retention_s < at
+        ]
         for task_id in old:
             self._put(task_id, None)
             self.own.add(task_id)

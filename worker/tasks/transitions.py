@@ -27,7 +27,18 @@ from datetime import UTC, datetime, timedelta
 
 from .actions import Acknowledge, Action, Answer, Assign, Close, Escalate, Open, Reopen, Resolve, StepAction, Update
 from .case import Case, fold, opened, remember
-from .lifecycle import EscalatedTo, Lifecycle, StepDone, TaskAcknowledged, TaskAssigned, TaskClosed, TaskEscalated, TaskReopened, TaskResolved, record_id
+from .lifecycle import (
+    EscalatedTo,
+    Lifecycle,
+    StepDone,
+    TaskAcknowledged,
+    TaskAssigned,
+    TaskClosed,
+    TaskEscalated,
+    TaskReopened,
+    TaskResolved,
+    record_id,
+)
 from .policy import TaskPolicy
 from .records import FollowUpTask, FollowUpUpdate, Sla
 
@@ -50,8 +61,9 @@ Assigner = Callable[[str], str | None]
 STILL_UNHAPPY = "still_unhappy"
 
 
-def apply(case: Case | None, action: Action, action_id: str, now: datetime, policy: TaskPolicy,
-          assign: Assigner) -> Applied | Refused | None:
+def apply(
+    case: Case | None, action: Action, action_id: str, now: datetime, policy: TaskPolicy, assign: Assigner
+) -> Applied | Refused | None:
     """The outcome of `action` on `case` (None: an unknown task). None: a duplicate, nothing to do."""
     if isinstance(action, Open):
         if case is not None:
@@ -59,9 +71,15 @@ def apply(case: Case | None, action: Action, action_id: str, now: datetime, poli
         task = action.task
         if task.assignee is None and (member := assign(task.owner)) is not None:
             task = task.model_copy(update={"assignee": member})
-        new = opened(task, timedelta(seconds=action.acknowledge_within_s) if action.acknowledge_within_s else None,
-                     timedelta(seconds=action.due_in_s), action.channel, action.recheck,
-                     timedelta(seconds=action.recovery_window_s), action.dims)
+        new = opened(
+            task,
+            timedelta(seconds=action.acknowledge_within_s) if action.acknowledge_within_s else None,
+            timedelta(seconds=action.due_in_s),
+            action.channel,
+            action.recheck,
+            timedelta(seconds=action.recovery_window_s),
+            action.dims,
+        )
         return Applied(remember(new, action_id), task)
     if case is None:
         return Refused(f"unknown task {action.task_id!r} (see `feedback-worker task list`)")
@@ -83,12 +101,17 @@ def apply(case: Case | None, action: Action, action_id: str, now: datetime, poli
         record = StepDone(**common, step=action.step, done=action.done, note=action.note)
     elif isinstance(action, Escalate):
         to = case.escalate_to
-        record = TaskEscalated(**common, reason=action.reason, level=action.level,
-                               escalated_to=EscalatedTo(owner=to.owner if to else None, channel=to.channel if to else None))
+        record = TaskEscalated(
+            **common,
+            reason=action.reason,
+            level=action.level,
+            escalated_to=EscalatedTo(owner=to.owner if to else None, channel=to.channel if to else None),
+        )
     elif isinstance(action, Resolve):
         assert action.root_cause is not None and action.resolution is not None
-        record = TaskResolved(**common, root_cause=action.root_cause, resolution=action.resolution.strip(),
-                              customer_contacted=action.customer_contacted)
+        record = TaskResolved(
+            **common, root_cause=action.root_cause, resolution=action.resolution.strip(), customer_contacted=action.customer_contacted
+        )
     elif isinstance(action, Close):
         record = TaskClosed(**common, outcome="no_response")
     elif isinstance(action, Answer) and not action.answer.unhappy:
@@ -127,8 +150,7 @@ def refusal(case: Case, action: Action, policy: TaskPolicy, now: datetime | None
         return f"task {task} was acknowledged before its escalation was applied"
     if isinstance(action, Resolve):
         if not case.unresolved and case.resolution is not None:
-            return (f"cannot resolve task {task}: it is already {status} ({case.resolution.root_cause}, "
-                    f"by {case.resolution.by.shown()})")
+            return f"cannot resolve task {task}: it is already {status} ({case.resolution.root_cause}, by {case.resolution.by.shown()})"
         known = ", ".join(policy.root_causes)
         if not action.root_cause:
             return f"cannot resolve task {task} ({status}): a root cause is required (one of: {known})"
@@ -155,8 +177,10 @@ def _answer_refusal(case: Case, action: Answer) -> str | None:
     if window is None:
         return f"answer {answer.event_id} does not close task {task}: it is {case.status} and awaits no answer"
     if not window[0] < answer.occurred_at <= window[1]:
-        return (f"answer {answer.event_id} ({answer.occurred_at.isoformat()}) is outside the recovery window of task {task} "
-                f"({window[0].isoformat()} to {window[1].isoformat()})")
+        return (
+            f"answer {answer.event_id} ({answer.occurred_at.isoformat()}) is outside the recovery window of task {task} "
+            f"({window[0].isoformat()} to {window[1].isoformat()})"
+        )
     if case.status == "closed" and not (answer.unhappy and case.outcome == "recovered"):
         return f"task {task} is already closed ({case.outcome})"
     return None
