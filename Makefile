@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: demo test test-slow bench
+.PHONY: demo test test-slow lint coverage bench
 demo: $(STAMP)
 	$(VENV)/bin/feedback-worker demo
 
@@ -21,6 +21,16 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow $(PYTEST_ARGS)
+
+# ruff (lint, and the format check) and mypy, configured in pyproject.toml; .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check worker tests bench
+	$(VENV)/bin/ruff format --check worker tests bench
+	$(VENV)/bin/mypy worker
+
+# Line and branch coverage of worker/ over `make test`'s suite (worker processes included), reported per module.
+coverage: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow" --cov=worker --cov-branch --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/throughput.py
