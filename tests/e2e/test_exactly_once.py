@@ -116,7 +116,7 @@ def kill_burst(
     while done < kills and not over():
         worker = start(f"worker-{done}", RULES_PATH=str(rules), **FAST, **env)
         target = len(slack.messages) + rng.randint(1, 12)  # a random moment of the burst
-        wait_for(lambda: len(slack.messages) >= target or over(), 90, f"posts after restart {done}")
+        wait_for(lambda target=target: len(slack.messages) >= target or over(), 90, f"posts after restart {done}")
         worker.kill9()
         done += 1
     assert done == kills, f"the burst was over after {done} kills: make it longer"
@@ -143,7 +143,7 @@ def test_rebalances_between_two_replicas_post_every_alert_exactly_once(
     rng = random.Random(6)
     for n in range(2, 10):  # stop one replica gracefully and start another: each is a rebalance while posts fly
         target = len(fake_slack.messages) + rng.randint(5, 25)
-        wait_for(lambda: len(fake_slack.messages) >= target or all_in_slack(fake_slack, matching), 90, "posts")
+        wait_for(lambda target=target: len(fake_slack.messages) >= target or all_in_slack(fake_slack, matching), 90, "posts")
         leaving = replicas.pop(rng.randrange(len(replicas)))
         leaving.signal(signal.SIGTERM)
         assert leaving.wait(timeout=30) == 0

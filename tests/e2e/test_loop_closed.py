@@ -75,7 +75,7 @@ def test_three_customer_journeys_recovered_reopened_and_no_response(
     for name, (customer, _) in journeys.items():
         answer(kafka_bootstrap, topics, f"{name}-1", customer, survey="nps", score=2, comment="The parcel never came")
     for name, (_, task) in journeys.items():
-        wait_for(lambda: followups(kafka_bootstrap, topics, task, "followup.opened"), 60, f"{name}'s task opened")
+        wait_for(lambda task=task: followups(kafka_bootstrap, topics, task, "followup.opened"), 60, f"{name}'s task opened")
         act(kafka_bootstrap, topics, task, "acknowledge")
         act(kafka_bootstrap, topics, task, "resolve", root_cause="shipping-delay", resolution="Re-sent the parcel", customer_contacted=True)
 

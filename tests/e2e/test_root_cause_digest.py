@@ -91,7 +91,7 @@ def test_each_period_is_posted_once_by_two_replicas_with_its_top_causes_and_chan
                     task.encode(),
                     json.dumps({"action": "resolve", "task_id": task, "actor": API, "root_cause": cause, "resolution": "fixed"}).encode(),
                 )
-                for task, cause in zip(tasks, causes)
+                for task, cause in zip(tasks, causes, strict=True)
             ],
         )
         wait_for(

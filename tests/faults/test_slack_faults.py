@@ -148,7 +148,7 @@ def test_a_backlog_of_10000_alerts_after_a_slack_outage_arrives_as_rate_limit_su
     alive(worker)
     posted = list(fake_slack.messages)
     kinds = [(m.get("metadata") or {}).get("event_type") for m in posted]
-    summaries = [m for m, kind in zip(posted, kinds) if kind == "feedback_alert_digest"]
+    summaries = [m for m, kind in zip(posted, kinds, strict=True) if kind == "feedback_alert_digest"]
     print(
         f"\nbacklog of 10,000 after a Slack outage: {len(posted)} messages ({kinds.count('feedback_alert')} alerts, "
         f"{len(summaries)} rate-limit summaries of {[m['metadata']['event_payload']['count'] for m in summaries]}); "

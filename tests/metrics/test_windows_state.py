@@ -371,7 +371,7 @@ def test_add_data_publishes_exactly_what_add_publishes(name: str) -> None:
     now = T0 + 10 * D
     tiers = [1, "1", True, 1.0, "gold", None, ["x"], "attributes.tier=1"]
     events = []
-    for offset in range(3000):
+    for _ in range(3000):
         survey = rng.choice(["nps", "csat", "ces"])
         low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 5)}[survey]
         ts = now - rng.choice([rng.randint(0, 2 * H), rng.randint(0, 9 * D), rng.randint(0, 60)])

@@ -77,7 +77,7 @@ def test_20000_random_and_mutated_rules_files_load_or_fail_with_file_and_line(tm
     slowest = (0.0, "")
     started = time.perf_counter()
     with watchdog(150):
-        for n in range(FILES):
+        for _ in range(FILES):
             roll = rng.random()
             if roll < 0.05:
                 text = rng.choice(RULE_SEEDS)  # unchanged: these must load (or be empty)

@@ -209,7 +209,7 @@ def test_all_problems_in_all_files_are_reported_in_one_run(tmp_path: Path) -> No
         f"{c}:{len(c_text.splitlines()) + 1}: invalid YAML: ",
     ]
     assert len(found) == len(expected_prefixes), found
-    for problem, prefix in zip(found, expected_prefixes):
+    for problem, prefix in zip(found, expected_prefixes, strict=True):
         assert problem.startswith(prefix), (problem, prefix)
 
 
