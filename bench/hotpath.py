@@ -276,7 +276,7 @@ def main() -> int:
 
         def count_all(worker: Worker) -> None:  # a fresh worker per run: panes start empty, as after a restart
             count, now = worker.metering.count if old else worker.metering.count_data, worker.now
-            for data, ts, r in zip(parsed, stamps, records):
+            for data, ts, r in zip(parsed, stamps, records, strict=True):
                 count(r.partition, data, ts, r.offset, now)
 
         best("metrics", n, args.repeat, count_all, results, lambda: make_worker(settings, FakeConsumer(), args.partitions))

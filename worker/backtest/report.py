@@ -240,7 +240,8 @@ def _rule_table(s: Summary) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     numeric = set(range(2, len(header) - 2))
     lines = [
-        "  " + "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in rows
+        "  " + "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        for row in rows
     ]
     never = [r.id for r in s.rules if r.matches == 0]
     shadowed = [r.id for r in s.rules if r.matches and r.tasks == 0]

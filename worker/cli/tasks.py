@@ -109,7 +109,7 @@ def list_tasks(cases: Cases, args: argparse.Namespace) -> int:
             )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     counts = {s: sum(c.status == s for c in chosen) for s in ("open", "acknowledged", "resolved", "closed")}
     overdue = sum(c.overdue(now) for c in chosen)
     print(

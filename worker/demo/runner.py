@@ -178,7 +178,7 @@ def print_metrics(snapshots: dict[str, dict[str, Any]]) -> None:
         "Metrics, last 24h (from the snapshots on the metrics topic)",
         f"  {'':<20}{'answers':>8}{'NPS':>14}{'CSAT':>8}{'CES':>6}{'unhappy':>9}{'revenue at risk':>17}",
     ]
-    for key, snap in sorted(snapshots.items(), key=lambda kv: (kv[0].endswith("|*") is False, kv[0])):
+    for _, snap in sorted(snapshots.items(), key=lambda kv: (kv[0].endswith("|*") is False, kv[0])):
         who = "all customers" if not snap["dimension"] else ", ".join(snap["dimension"].values())
         nps, csat, ces = snap["nps"], snap["csat"], snap["ces"]
         nps_text = "—" if nps["score"] is None else f"{nps['score']:+.0f} ±{nps['margin_of_error']:.0f}"

@@ -57,7 +57,7 @@ def answer_surveys(settings: Settings, desk: TaskDesk, count: int, say: Callable
     producer = make_producer(settings)
     answered = []
     try:
-        for request, (score, comment) in zip(requests, SCRIPT):
+        for request, (score, comment) in zip(requests, SCRIPT, strict=False):
             case = desk.cases.get(request["task_id"])
             segment = next((d.partition("=")[2] for d in case.dims if d.startswith("customer.segment=")), None) if case else None
             customer = {

@@ -107,7 +107,7 @@ class PartitionMetrics:
         return True
 
     def _add(self, survey: str, score: int, customer: str, value: float | None, values: list[Any], ts: int, offset: int, now: int) -> bool:
-        dims = [""] + [f"{path}={v}" for (path, _), v in zip(self.dimensions, values) if v is not None]
+        dims = [""] + [f"{path}={v}" for (path, _), v in zip(self.dimensions, values, strict=True) if v is not None]
         counted = False
         for step, size in self.steps:
             start = ts - ts % step
@@ -144,7 +144,9 @@ class PartitionMetrics:
     def _panes_of(self, where: tuple[Any, ...]) -> list[Pane]:
         bucket, steps, dimension_key = where
         values = dimension_key if len(self.dimensions) != 1 else (dimension_key,)
-        dims = [""] + [v[0] if type(v) is tuple else f"{path}={v}" for (path, _), v in zip(self.dimensions, values) if v is not None]
+        dims = [""] + [
+            v[0] if type(v) is tuple else f"{path}={v}" for (path, _), v in zip(self.dimensions, values, strict=True) if v is not None
+        ]
         return [self._pane((step, bucket - bucket % step, dim)) for step in steps for dim in dims]
 
     def _pane(self, key: PaneKey) -> Pane:

@@ -38,7 +38,7 @@ def matcher(entries: list[tuple[Rule, Cond]], form: Form) -> Callable[[Any], lis
 def _generated(entries: list[tuple[Rule, Cond]], form: Form) -> Callable[[Any], list[Rule]]:
     source = _Source(form)
     lines = ["def matched(e):", "    out = []"]
-    for index, (rule, cond) in enumerate(entries):
+    for index, (_, cond) in enumerate(entries):
         lines.append(f"    if {source.expression(cond)}:" if cond is not True else "    if True:")
         lines.append(f"        out.append(R[{index}])")
     lines.append("    return out")

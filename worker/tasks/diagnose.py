@@ -256,7 +256,9 @@ def plain_table(report: CauseReport) -> str:
             rows.append(("(none)", "", "", "", "", ""))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
-            cells = [cell.ljust(width) if i in (0, 5) else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths))]
+            cells = [
+                cell.ljust(width) if i in (0, 5) else cell.rjust(width) for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            ]
             lines.append("  ".join(cells).rstrip())
         lines.append("")
     quoted = [line for line in report.by_tasks if line.examples]
