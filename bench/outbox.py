@@ -535,7 +535,7 @@ def outage(args: argparse.Namespace) -> int:
         settings = bench_settings(broker, slack, ROOT / "rules", args.emit_every, channel_rate_limit_per_minute=rate_limit)
         quiet_logs(settings)
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
-        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
+        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic], compacted=[settings.metrics_topic])
         produced = Produced(settings, linger_ms=0)  # paced: each event leaves at once
         watch = Watch(settings, args.partitions, slack, produced)
         cpu, worker_cpu = CpuClock({"broker": broker.process.pid, "fake Slack": slack.process.pid}), WorkerCpu()
@@ -710,7 +710,7 @@ def storm(args: argparse.Namespace) -> int:
         settings = bench_settings(broker, slack, storm_rules(), args.emit_every, channel_rate_limit_per_minute=args.rate_limit)
         quiet_logs(settings)
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
-        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
+        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic], compacted=[settings.metrics_topic])
         produced = Produced(settings, linger_ms=20, batch_size=512 * 1024, compression_type="lz4")
         watch = Watch(settings, args.partitions, slack, produced)
         cpu, worker_cpu = CpuClock({"broker": broker.process.pid, "fake Slack": slack.process.pid}), WorkerCpu()

@@ -428,7 +428,7 @@ def throughput(args: argparse.Namespace) -> int:
         setup_logging("WARNING", settings.secrets())
         logging.getLogger("worker").addFilter(lambda r: not r.getMessage().startswith("invalid event"))  # expected
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
-        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
+        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic], compacted=[settings.metrics_topic])
         say(
             f"▶ broker {broker.bootstrap_servers}; {args.events:,} events, {args.partitions} partitions, {args.compression}; "
             f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}"
@@ -534,7 +534,7 @@ def latency(args: argparse.Namespace) -> int:
         )  # every alert posted alone: its latency, not a summary's
         setup_logging("WARNING", settings.secrets())
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
-        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic])
+        ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic], compacted=[settings.metrics_topic])
         stop, result = threading.Event(), {}
 
         def work() -> None:

@@ -84,7 +84,8 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
     }
     settings = load_settings(None, environ={}, kafka_bootstrap_servers=kafka_bootstrap)
     ensure_topics(settings, [names["FEEDBACK_TOPIC"]], partitions=3)
-    ensure_topics(settings, [names["FOLLOWUP_TOPIC"], names["METRICS_TOPIC"], names["DLQ_TOPIC"]])
+    # METRICS_TOPIC compacted, as the worker needs it (broker/topology.py refuses to start otherwise)
+    ensure_topics(settings, [names["FOLLOWUP_TOPIC"], names["METRICS_TOPIC"], names["DLQ_TOPIC"]], compacted=[names["METRICS_TOPIC"]])
     return names
 
 

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from slack_sdk import WebClient
 
 from .alerting import Silences, Throttle
-from .broker import ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
+from .broker import TopologyError, ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic, verify_topics
 from .config import Settings, deprecations
 from .delivery import Observe, Outbox, Posts, Sink, SlackSink, StdoutSink
 from .interactions import SlackLink, actors_allowed
@@ -150,6 +150,12 @@ def _serve(
         # One partition each: StateView.sync relies on a single ordered log (metrics, throttles and more live there);
         # the task actions are applied in one order by one worker, the owner of that partition (keeper/keeper.py).
         ensure_topics(settings, [state, settings.task_actions_topic], partitions=1, compacted=compacted)
+    # Before joining the group: topics made by other tooling may break what the worker relies on (broker/topology.py).
+    topology = verify_topics(settings, state)
+    for warning in topology.warnings:
+        log.warning("%s", warning)
+    if not topology.ok:
+        raise TopologyError(topology.problems)
     sink = sink or make_sink(settings, observability.observe)
     consumer = make_consumer(settings)
     check_kafka_internals(consumer)  # refuses a kafka-python whose internals the rebalance listener cannot use

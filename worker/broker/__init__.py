@@ -1,10 +1,20 @@
 """Kafka in one place: the embedded broker (demo, tests, benchmark) and the clients built from Settings."""
 
-from .clients import common_config, ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
+from .clients import admin_client, common_config, ensure_topics, make_consumer, make_producer, make_state_consumer, state_topic
 from .embedded import EmbeddedBroker, free_port
+from .topology import Problem, TopicFacts, Topology, TopologyError, check_topology, judge, topics_of, verify_topics
 
 __all__ = [
     "EmbeddedBroker",
+    "Problem",
+    "TopicFacts",
+    "Topology",
+    "TopologyError",
+    "admin_client",
+    "check_topology",
+    "judge",
+    "topics_of",
+    "verify_topics",
     "common_config",
     "ensure_topics",
     "free_port",

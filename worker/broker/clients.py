@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -76,7 +77,7 @@ def make_producer(settings: Settings, **extra: Any) -> KafkaProducer:
     return KafkaProducer(**(config | extra))
 
 
-def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
+def admin_client(settings: Settings, timeout_s: float) -> KafkaAdminClient:
     """An admin client, waiting up to `timeout_s` for the broker (it may still be starting)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -99,7 +100,7 @@ def state_topic(settings: Settings, timeout_s: float = 30.0) -> str:
     topic = settings.state_topic
     if "state_topic" in settings.model_fields_set or topic != DEFAULT_STATE_TOPIC:
         return topic
-    admin = _admin(settings, timeout_s)
+    admin = admin_client(settings, timeout_s)
     try:
         existing = set(admin.list_topics())
     finally:
@@ -121,15 +122,15 @@ def ensure_topics(
     topics: list[str],
     partitions: int = 1,
     timeout_s: float = 30.0,
-    expect: list[str] = (),
-    compacted: list[str] = (),
+    expect: Sequence[str] = (),
+    compacted: Sequence[str] = (),
 ) -> list[str]:
     """Create the topics that do not exist yet; return the ones created.
 
     `expect`: topics we only read; a missing one is worth a warning, not a creation
     (its partition count is the producers' decision). `compacted`: keep the latest record per key.
     """
-    admin = _admin(settings, timeout_s)
+    admin = admin_client(settings, timeout_s)
     try:
         existing = set(admin.list_topics())
         for topic in expect:

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from .. import __version__
+from ..broker import TopologyError
 from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..notation import SourceError
@@ -92,6 +93,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _stop_on_signals(stop)
         signal.signal(signal.SIGHUP, lambda _signum, _frame: reload.set())  # reload rules and templates now
         serve(settings, stop, reload=reload)
+    except TopologyError as err:  # found before joining the group: nothing consumed, nothing committed
+        _log_startup_error(err)
+        return EXIT_USAGE
     except (ConfigError, RulesError, SourceError) as err:
         if fmt != "json":
             raise  # main() prints it as text, as `rules check` does
@@ -110,6 +114,10 @@ def _log_startup_error(err: Exception) -> None:
     if isinstance(err, RulesError):
         log.error("%d problem(s) in rules:", len(err.errors))
         for problem in err.errors:
+            log.error("%s", problem)
+    elif isinstance(err, TopologyError):
+        log.error('cannot start: %d problem(s) with the Kafka topics (docs/settings.md, "What the worker checks of its topics at start-up"):', len(err.problems))
+        for problem in err.problems:
             log.error("%s", problem)
     else:
         log.error("%s", err)
