@@ -116,7 +116,12 @@ def kill_burst(
     while done < kills and not over():
         worker = start(f"worker-{done}", RULES_PATH=str(rules), **FAST, **env)
         target = len(slack.messages) + rng.randint(1, 12)  # a random moment of the burst
-        wait_for(lambda target=target: len(slack.messages) >= target or over(), 90, f"posts after restart {done}")
+        try:
+            wait_for(lambda target=target: len(slack.messages) >= target or over(), 90, f"posts after restart {done}")
+        except AssertionError as stuck:  # what the worker was doing says why (CI keeps only this output)
+            raise AssertionError(
+                f"{stuck}; {len(slack.messages)} messages in Slack; the worker's log ends:\n{worker.output()[-4000:]}"
+            ) from None
         worker.kill9()
         done += 1
     assert done == kills, f"the burst was over after {done} kills: make it longer"
