@@ -7,6 +7,8 @@ posted (by this process or before a restart) posts nothing again.
 
 from __future__ import annotations
 
+from kafka import TopicPartition
+
 from tests.conftest import wait_for
 from tests.observability.fakes import NOW, Harness
 from worker.delivery import PostState, metric_slot
@@ -79,3 +81,27 @@ def test_an_alert_whose_post_was_given_up_is_posted_again_while_the_rule_still_f
     assert len(harness.sink.posted) == 1 and worker.outbox.posts.get(metric_slot("r|@3")).is_posted
     assert post(harness, alerts, rule, snapshot, "r|@3", again=True)
     assert len(harness.sink.posted) == 1
+
+
+def test_a_rule_firing_longer_than_the_record_retention_is_not_posted_again_after_a_restart() -> None:
+    """ALERT_RECORD_RETENTION tombstones old post records; a metric alert's must stay while its rule still fires, or
+    the first snapshot after a restart finds no record and posts the alert a second time."""
+    harness, rule, snapshot = setup()
+    worker = harness.worker
+    harness.consumer.assign([TopicPartition("fb", 0)])
+    worker.assigned([TopicPartition("fb", 0)])  # the owner of partition 0 expires the records tied to no partition
+    state = worker.metering.state
+    key = f"{rule.id}|{rule.condition.dimension_key}"
+    assert post(harness, new_process(harness), rule, snapshot, "r|@4", again=False)
+    state.set_firing(key, True, "r|@4")  # what MetricWatch records with the post
+    harness.now = NOW + worker.settings.alert_record_retention * 2
+    worker.now = int(harness.now.timestamp())
+    worker._next_expiry = 0
+    worker._tick()  # the once-a-minute expiry, long after the retention
+    assert worker.outbox.posts.get(metric_slot("r|@4")) is not None, "the alert of a rule still firing keeps its record"
+    assert post(harness, new_process(harness), rule, snapshot, "r|@4", again=True)  # a restart: the next snapshot
+    assert len(harness.sink.posted) == 1
+    state.set_firing(key, False)  # the rule recovers: its alert's record expires like any other
+    worker._next_expiry = 0
+    worker._tick()
+    assert worker.outbox.posts.get(metric_slot("r|@4")) is None

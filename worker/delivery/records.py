@@ -16,6 +16,7 @@ tombstoned by the owner of the input partition they came from; an owed record ne
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
@@ -167,10 +168,13 @@ class Posts:
             return channel
         return self._channel_ids.get(channel)
 
-    def expire(self, now: int, retention_s: int, partitions: set[int]) -> int:
-        """Tombstone the settled records older than the retention that came from `partitions` (the ones this worker owns)."""
+    def expire(self, now: int, retention_s: int, partitions: set[int], keep: Collection[str] = ()) -> int:
+        """Tombstone the settled records older than the retention that came from `partitions` (the ones this worker owns),
+        except the slots in `keep` (a metric rule's alert while it still fires: without its record it would post again)."""
         old = [
-            key for key, post in self.by_slot.items() if post.at + retention_s < now and post.partition in partitions and post.is_settled
+            key
+            for key, post in self.by_slot.items()
+            if post.at + retention_s < now and post.partition in partitions and post.is_settled and key not in keep
         ]
         for key in old:
             self._forget(key)

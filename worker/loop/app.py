@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
 from ..config import Settings
-from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot
+from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot, metric_slot
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
 from ..interactions import SlackLink
 from ..keeper import Keeper
@@ -388,7 +388,8 @@ class Worker:
         if self.now >= self._next_expiry:
             self._next_expiry = self.now + 60
             retention = int(self.settings.alert_record_retention.total_seconds())
-            self.outbox.posts.expire(self.now, retention, {tp.partition for tp in self.owned})
+            firing = {metric_slot(f).key for f in self.metering.state.still_firing()} if self.metering is not None else set()
+            self.outbox.posts.expire(self.now, retention, {tp.partition for tp in self.owned}, keep=firing)
             if self.keeper.keeping:
                 self.cases.expire(self.clock(), retention)
 

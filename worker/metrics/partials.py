@@ -252,6 +252,10 @@ class MetricState:
         self.view.publish([(self.view.key("rule", rule_key), json.dumps(record).encode())])
         self._firing(rule_key, record)
 
+    def still_firing(self) -> list[str]:
+        """The firings whose rule still fires: their alerts' records must outlive ALERT_RECORD_RETENTION."""
+        return [slot for rule_key, slot in self.firing_slots.items() if self.firing.get(rule_key)]
+
     def _firing(self, rule_key: str, record: dict[str, Any]) -> None:
         self.firing[rule_key] = record["firing"]
         if record.get("slot"):
