@@ -203,7 +203,8 @@ def load_settings(config_file: Path | str | None = None, environ: Mapping[str, s
         document = load_yaml(config_file)
         if document is not None and not isinstance(document, LineDict):
             raise ConfigError(f"{config_file}:1: expected a mapping of settings")
-        for key, value in (document or {}).items():
+        document = document if document is not None else LineDict()  # an empty file: no settings
+        for key, value in document.items():
             name = str(key).lower()
             if name not in Settings.model_fields:
                 raise ConfigError(f"{document.where(key)}: unknown setting {key!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 
@@ -97,7 +97,8 @@ def _make_loader(file: str) -> type[_Loader]:
                 if self._nesting > MAX_DEPTH:
                     line = self.peek_event().start_mark.line + 1
                     raise SourceError(Location(file, line), f"nested more than {MAX_DEPTH} levels deep")
-                node = super().compose_node(parent, index)
+                # Any: PyYAML's Node, to which `expanded` and `depth` are added below
+                node: Any = super().compose_node(parent, index)
             finally:
                 self._nesting -= 1
             if not hasattr(node, "expanded"):  # an alias returns its anchor's node, already measured
@@ -186,9 +187,15 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
         raise SourceError(Location(file, 1), f"invalid YAML: {' '.join(str(err).split())}") from None
 
 
-def locate(node: Any, loc: tuple[Any, ...] | list[Any], default: Location | None = None) -> Location:
-    """The line of the deepest part of a pydantic error `loc` present in the YAML (else its parent's)."""
-    where = getattr(node, "location", default)
+@overload
+def locate(node: LineDict | LineList, loc: tuple[Any, ...] | list[Any], default: Location | None = None) -> Location: ...
+@overload
+def locate(node: Any, loc: tuple[Any, ...] | list[Any], default: Location) -> Location: ...
+def locate(node: Any, loc: tuple[Any, ...] | list[Any], default: Location | None = None) -> Location | None:
+    """The line of the deepest part of a pydantic error `loc` present in the YAML (else its parent's).
+
+    A location always: `node` is what load_yaml returned (its mappings and lists know their line), or `default` is given."""
+    where: Location | None = getattr(node, "location", default)
     for part in loc:
         if isinstance(node, LineDict) and part in node:
             where, node = node.where(part), node[part]

@@ -104,14 +104,16 @@ class _Compiler:
 
     def condition(self, node: Any, where: Location, context: str) -> Cond | None:
         if not isinstance(node, dict) or not node:
-            return self.fail(where, f"{context}: expected a mapping of field paths or all/any/not, got {_show(node)}")
+            self.fail(where, f"{context}: expected a mapping of field paths or all/any/not, got {_show(node)}")
+            return None
         assert isinstance(node, LineDict)
         parts: list[Cond | None] = []
         for key, value in node.items():
             at = node.where(key)
             if key in ("all", "any"):
                 if not isinstance(value, list) or not value:
-                    parts.append(self.fail(at, f"{context}.{key}: expected a non-empty list of conditions"))
+                    self.fail(at, f"{context}.{key}: expected a non-empty list of conditions")
+                    parts.append(None)
                     continue
                 assert isinstance(value, LineList)
                 children = [self.condition(item, value.where(i), f"{context}.{key}[{i}]") for i, item in enumerate(value)]
@@ -122,32 +124,33 @@ class _Compiler:
             elif isinstance(key, str) and is_known_path(key):
                 parts.append(self.field(key, value, at, f"{context}.{key}"))
             elif isinstance(key, str) and key in OPERATORS:
-                parts.append(self.fail(at, f"{context}: operator {key!r} needs a field, e.g. `score: {{{key}: ...}}`"))
+                self.fail(at, f"{context}: operator {key!r} needs a field, e.g. `score: {{{key}: ...}}`")
+                parts.append(None)
             else:
-                parts.append(
-                    self.fail(
-                        at,
-                        f"{context}: unknown field path {key!r} "
-                        f"(known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
-                    )
+                self.fail(
+                    at,
+                    f"{context}: unknown field path {key!r} (known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
                 )
+                parts.append(None)
         return _join(parts, All)
 
     def field(self, path: str, spec: Any, where: Location, context: str) -> Cond | None:
         if not isinstance(spec, dict):
             if isinstance(spec, list):
-                return self.fail(where, f"{context}: a list is not a value to compare; did you mean `{{in: [...]}}`?")
+                self.fail(where, f"{context}: a list is not a value to compare; did you mean `{{in: [...]}}`?")
+                return None
             test = self.operator(path, "eq", spec, where, context, ignore_accents=False)
             return None if test is None else Test(path, test)
         assert isinstance(spec, LineDict)
         if not spec:
-            return self.fail(where, f"{context}: empty operator mapping")
+            self.fail(where, f"{context}: empty operator mapping")
+            return None
         ignore_accents = spec.get("ignore_accents", False)
         failed = False
         if not isinstance(ignore_accents, bool):
             self.fail(spec.where("ignore_accents"), f"{context}.ignore_accents: expected true or false")
             ignore_accents, failed = False, True
-        tests = []
+        tests: list[Callable[[Any], bool]] = []
         for op, value in spec.items():
             if op in OPTIONS:
                 continue
@@ -156,28 +159,34 @@ class _Compiler:
                 failed = True
                 continue
             test = self.operator(path, op, value, spec.where(op), f"{context}.{op}", ignore_accents)
-            failed = failed or test is None
-            tests.append(test)
+            if test is None:
+                failed = True
+            else:
+                tests.append(test)
         if failed:
             return None
         if not tests:
-            return self.fail(where, f"{context}: no operator given, only options")
+            self.fail(where, f"{context}: no operator given, only options")
+            return None
         return Test(path, tests[0]) if len(tests) == 1 else All(tuple(Test(path, test) for test in tests))
 
     # -- operators ---------------------------------------------------------------------
 
     def operator(self, path: str, op: str, value: Any, where: Location, context: str, ignore_accents: bool) -> Callable[[Any], bool] | None:
         def bad(expected: str) -> None:
-            return self.fail(where, f"{context}: expected {expected}, got {_show(value)}")
+            self.fail(where, f"{context}: expected {expected}, got {_show(value)}")
 
         if op == "exists":
             if not isinstance(value, bool):
-                return bad("true or false")
+                bad("true or false")
+                return None
             return (lambda v: v is not None) if value else (lambda v: v is None)
 
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
-                return bad("a non-empty list")
+                bad("a non-empty list")
+                return None
+            assert isinstance(value, LineList)
             checked = [self.value(path, item, value.where(i), f"{context}[{i}]") for i, item in enumerate(value)]
             if any(item is _BAD for item in checked):
                 return None
@@ -189,20 +198,25 @@ class _Compiler:
 
         if op in ("contains", "contains_any", "matches"):
             if path in NUMERIC_FIELDS | TIME_FIELDS:
-                return self.fail(where, f"{context}: {op} works on text, but {path} is not text")
+                self.fail(where, f"{context}: {op} works on text, but {path} is not text")
+                return None
             if op == "matches":
                 if not isinstance(value, str):
-                    return bad("a regular expression as text")
+                    bad("a regular expression as text")
+                    return None
                 try:
                     pattern = re.compile(value)
                 except re.error as err:
-                    return self.fail(where, f"{context}: invalid regular expression {value!r}: {err}")
+                    self.fail(where, f"{context}: invalid regular expression {value!r}: {err}")
+                    return None
                 return lambda v: isinstance(v, str) and pattern.search(v) is not None
             needles_raw = [value] if op == "contains" else value
             if op == "contains" and not isinstance(value, str):
-                return bad("text")
+                bad("text")
+                return None
             if op == "contains_any" and (not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value)):
-                return bad("a non-empty list of text")
+                bad("a non-empty list of text")
+                return None
             # One regex alternation over the folded text beats a Python loop over the needles.
             anyof = re.compile("|".join(re.escape(fold(n, ignore_accents)) for n in needles_raw))
             return lambda v: isinstance(v, str) and anyof.search(fold(v, ignore_accents)) is not None
@@ -217,7 +231,8 @@ class _Compiler:
                 return lambda v: v == expected if type(v) is str else v is not None and _exact(v) == key
             return lambda v: v != expected if type(v) is str else v is None or _exact(v) != key
         if not (_is_number(expected) or isinstance(expected, datetime)):
-            return bad(f"a number for {op}" if path not in TIME_FIELDS else "an RFC 3339 time")
+            bad(f"a number for {op}" if path not in TIME_FIELDS else "an RFC 3339 time")
+            return None
         compare = getattr(operator, op.replace("lte", "le").replace("gte", "ge"))
         if isinstance(expected, datetime):
             return lambda v: isinstance(v, datetime) and compare(v, expected)
@@ -276,7 +291,7 @@ def _join(parts: list[Cond | None], kind: type[All] | type[AnyOf]) -> Cond | Non
 def predicate(cond: Cond, getter: Callable[[str], Callable[[Any], Any]] = field_getter) -> Callable[[Any], bool]:
     """The tree as one function of an event; `getter(path)` reads a field (field_getter or data_getter)."""
     if cond is True or cond is False:
-        return lambda event, answer=cond: answer
+        return (lambda event: True) if cond else (lambda event: False)
     if isinstance(cond, Test):
         get, test = getter(cond.path), cond.test
         return lambda event: test(get(event))

@@ -71,8 +71,10 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
                     continue
                 seen[rule_id] = where
             rule = _build_rule(node, where, index, len(rules), available, problems)
-            if rule is not None:
-                (metric_rules if isinstance(rule, MetricRule) else rules).append(rule)
+            if isinstance(rule, MetricRule):
+                metric_rules.append(rule)
+            elif rule is not None:
+                rules.append(rule)
     if problems:
         raise RulesError(problems.ordered([str(f) for f in files]))
     if not rules and not metric_rules:
@@ -138,7 +140,8 @@ def _build_rule(
         problems.add(at, f"{name}: template {template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
     if is_metric:
         condition = _validate(MetricCondition, node, "when", name, problems)
-        if len(problems) > before:
+        # (with no problem, the id and the description are text: the isinstance checks only tell mypy)
+        if len(problems) > before or not isinstance(rule_id, str) or not isinstance(description, str):
             return None
         return MetricRule(
             id=rule_id,
@@ -153,7 +156,7 @@ def _build_rule(
     condition = compile_cond(when_node, node.where("when"), f"{name}: when", problems) if "when" in node else None
     throttle = _validate(ThrottleSpec, node, "throttle", name, problems) if node.get("throttle") is not None else None
     group = _validate(GroupSpec, node, "group", name, problems) if node.get("group") is not None else None
-    if len(problems) > before or condition is None:
+    if len(problems) > before or condition is None or not isinstance(rule_id, str) or not isinstance(description, str):
         return None
     return Rule(
         throttle=throttle,
@@ -172,7 +175,7 @@ def _build_rule(
 
 def _template_name(node: LineDict, alert: AlertSpec | None, is_metric: bool) -> str | None:
     """The template a rule uses, even when its `alert:` block has another mistake (None: not knowable)."""
-    raw = node.get("alert")
+    raw: Any = node.get("alert")  # any YAML value
     given = isinstance(raw, dict) and "template" in raw
     if alert is not None:
         return alert.template if given or not is_metric else DEFAULT_METRIC_TEMPLATE

@@ -64,6 +64,9 @@ class RuleSet:
     rules: tuple[Rule, ...]
     files: tuple[str, ...] = ()
     metric_rules: tuple[MetricRule, ...] = ()  # `when: {metric: ...}`: checked on snapshots, not events
+    # Built from `rules` in __post_init__: not arguments, and no part of the value (repr, ==, hash).
+    _events: Matchers = field(init=False, repr=False, compare=False)
+    _data: Matchers = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_events", _matchers(self.rules, "event"))

@@ -139,7 +139,7 @@ def _compile_route(index: int, node: Any, default: Location, problems: Problems)
     before = len(problems)
     where = node.location if isinstance(node, LineDict) else default
     context = f"routes[{index}]"
-    if not isinstance(node, dict):
+    if not isinstance(node, LineDict):  # every mapping is one: compile_routes passes its items through _with_lines
         problems.add(where, f"{context}: expected a mapping with when, channel, owner")
         return None
     for key in node:

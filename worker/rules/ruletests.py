@@ -111,6 +111,7 @@ def _build(node: Any, where: Location, index: int, rules: RuleSet, errors: list[
         errors.append(SourceError(node.where(kind), f"{label}: {kind}: expected a mapping of fields"))
         return None
     before = len(errors)
+    subject: FeedbackEvent | MetricSnapshot | None
     if kind == "event":
         subject, defaults = _event(given, index + 1, label, errors)
     else:
