@@ -9,7 +9,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from types import MethodType
+from typing import Annotated, Any, Literal, Protocol, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 from pydantic_core import SchemaValidator, core_schema
@@ -75,8 +76,12 @@ def nps_category(score: int) -> str:
 
 
 class Scored(Protocol):
-    survey: Survey
-    score: int
+    """An event or a follow-up answer, as score_in_words reads it (properties: the models are frozen)."""
+
+    @property
+    def survey(self) -> Survey: ...
+    @property
+    def score(self) -> int: ...
 
 
 def score_in_words(event: Scored) -> str:
@@ -132,6 +137,10 @@ def is_unhappy(survey: str, score: int) -> bool:
 UNHAPPY = frozenset(pair for pair in VALID_SCORES if is_unhappy(*pair))
 
 
+#: The validator's function: a classmethod read on its class is a bound method (mypy sees a plain callable).
+_SCORE_IN_RANGE = cast(MethodType, FeedbackEvent._score_in_range).__func__
+
+
 def _as_dicts(schema: Any) -> Any:
     """FeedbackEvent's core schema with each model validated into a plain dict instead of an instance.
 
@@ -151,7 +160,7 @@ def _as_dicts(schema: Any) -> Any:
             },
             extra_behavior=schema.get("config", {}).get("extra_fields_behavior", "ignore"),
         )
-    if kind == "function-after" and getattr(schema["function"]["function"], "__func__", None) is FeedbackEvent._score_in_range.__func__:
+    if kind == "function-after" and getattr(schema["function"]["function"], "__func__", None) is _SCORE_IN_RANGE:
         return _as_dicts(schema["schema"])
     if kind in ("default", "nullable"):
         return schema | {"schema": _as_dicts(schema["schema"])}

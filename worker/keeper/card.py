@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from ..alerting import Alert, audit_line, card
 from ..delivery import Form, Outbox, Outcome, Place, Sink, alert_slot, change_slot
@@ -84,7 +85,7 @@ class LiveCards:
                 _release(live)
                 continue
             future = self.sink.update_card(channel_id, ts, card(case, case.overdue(self.clock())), live[0][1].state.abandon)
-            self.outbox.later(future, lambda outcome, live=live: self._updated(outcome, live))
+            self.outbox.later(future, partial(self._updated, live=live))
 
     def _updated(self, outcome: Outcome, live: list[tuple[Hold, Origin]]) -> None:
         if outcome.status == "abandoned":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,7 +73,7 @@ class _Waiting:
     """An alert for an owner pool's task, waiting for the keeper to pick the member it mentions."""
 
     task: FollowUpTask
-    abandon: object  # threading.Event of the event's partition
+    abandon: threading.Event  # of the event's partition
     go: Callable[[FollowUpTask], None]
     since: float = field(default_factory=time.monotonic)
     warned: bool = False
@@ -195,6 +196,7 @@ class Keeper:
             if (c := self.cases.get(task_id)) is not None and c.customer_id == customer and c.event_id != event_id
         ]
         in_slack = [c for c in replied if (p := self.posts.get(answer_slot(c.task_id, event_id))) and p.is_posted]
+        case: Case | None
         if in_slack:
             case = in_slack[0]
         elif own is not None:
@@ -226,7 +228,7 @@ class Keeper:
         acknowledge_by, resolve_by = self.policy.sla(now, spec.acknowledge_within, spec.due_in)
         return Sla(acknowledge_by=acknowledge_by, resolve_by=resolve_by)
 
-    def when_assigned(self, task: FollowUpTask, abandon: object, go: Callable[[FollowUpTask], None]) -> None:
+    def when_assigned(self, task: FollowUpTask, abandon: threading.Event, go: Callable[[FollowUpTask], None]) -> None:
         """Run `go` with the task as the keeper opened it: at once, unless its owner is a pool (the alert names the member)."""
         if task.owner not in self.policy.owners:
             go(task)
@@ -246,7 +248,7 @@ class Keeper:
         """Between batches (after reading the state topic): alerts whose task the keeper has opened go on."""
         still = []
         for waiting in self._waiting:
-            if waiting.abandon.is_set():  # type: ignore[attr-defined]
+            if waiting.abandon.is_set():
                 continue
             case = self.cases.get(waiting.task.task_id)
             if case is not None:
@@ -304,8 +306,10 @@ class Keeper:
         if isinstance(action, Answer) and case is not None and (round_ := _reopened_by(case, action.answer.event_id)):
             self.notes.reopened(case, action.answer, round_, origin)  # still unhappy: said in the thread, once
         if self.cards is not None and case is not None and action.action not in ("open", "update"):
-            person = result.record if result is not None and action.actor.source != "worker" else None
-            self.cards.changed(case, person, origin)  # type: ignore[arg-type]
+            by_person = result.record if result is not None and action.actor.source != "worker" else None
+            # not an open or an update (the condition above): a lifecycle record
+            person = None if isinstance(by_person, (FollowUpTask, FollowUpUpdate)) else by_person
+            self.cards.changed(case, person, origin)
 
     def release(self) -> None:
         """Between batches: the notes whose alert has landed, gathered escalations, and card updates go out."""

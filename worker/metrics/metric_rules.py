@@ -204,7 +204,7 @@ class MetricWatch:
                 firing_id = f"{state_key}@{now}"
                 posted = self.fire(rule, snapshot, firing_id, False)  # queued: what it owes is written after this record
                 self.state.set_firing(state_key, True, firing_id if posted else None)
-            elif verdict is True and (firing_id := self.state.firing_slots.get(state_key)) is not None:
-                self.fire(rule, snapshot, firing_id, True)
+            elif verdict is True and (slot := self.state.firing_slots.get(state_key)) is not None:
+                self.fire(rule, snapshot, slot, True)
             elif verdict is False and firing:
                 self.state.set_firing(state_key, False)  # re-armed: the next drop alerts again

@@ -311,7 +311,7 @@ def _examples(tally: _Tally, limit: int) -> tuple[str, ...]:
     )
     chosen: list[str] = []
     for case in ranked:
-        text = " ".join(case.comment.split())  # type: ignore[union-attr]
+        text = " ".join((case.comment or "").split())  # `or ""` for mypy: `ranked` keeps only cases with a comment
         text = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
         if text not in chosen:
             chosen.append(text)

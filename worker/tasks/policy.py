@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+#: An SLA calendar's days when none are given.
+WORKDAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri")
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_ROOT_CAUSES = (
     "shipping-delay",
@@ -76,7 +78,7 @@ class SlaCalendar(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timezone: str = "UTC"
-    days: list[Day] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1)
+    days: list[Day] = Field(default_factory=lambda: list(WORKDAYS), min_length=1)
     hours: str = Field("09:00-17:00", description="Opening hours, e.g. 09:00-17:30.")
     holidays: list[date] = Field(default_factory=list, description="Closed all day, e.g. 2026-12-25.")
     holiday_country: str | None = Field(None, description="Also closed on this country's public holidays (ISO code, e.g. NL).")

@@ -99,7 +99,7 @@ class RootCauseDigest(BaseModel):
         *weekday, clock = self.at.split()
         day = date(1970, 1, 1)
         if weekday:
-            day += timedelta(days=(DAYS.index(weekday[0]) - day.weekday()) % 7)  # type: ignore[arg-type]
+            day += timedelta(days=(DAYS.index(weekday[0]) - day.weekday()) % 7)
         hours, minutes = clock.split(":")
         return day, time(int(hours), int(minutes))
 

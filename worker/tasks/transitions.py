@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from .actions import Acknowledge, Action, Answer, Assign, Close, Escalate, Open, Reopen, Resolve, StepAction, Update
 from .case import Case, fold, opened, remember
@@ -40,7 +41,7 @@ from .lifecycle import (
     record_id,
 )
 from .policy import TaskPolicy
-from .records import FollowUpTask, FollowUpUpdate, Sla
+from .records import Actor, FollowUpTask, FollowUpUpdate, Sla
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ class Applied:
 @dataclass(frozen=True)
 class Refused:
     reason: str
+
+
+class _Common(TypedDict):
+    """The fields every lifecycle record has (lifecycle._Record), given to each record's constructor."""
+
+    task_id: str
+    at: datetime
+    actor: Actor
+    id: str
 
 
 #: Picks the member of an owner pool for a new task (table.py keeps the rotation); None: the owner is no pool.
@@ -88,7 +98,7 @@ def apply(
     reason = refusal(case, action, policy, now)
     if reason is not None:
         return Refused(reason)
-    common = {"task_id": case.task_id, "at": now, "actor": action.actor, "id": record_id(case.task_id, action_id)}
+    common: _Common = {"task_id": case.task_id, "at": now, "actor": action.actor, "id": record_id(case.task_id, action_id)}
     record: FollowUpUpdate | Lifecycle
     sla = None
     if isinstance(action, Update):
