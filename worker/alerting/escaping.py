@@ -48,7 +48,7 @@ _MODEL_FIELDS: dict[type, frozenset[str]] = {}
 class _Environment(SandboxedEnvironment):
     # Blocks, macros and `{% set %}` blocks are joined with this: marking their output lets
     # `{{ self.block() }}` reuse it without escaping it twice.
-    concat = staticmethod(lambda parts: _Rendered("".join(parts)))  # type: ignore[assignment]
+    concat = staticmethod(lambda parts: _Rendered("".join(parts)))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`event.customer.name`, `rule.id`: a model's field or a dict's key at once, as the sandbox would return it.

@@ -179,9 +179,9 @@ def read_event(path: Path) -> FeedbackEvent:
         return FeedbackEvent.model_validate_json(raw)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors(include_url=False):
-            field_path = ".".join(str(part) for part in err["loc"]) or "event"
-            problems.append(f"{_line_of(path, text, err['loc'])}: {field_path}: {err['msg'].removeprefix('Value error, ')}")
+        for error in exc.errors(include_url=False):
+            field_path = ".".join(str(part) for part in error["loc"]) or "event"
+            problems.append(f"{_line_of(path, text, error['loc'])}: {field_path}: {error['msg'].removeprefix('Value error, ')}")
         raise PreviewError("invalid event (the worker would send it to the DLQ):\n  " + "\n  ".join(problems)) from None
 
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from .records import Form, Post, Posts
@@ -105,7 +106,11 @@ class Lookups:
                 orphans=orphans,
             )
             future = self.sink.find(search, self.stopping)
-            future.add_done_callback(lambda done, items=items: self.put((self._after_search(items), outcome_of(done))))
+
+            def searched(done: Future[Outcome], items: list[tuple[_Lookup, Post]] = items) -> None:
+                self.put((self._after_search(items), outcome_of(done)))
+
+            future.add_done_callback(searched)
 
     def _after_search(self, items: list[tuple[_Lookup, Post]]) -> Settle:
         def settle(outcome: Outcome) -> None:

@@ -109,7 +109,7 @@ class _TimedClient(KeepAliveWebClient):
         super().__init__(**kwargs)
         self._observe = observe
 
-    def api_call(self, api_method: str, **kwargs: Any) -> Any:  # type: ignore[override]
+    def api_call(self, api_method: str, **kwargs: Any) -> Any:
         started = time.perf_counter()
         call = Call("ok")
         try:

@@ -18,12 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import SecretStr
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
@@ -82,7 +84,7 @@ class SlackLink:
 
     # -- envelopes (slack-sdk's thread) -------------------------------------------------------------
 
-    def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
+    def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
         if request.type != "interactive":
             client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
             return
@@ -102,7 +104,7 @@ class SlackLink:
         if decision.note:
             log.info("slack %s by %s: %s", payload.get("type"), user, decision.note)
         if decision.view is not None:
-            self._call(lambda: self.web.views_open(trigger_id=payload.get("trigger_id"), view=decision.view))
+            self._call(partial(self.web.views_open, trigger_id=payload.get("trigger_id"), view=decision.view))
         if decision.ephemeral and channel and user:
             self._call(lambda: self.web.chat_postEphemeral(channel=channel, user=user, text=decision.ephemeral))
         with self._lock:
@@ -142,8 +144,4 @@ class SlackLink:
             with self._lock:
                 self._pending.pop(action_id, None)
             if outcome is not None and not outcome.applied and channel and user:
-                self._call(
-                    lambda channel=channel, user=user, reason=outcome.reason: self.web.chat_postEphemeral(
-                        channel=channel, user=user, text=reason
-                    )
-                )
+                self._call(partial(self.web.chat_postEphemeral, channel=channel, user=user, text=outcome.reason))

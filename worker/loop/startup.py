@@ -52,11 +52,11 @@ def check_templates(rules: RuleSet, renderer: AlertRenderer) -> list[str]:
             renderer.render(template, "#sample", SAMPLE_EVENT, Match(owner=rule, rules=(rule,)), task)
         except TemplateRenderError as err:
             problems.append(str(err))
-    for rule in rules.metric_rules:
+    for metric_rule in rules.metric_rules:
         try:
-            renderer.render_metric(rule, "#sample", SAMPLE_SNAPSHOT)
+            renderer.render_metric(metric_rule, "#sample", SAMPLE_SNAPSHOT)
         except TemplateRenderError as err:
-            problems.append(f"{rule.location}: rule {rule.id!r}: {err}")
+            problems.append(f"{metric_rule.location}: rule {metric_rule.id!r}: {err}")
     return problems
 
 
