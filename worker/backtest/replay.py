@@ -147,9 +147,10 @@ class Replay:
             owned[rule_id] += 1
             keep = show and len(samples[rule_id]) < show
             event = model(raw) if keep or policy is not None or route is not None else None  # the hooks take the model
-            channel, owner = static[rule_id] if route is None else route(event, rule)
+            # (`event is None` only when there is no hook and no sample to keep: the checks tell mypy so)
+            channel, owner = static[rule_id] if route is None or event is None else route(event, rule)
             key = (rule_id, owner)
-            reason = None if policy is None else policy(event, match, channel)
+            reason = None if policy is None or event is None else policy(event, match, channel)
             if reason is None or not reason.startswith("throttled"):  # a throttled match joins the open task
                 tasks[key] = tasks.get(key, 0) + 1
             if reason is not None:
@@ -158,7 +159,7 @@ class Replay:
                 continue
             alert_key = (int(ts // 3600), rule_id, channel)
             alerts[alert_key] = alerts.get(alert_key, 0) + 1
-            if keep:
+            if keep and event is not None:
                 samples[rule_id].append(Sample(event, match, channel, owner))
         self.read += len(values) - blank
         self.blank += blank

@@ -116,9 +116,12 @@ def _log_startup_error(err: Exception) -> None:
         for problem in err.errors:
             log.error("%s", problem)
     elif isinstance(err, TopologyError):
-        log.error('cannot start: %d problem(s) with the Kafka topics (docs/settings.md, "What the worker checks of its topics at start-up"):', len(err.problems))
-        for problem in err.problems:
-            log.error("%s", problem)
+        log.error(
+            'cannot start: %d problem(s) with the Kafka topics (docs/settings.md, "What the worker checks of its topics at start-up"):',
+            len(err.problems),
+        )
+        for finding in err.problems:
+            log.error("%s", finding)
     else:
         log.error("%s", err)
 
@@ -135,7 +138,7 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     tests = load_tests(settings.rules_path, rules)  # `tests:` in the rules files; a bad one is a RulesError (exit 2)
     router = make_router(settings)  # tests see channels and owners as the worker routes them
 
-    severities = [rule.severity for rule in (*rules.rules, *rules.metric_rules)]
+    severities = [rule.severity for rule in rules.rules] + [rule.severity for rule in rules.metric_rules]
     summary = ", ".join(f"{severities.count(s)} {s}" for s in SEVERITY_RANK if s in severities)
     metric = f" and {len(rules.metric_rules)} metric rule(s)" if rules.metric_rules else ""
     print(f"ok: {len(rules)} rules{metric} in {len(rules.files)} file(s) ({summary}); templates render", flush=True)

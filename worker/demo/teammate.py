@@ -49,8 +49,8 @@ def rules_with_short_sla(shipped: Path, events: list[tuple[bytes, bytes]]) -> tu
         if rules.evaluate(event) is not None:
             alerting.append(event)
     enterprise = [e for e in alerting if e.customer.segment == "enterprise"]
-    target = (enterprise or alerting or [None])[0]
-    target = target.event_id if target is not None else None
+    chosen = next(iter(enterprise or alerting), None)
+    target = chosen.event_id if chosen is not None else None
     if target is not None:
         (folder / "00-demo-sla.yaml").write_text(
             json.dumps(
