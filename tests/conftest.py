@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +212,8 @@ def event_bytes(**fields: Any) -> bytes:
     """A valid feedback event as JSON bytes; keyword arguments override the defaults."""
     event = {
         "event_id": f"e-{uuid.uuid4().hex[:10]}",
-        "occurred_at": "2026-11-24T10:00:00+00:00",
+        # A minute ago: answers older than ALERT_RECORD_RETENTION open no task, so a fixed date would stop alerting later
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
         "survey": "nps",
         "score": 10,
         "customer": {"id": "c-1", "name": "Purrfect Prints", "segment": "smb", "monthly_value": 100.0},

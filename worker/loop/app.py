@@ -26,7 +26,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from ..alerting import Alert, AlertRenderer, Digest, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
+from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
 from ..config import Settings
 from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot, metric_slot
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
@@ -109,6 +109,7 @@ class Worker:
         self.backpressure = Backpressure(self.consumer, settings.max_in_flight_alerts, self.stats)
         self._next_full_warning: dict[str, float] = {}
         self.now = self._wall_clock()  # whole seconds, refreshed once per poll: the hot path reads it
+        self._oldest_s = int(settings.alert_record_retention.total_seconds())  # a match older opens no task (_too_old)
         self._next_expiry = 0
         self._stopping = False
         # kafka-python 3 calls the rebalance listener on its IO thread, possibly while this thread
@@ -220,7 +221,24 @@ class Worker:
         match = self.rules.evaluate_data(data)
         if match is None:
             return
+        if ts < self.now - self._oldest_s:
+            self._too_old(data["event_id"], occurred_at, match.owner.id)
+            return
         self.act(tp, record, event or FeedbackEvent.model_validate_json(value), match, state)
+
+    def _too_old(self, event_id: str, occurred_at: datetime, rule_id: str) -> None:
+        """A match older than ALERT_RECORD_RETENTION opens no task and posts nothing: the records that say whether it
+        was handled are kept only that long, so a replay from further back would open its task and alert again."""
+        self.stats.too_old += 1
+        if self.stats.too_old in _LOUD_COUNTS:  # loud, but not once per event of a replay
+            log.warning(
+                "event %s (occurred_at %s) matched rule %s but is older than ALERT_RECORD_RETENTION: no task, no alert "
+                "(a replay must not alert twice; %d such events so far)",
+                event_id,
+                occurred_at.isoformat(),
+                rule_id,
+                self.stats.too_old,
+            )
 
     # -- acting ----------------------------------------------------------------------------
 
@@ -354,16 +372,12 @@ class Worker:
         for digest in self.digests.due(force):
             places = [Place(alert_slot(item.task_id), item.tp, None, item.record) for item in digest.items]
             kind = Form.SUMMARY if digest.key[0] == "rate" else Form.DIGEST
-
-            def render(digest: Digest = digest) -> Alert:
-                return self.renderer.render_digest(digest)
-
             if (
                 self.outbox.post_once(
                     f"digest for rule {digest.rule.id}",
                     places,
                     digest.channel,
-                    render,
+                    lambda digest=digest: self.renderer.render_digest(digest),
                     kind=kind,
                 )
                 is not None

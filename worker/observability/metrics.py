@@ -165,6 +165,7 @@ class WorkerCollector(Collector):
             ("digests", stats.digests, "Digest and rate-limit summary messages posted."),
             ("metric_alerts", stats.metric_alerts, "Metric rules that fired."),
             ("events_late", stats.late, "Valid events too late for every metric window."),
+            ("matches_too_old", stats.too_old, "Matches older than ALERT_RECORD_RETENTION: no task, no alert (a replay alerts once)."),
             ("consumer_pauses", stats.pauses, "Times fetching paused because MAX_IN_FLIGHT_ALERTS events waited."),
             ("snapshots_emitted", worker.metering.emitter.emitted if worker.metering else 0, "Metric snapshots emitted."),
         ):

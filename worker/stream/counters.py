@@ -39,6 +39,7 @@ class Stats:
     alerts_sent: int = 0
     alerts_dead: int = 0
     late: int = 0
+    too_old: int = 0  # matches older than ALERT_RECORD_RETENTION: no task, no alert (a replay must not alert twice)
     metric_alerts: int = 0
     pauses: int = 0  # times fetching paused for Slack to catch up
     reloads: int = 0
