@@ -26,7 +26,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
+from ..alerting import Alert, AlertRenderer, Digest, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
 from ..config import Settings
 from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot, metric_slot
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
@@ -372,12 +372,16 @@ class Worker:
         for digest in self.digests.due(force):
             places = [Place(alert_slot(item.task_id), item.tp, None, item.record) for item in digest.items]
             kind = Form.SUMMARY if digest.key[0] == "rate" else Form.DIGEST
+
+            def render(digest: Digest = digest) -> Alert:
+                return self.renderer.render_digest(digest)
+
             if (
                 self.outbox.post_once(
                     f"digest for rule {digest.rule.id}",
                     places,
                     digest.channel,
-                    lambda digest=digest: self.renderer.render_digest(digest),
+                    render,
                     kind=kind,
                 )
                 is not None
