@@ -161,3 +161,19 @@ def test_a_partition_lost_to_an_eviction_and_assigned_back_starts_from_its_commi
     assert state.abandon.is_set()
     checkpoint.rewind([TP])
     assert consumer.seeks == []
+
+
+def test_a_hold_from_before_a_partition_was_given_up_and_assigned_back_does_not_release_the_new_assignments_offset(
+    checkpoint,
+):
+    """An outcome (a Slack answer) arriving after the partition was revoked and assigned back releases the hold it was
+    for: that hold belongs to the old assignment's bookkeeping, so the same offset held again in the new one stays held."""
+    old = checkpoint.hold(checkpoint.seen(TP, 0), 0)
+    checkpoint.forget([TP])  # revoked: the hold's partition state is given up (its abandon set)
+    assert old.abandon.is_set()
+    checkpoint.assigned([TP])
+    again = checkpoint.hold(checkpoint.seen(TP, 0), 0)  # refetched in the new assignment, held again
+    old.release()  # the late outcome of the old assignment's post
+    assert checkpoint.commit() == {TP: 0}, "offset 0 is still held in the new assignment: nothing past it committed"
+    again.release()
+    assert checkpoint.commit() == {TP: 1}

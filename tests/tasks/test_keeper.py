@@ -266,3 +266,25 @@ def test_least_open_picks_the_member_with_the_fewest_unresolved_tasks() -> None:
 def test_a_pool_member_that_is_not_a_slack_user_id_is_refused() -> None:
     with pytest.raises(ValueError, match="'alice' is not a Slack user id"):
         OwnerPool(members=["alice"])
+
+
+@pytest.mark.parametrize(
+    ("before", "action", "fields"),
+    [
+        (OPEN, "acknowledge", {}),
+        (OPEN, "step", {"step": "hear", "note": "called them"}),
+        (ACKNOWLEDGED, "resolve", RESOLVE),
+        (RESOLVED, "reopen", {"reason": "the customer wrote again"}),
+    ],
+)
+def test_a_record_published_again_after_a_crash_has_the_same_id(before, action, fields) -> None:
+    """The keeper publishes a lifecycle record, then dies before its state and offset are saved: the next keeper
+    applies the same action to the case as it was and publishes the record again, later. Consumers of
+    FOLLOWUP_TOPIC dedupe by `id` (docs/tasks.md), so it must be the same, whatever the time."""
+    case = status_after(new_case(), *before)
+    first = act(case, action, "offset:41", at=NOW, **fields)
+    again = act(case, action, "offset:41", at=NOW + timedelta(minutes=3), **fields)
+    assert isinstance(first, Applied) and isinstance(again, Applied)
+    assert first.record.id == again.record.id and first.record.at != again.record.at
+    other = act(case, action, "offset:42", at=NOW, **fields)
+    assert isinstance(other, Applied) and other.record.id != first.record.id, "another action gets another id"
