@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -28,7 +28,7 @@ class Progress:
         self.started = time.monotonic()
         self.next = self.started + (delay_s if self.tty else interval_s)
         self.interval = 0.1 if self.tty else interval_s
-        self.bar: tqdm | None = None  # created at the first draw: a short run never shows one
+        self.bar: tqdm[Any] | None = None  # created at the first draw: a short run never shows one
 
     def update(self, events: int, done_bytes: int | None = None) -> None:
         now = time.monotonic()

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..broker import TopologyError
@@ -182,7 +183,7 @@ SCHEMAS = {
 }
 
 
-def schema_of(record: str) -> dict:
+def schema_of(record: str) -> dict[str, Any]:
     """The JSON Schema of one record type, straight from its pydantic model (or union of models)."""
     import importlib
 

@@ -22,7 +22,7 @@ from ..tasks import Period, cases_from_records, plain_table, root_cause_report, 
 from .exits import EXIT_FAILED, EXIT_OK
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser("report", help="reports from the topics: root causes across tasks")
     report.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     kinds = report.add_subparsers(dest="report_command", required=True)

@@ -15,7 +15,7 @@ from ..stream import StateView
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     silence = commands.add_parser("silence", help="hold back Slack alerts for matching answers (tasks still open)")
     silence.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     actions = silence.add_subparsers(dest="silence_command", required=True)

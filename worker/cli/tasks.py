@@ -23,7 +23,7 @@ from ..tasks import STEPS, Case, Cases
 from .exits import EXIT_FAILED, EXIT_OK
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     task = commands.add_parser("task", help="list, show and work follow-up tasks (acknowledge, assign, steps, resolve, reopen)")
     task.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     verbs = task.add_subparsers(dest="task_command", required=True)

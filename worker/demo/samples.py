@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 SEGMENTS = [("smb", 0.6, (20, 400)), ("mid-market", 0.3, (400, 3000)), ("enterprise", 0.1, (3000, 40000))]
 NAMES = [
@@ -68,7 +69,7 @@ class FeedbackGenerator:
         self.spacing_s = spacing_s  # seconds between answers; stream() narrows it so no answer is in the future
         self.customers = [self._customer(i) for i in range(customers)]
 
-    def _customer(self, i: int) -> dict:
+    def _customer(self, i: int) -> dict[str, Any]:
         rng = self.rng
         segment, _, (low, high) = rng.choices(SEGMENTS, weights=[s[1] for s in SEGMENTS])[0]
         name = NAMES[i] if i < len(NAMES) else f"{rng.choice(NAMES)} #{i // len(NAMES) + 1}"
@@ -80,7 +81,7 @@ class FeedbackGenerator:
             "monthly_value": float(round(rng.uniform(low, high), 2)),
         }
 
-    def event(self, n: int) -> dict:
+    def event(self, n: int) -> dict[str, Any]:
         rng = self.rng
         survey = rng.choices(["nps", "csat", "ces"], weights=[60, 25, 15])[0]
         if survey == "nps":
@@ -110,7 +111,7 @@ class FeedbackGenerator:
     def malformed(self, n: int) -> bytes:
         """One bad message of a rotating kind: each must end in the DLQ with its reason."""
         good = self.event(n)
-        kinds = [
+        kinds: list[Callable[[], bytes]] = [
             lambda: b"this is not json",
             lambda: b"\xff\xfe\x00 not utf-8 \xc3\x28",
             lambda: json.dumps(good | {"score": 11, "survey": "nps"}).encode(),

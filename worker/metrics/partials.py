@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
+from ..events import UNHAPPY, VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
 from ..stream import StateView
-from .tally import UNHAPPY, Tally
+from .tally import Tally
 from .windows import MetricsConfig
 
 #: Panes are kept this long after their last window closed, so emitters can still sum them for a final.

@@ -56,7 +56,7 @@ class Problems:
         return sorted(self.errors, key=lambda e: (rank.get(e.location.file, len(rank)), e.location.file, e.location.line))
 
 
-class LineDict(dict):
+class LineDict(dict[Any, Any]):
     """A mapping that knows its own line and the line of each key."""
 
     location: Location
@@ -66,7 +66,7 @@ class LineDict(dict):
         return self.key_locations.get(key, self.location)
 
 
-class LineList(list):
+class LineList(list[Any]):
     location: Location
     item_locations: list[Location]
 
@@ -95,7 +95,7 @@ def _make_loader(file: str) -> type[_Loader]:
             self._nesting += 1
             try:
                 if self._nesting > MAX_DEPTH:
-                    line = self.peek_event().start_mark.line + 1
+                    line = self.peek_event().start_mark.line + 1  # type: ignore[no-untyped-call]  # types-PyYAML leaves Parser.peek_event unannotated
                     raise SourceError(Location(file, line), f"nested more than {MAX_DEPTH} levels deep")
                 # Any: PyYAML's Node, to which `expanded` and `depth` are added below
                 node: Any = super().compose_node(parent, index)
