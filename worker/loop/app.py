@@ -20,13 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from ..alerting import Alert, AlertRenderer, Digest, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
+from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
 from ..config import Settings
 from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot, metric_slot
 from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
@@ -135,7 +136,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> Stats:
         """Process until `stop` is set, then finish what is in hand, commit and return."""
-        self.consumer.subscribe([self.settings.feedback_topic, self.keeper.topic], listener=Rebalance(self, self.settings.feedback_topic))
+        self.consumer.subscribe([self.settings.feedback_topic, self.keeper.topic], listener=Rebalance(self, self.settings.feedback_topic))  # type: ignore[arg-type]  # kafka-python 3 takes an AsyncConsumerRebalanceListener too, its stubs only the other kind
         next_stats = time.monotonic() + self.settings.stats_interval_seconds
         next_tick = 0.0
         self.view.sync()  # catch up with the state topic before the first event
@@ -372,16 +373,12 @@ class Worker:
         for digest in self.digests.due(force):
             places = [Place(alert_slot(item.task_id), item.tp, None, item.record) for item in digest.items]
             kind = Form.SUMMARY if digest.key[0] == "rate" else Form.DIGEST
-
-            def render(digest: Digest = digest) -> Alert:
-                return self.renderer.render_digest(digest)
-
             if (
                 self.outbox.post_once(
                     f"digest for rule {digest.rule.id}",
                     places,
                     digest.channel,
-                    render,
+                    partial(self.renderer.render_digest, digest),  # called at once: binds this digest
                     kind=kind,
                 )
                 is not None

@@ -45,7 +45,7 @@ class Rebalance(AsyncConsumerRebalanceListener):
     async def _locked(self) -> None:
         """Wait for the worker thread to finish its batch, without blocking the IO loop it may need."""
         while not self.worker.lock.acquire(blocking=False):
-            await self.worker.consumer._net.sleep(0.01)
+            await self.worker.consumer._net.sleep(0.01)  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self._locked()
@@ -56,7 +56,7 @@ class Rebalance(AsyncConsumerRebalanceListener):
         if offsets:
             try:
                 # The blocking commit() may not run on the IO thread; this is the coroutine it wraps.
-                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)
+                await self.worker.consumer._coordinator._commit_offsets_sync_async(offsets)  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
                 self.worker.checkpoint.committed(offsets)
             except Exception as err:  # at-least-once still holds: the next owner redoes uncommitted events
                 log.warning("could not commit before giving up partitions (%s): their uncommitted events will be redone", err)

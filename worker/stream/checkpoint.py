@@ -193,7 +193,8 @@ class Checkpoint:
                 return {}
             self.committed(offsets)
         self.committed_at = time.monotonic()
-        return {tp: m.offset for tp, m in offsets.items()}
+        # (each has an offset, prepare() made them; kafka-python's type allows None)
+        return {tp: m.offset for tp, m in offsets.items() if m.offset is not None}
 
     def prepare(self, partitions: list[TopicPartition] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
         """Steps 1 and 2: produce state, flush, and work out what may be committed (without committing)."""
@@ -216,7 +217,7 @@ class Checkpoint:
     def committed(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Step 3 done (by `commit`, or by the rebalance listener's async commit)."""
         for tp, meta in offsets.items():
-            if tp in self.partitions:
+            if tp in self.partitions and meta.offset is not None:  # it has one: prepare() made them
                 self.partitions[tp].committed = meta.offset
         self.committed_at = time.monotonic()
         log.debug("committed %s", {f"{tp.topic}[{tp.partition}]": m.offset for tp, m in offsets.items()})

@@ -107,14 +107,20 @@ def undeliverable_alert(reason: str, value: bytes | None, source: Source, alert:
 
 
 class Record(Protocol):
-    """What a dead letter needs of a Kafka record (kafka-python's ConsumerRecord)."""
+    """What a dead letter needs of a Kafka record (kafka-python's ConsumerRecord, a NamedTuple: read-only)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 class DeadLetters:

@@ -129,8 +129,8 @@ class Membership:
                 " and ".join(missing),
                 _installed(),
             )
-        self._heartbeat = None if missing else consumer._coordinator.heartbeat
-        self._limit_s = math.inf if missing else consumer._coordinator.heartbeat.config["session_timeout_ms"] / 2000
+        self._heartbeat = None if missing else consumer._coordinator.heartbeat  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
+        self._limit_s = math.inf if missing else consumer._coordinator.heartbeat.config["session_timeout_ms"] / 2000  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
         self._joined = -math.inf
 
     def joined(self) -> None:
