@@ -236,3 +236,28 @@ def _done(outcome: Outcome) -> Future[Outcome]:
     future: Future[Outcome] = Future()
     future.set_result(outcome)
     return future
+
+
+def test_a_period_with_nothing_resolved_says_what_is_still_open_and_overdue(world) -> None:
+    """Not "0 tasks resolved": when nobody resolved anything, the backlog is what the leads need to see."""
+    log, channel, clock = world
+    replica = Replica(log, Sink(channel), clock)
+    run(replica, 3)
+    clock[0] += timedelta(weeks=3)  # three quiet weeks: the latest ended period resolved nothing
+    run(Replica(log, Sink(channel), clock), 30)
+    quiet = channel.messages[-1]
+    backlog = [case for case in replica.cases.by_id.values() if case.unresolved]
+    overdue = sum(case.overdue(SCHEDULE.last_ended(clock[0]).end) for case in backlog)
+    assert backlog and overdue, "the journeys leave some tasks open and overdue"
+    assert quiet.text.endswith(f"no task resolved; {len(backlog)} still open, {overdue} overdue")
+    assert "No task was resolved in this period." in str(quiet.blocks) and "task list --overdue" in str(quiet.blocks)
+    assert quiet.metadata["event_payload"]["open_at_end"] == len(backlog)
+
+
+def test_a_period_with_nothing_resolved_can_post_nothing(world) -> None:
+    log, channel, clock = world
+    settings = load_settings(None, environ={}, root_cause_digest=DIGEST | {"when_none_resolved": "skip"})
+    run(Replica(log, Sink(channel), clock, settings), 3)
+    clock[0] += timedelta(weeks=3)
+    run(Replica(log, Sink(channel), clock, settings), 30)
+    assert periods(channel) == [("2026-11-23T08:00:00+00:00", 5)], "the quiet period is not posted"

@@ -50,6 +50,8 @@ def test_the_digest_shows_both_rankings_with_changes_and_recovery(renderer: Aler
             "period_start": "2026-11-16T08:00:00+00:00",
             "period_end": "2026-11-23T08:00:00+00:00",
             "tasks": 5,
+            "open_at_end": 2,  # the two tasks of the sample opened in the period and left unresolved, both overdue
+            "overdue_at_end": 2,
             "causes": {"shipping-delay": 3, "billing-error": 1, "product-defect": 1},
             "causes_before": {"shipping-delay": 0, "billing-error": 2, "product-defect": 1},
         },
@@ -68,10 +70,13 @@ def test_a_hostile_comment_pings_no_one_formats_nothing_and_runs_no_template_cod
     assert HOSTILE.startswith("<!channel>")  # the comment really was hostile
 
 
-def test_a_period_without_resolutions_still_says_so(renderer: AlertRenderer) -> None:
+def test_a_period_without_resolutions_says_so_and_what_is_still_open(renderer: AlertRenderer) -> None:
     alert = renderer.render_root_causes(root_cause_report([], WEEK, BEFORE, 0.95), "#cx-leads")
-    assert alert.text.endswith(": 0 tasks resolved")
-    assert any(b.get("text", {}).get("text") == "No tasks were resolved in this period." for b in alert.blocks)
+    assert alert.text.endswith(": no task resolved; 0 still open, 0 overdue")
+    assert any(
+        b.get("text", {}).get("text") == "No task was resolved in this period. *0* tasks still open when it ended, *0* of them overdue."
+        for b in alert.blocks
+    )
 
 
 def test_template_render_previews_the_digest_with_sample_tasks(tmp_path: Path) -> None:

@@ -62,6 +62,8 @@ def root_cause_context(report: CauseReport, timezone: str = "UTC") -> dict[str, 
         "causes": report.causes,
         "by_tasks": [line(cause) for cause in report.by_tasks],
         "by_revenue": [line(cause) for cause in report.by_revenue],
+        "open_at_end": report.open_at_end,
+        "overdue_at_end": report.overdue_at_end,
     }
 
 
@@ -71,6 +73,8 @@ def root_cause_payload(report: CauseReport) -> dict[str, Any]:
         "period_start": report.period.start.isoformat(),
         "period_end": report.period.end.isoformat(),
         "tasks": report.tasks,
+        "open_at_end": report.open_at_end,
+        "overdue_at_end": report.overdue_at_end,
         "causes": {line.cause: line.tasks for line in report.by_tasks},
         "causes_before": {line.cause: line.tasks_before for line in report.by_tasks},
     }

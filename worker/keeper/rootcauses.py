@@ -55,6 +55,9 @@ class RootCauseDigests:
         if earlier is not None and earlier.is_settled:
             return  # an earlier run, or the replica that kept the tasks before us
         report = root_cause_report(self.cases.by_id.values(), period, schedule.before(period), self.churn_probability, top=schedule.top)
+        if report.tasks == 0 and schedule.when_none_resolved == "skip":
+            log.info("root-cause digest of the period ending %s: no task resolved, not posted (when_none_resolved: skip)", end)
+            return
         self.outbox.post_once(
             f"root-cause digest {end}",
             [Place(slot)],

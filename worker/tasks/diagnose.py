@@ -76,6 +76,8 @@ class CauseReport:
     by_tasks: tuple[CauseLine, ...]  # the top causes by tasks
     by_revenue: tuple[CauseLine, ...]  # the top causes by revenue at risk (only those with some)
     causes: int  # distinct root causes in the period
+    open_at_end: int = 0  # tasks opened before the period's end and not resolved: what matters when none was
+    overdue_at_end: int = 0  # of those, past their resolve-by time at the period's end
     lines: tuple[CauseLine, ...] = field(default=(), repr=False)  # every cause of either period, by tasks
 
     @property
@@ -94,6 +96,8 @@ class CauseReport:
             "still_unhappy": self.still_unhappy,
             "recovery_rate": self.recovery_rate,
             "causes": self.causes,
+            "open_at_end": self.open_at_end,
+            "overdue_at_end": self.overdue_at_end,
             "by_tasks": [line.to_dict() for line in self.by_tasks],
             "by_revenue": [line.to_dict() for line in self.by_revenue],
         }
@@ -139,7 +143,8 @@ def resolved_in(case: Case, period: Period) -> tuple[str, Outcome | None] | None
 def root_cause_report(
     cases: Iterable[Case], period: Period, previous: Period, churn_probability: float, top: int = 5, examples: int = 2
 ) -> CauseReport:
-    """The top root causes of the tasks resolved in `period`, each against `previous`."""
+    """The top root causes of the tasks resolved in `period`, each against `previous`; and the backlog at its end."""
+    cases = list(cases)
     now: dict[str, _Tally] = {}
     before: dict[str, _Tally] = {}
     for case in cases:
@@ -179,6 +184,8 @@ def root_cause_report(
         ),
         causes=len(current),
         lines=tuple(lines),
+        open_at_end=len(backlog := [case for case in cases if case.unresolved and case.opened_at < period.end]),
+        overdue_at_end=sum(case.overdue(period.end) for case in backlog),
     )
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -49,6 +50,11 @@ class RootCauseDigest(BaseModel):
     at: str | None = Field(None, description='Where periods start: "mon 09:00" or "09:00", in `timezone`; none: the Unix epoch.')
     timezone: str = Field("UTC", description="The time zone of `at` and of the dates the digest shows.")
     top: int = Field(5, ge=1, le=10, description="How many causes each ranking lists.")
+    when_none_resolved: Literal["backlog", "skip"] = Field(
+        "backlog",
+        description="A period in which no task was resolved: `backlog` posts what matters then (tasks still open, "
+        "overdue), `skip` posts nothing.",
+    )
 
     @field_validator("channel")
     @classmethod
