@@ -68,7 +68,11 @@ class Lookups:
         self.waiting.append(_Lookup(due, key, abandon, settle))  # run by run(), together
 
     def forget(self, abandoned: set[threading.Event]) -> None:
+        """Lookups of partitions given up end "abandoned": what waits on them (a reply on its parent) goes on too."""
+        dropped = [r for r in self.waiting if r.abandon in abandoned]
         self.waiting = [r for r in self.waiting if r.abandon not in abandoned]
+        for lookup in dropped:
+            lookup.settle(Outcome("abandoned", reason="partition revoked"))
 
     def run(self) -> None:
         """The lookups that are due, one search per channel (Slack's history API has a low rate limit)."""
