@@ -24,6 +24,7 @@ from websockets.sync.client import connect
 
 from tests.conftest import wait_for
 from tests.fake_slack import FakeSlack, Scripted, channel_id_of
+from tests.fake_slack.fake import ALL_SCOPES
 
 
 @pytest.fixture
@@ -144,6 +145,65 @@ def test_without_the_history_scope_both_reads_are_refused(fake: FakeSlack, web: 
     assert web.chat_postMessage(channel=cid, text="still allowed")["ok"]
 
 
+def test_every_answer_to_the_bot_token_names_its_scopes_as_slack_does(fake: FakeSlack, web: WebClient) -> None:
+    def scopes(answer: Any) -> list[str]:
+        header = {name.lower(): value for name, value in answer.headers.items()}["x-oauth-scopes"]
+        return header.split(",")
+
+    granted = scopes(web.auth_test())
+    assert set(granted) == ALL_SCOPES - {"connections:write"}, "the app-level token's scope is never the bot's"
+    fake.scopes.discard("channels:history")
+    assert "channels:history" not in scopes(web.chat_postMessage(channel="#cx-alerts", text="x"))
+    with pytest.raises(SlackApiError) as refusal:  # a refusal names them too: how a client sees what is missing
+        web.conversations_history(channel=fake.channel_id("#cx-alerts"))
+    assert "channels:history" not in scopes(refusal.value.response) and "chat:write" in scopes(refusal.value.response)
+    assert {k.lower(): v for k, v in refusal.value.response.headers.items()}["x-accepted-oauth-scopes"] == "channels:history"
+    with pytest.raises(SlackApiError) as bad_token:
+        WebClient(token="xoxb-forged", base_url=fake.url).auth_test()
+    assert "x-oauth-scopes" not in {k.lower() for k in bad_token.value.response.headers}
+    opened = web.apps_connections_open(app_token=fake.app_token)
+    assert "x-oauth-scopes" not in {k.lower() for k in opened.headers}, "only a bot token's answers carry them"
+
+
+# -- conversations.info, conversations.list, membership -------------------------------------------------
+
+
+def test_conversations_info_shows_a_channel_by_id_and_whether_the_bot_is_in_it(fake: FakeSlack, web: WebClient) -> None:
+    fake.channels = {"#cx-alerts", "#cx-leads"}
+    fake.not_member = {"cx-leads"}
+    alerts = web.conversations_info(channel=channel_id_of("#cx-alerts"))["channel"]
+    assert (alerts["id"], alerts["name"], alerts["is_channel"], alerts["is_member"], alerts["is_archived"]) == (
+        channel_id_of("#cx-alerts"),
+        "cx-alerts",
+        True,
+        True,
+        False,
+    )
+    assert web.conversations_info(channel=channel_id_of("#cx-leads"))["channel"]["is_member"] is False
+    assert refused(lambda: web.conversations_info(channel="#cx-alerts"))["error"] == "channel_not_found"  # an id, never a name
+    assert refused(lambda: web.conversations_info(channel=channel_id_of("#cx-other")))["error"] == "channel_not_found"
+    fake.scopes.discard("channels:read")
+    assert refused(lambda: web.conversations_info(channel=channel_id_of("#cx-alerts")))["needed"] == "channels:read"
+
+
+def test_conversations_list_pages_through_the_workspace_with_is_member(fake: FakeSlack, web: WebClient) -> None:
+    fake.channels = {"#a", "#b", "#c"}
+    fake.not_member = {"#b"}
+    pages = [page["channels"] for page in web.conversations_list(limit=2)]
+    assert [[(c["name"], c["is_member"]) for c in page] for page in pages] == [[("a", True), ("b", False)], [("c", True)]]
+    assert all(c["id"] == channel_id_of(c["name"]) for page in pages for c in page)
+
+
+def test_a_bot_not_invited_to_a_channel_can_neither_post_nor_read_there(fake: FakeSlack, web: WebClient) -> None:
+    fake.not_member = {"#cx-leads"}
+    assert refused(lambda: web.chat_postMessage(channel="#cx-leads", text="x"))["error"] == "not_in_channel"
+    assert refused(lambda: web.conversations_history(channel=fake.channel_id("#cx-leads")))["error"] == "not_in_channel"
+    assert web.chat_postMessage(channel="#cx-alerts", text="invited here")["ok"]
+    assert [m["text"] for m in fake.messages] == ["invited here"]
+    fake.reset()
+    assert web.chat_postMessage(channel="#cx-leads", text="invited since")["ok"]
+
+
 # -- chat.update, chat.postEphemeral, views.open, users.info, auth.test ------------------------------------
 
 
@@ -222,6 +282,8 @@ EVERY_METHOD = [
     "chat.postEphemeral",
     "conversations.history",
     "conversations.replies",
+    "conversations.info",
+    "conversations.list",
     "views.open",
     "users.info",
     "auth.test",

@@ -31,8 +31,22 @@ from tests.fake_slack.methods import METHODS, render
 from tests.fake_slack.socket_mode import Ack, SocketModeServer
 
 # The bot token's scopes when a test does not take any away (apps.connections.open's
-# connections:write belongs to the app-level token, but one set keeps the switch simple).
-ALL_SCOPES = frozenset({"chat:write", "channels:history", "channels:read", "users:read", "connections:write"})
+# connections:write belongs to the app-level token, but one set keeps the switch simple):
+# every scope of deploy/slack/manifest.yaml (tests/test_manifest.py keeps them the same).
+ALL_SCOPES = frozenset(
+    {
+        "chat:write",
+        "channels:history",
+        "groups:history",
+        "channels:read",
+        "groups:read",
+        "users:read",
+        "usergroups:read",
+        "connections:write",
+    }
+)
+#: Scopes of the app-level token: Slack never lists them among the bot token's (x-oauth-scopes).
+APP_SCOPES = frozenset({"connections:write"})
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{8,}")  # channel names are lowercase, so never match
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -90,6 +104,9 @@ class FakeSlack:
     http_connections: int = 0  # Web API TCP connections accepted: a client that keeps its connection alive opens one
     keep_alive: bool = True  # False: every answer says `Connection: close`, as a proxy that pools nothing might
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Channels (names, "#x" or "x") the bot was not invited to: is_member false in conversations.info and .list,
+    # and chat.postMessage / conversations.history there answer not_in_channel (a bot without chat:write.public).
+    not_member: set[str] = field(default_factory=set)
     # The fake's own bookkeeping, kept out of repr() so a failing assertion stays readable.
     _script: deque[Scripted] = field(default_factory=deque, repr=False)
     _method_scripts: dict[str, deque[Scripted]] = field(default_factory=dict, repr=False)
@@ -146,6 +163,10 @@ class FakeSlack:
             self._channel_names[channel_id] = "#" + name.removeprefix("#")
         return channel_id
 
+    def is_member(self, name: str) -> bool:
+        """Is the bot in the channel `name` ("#x")? Lock held or not: a read."""
+        return name not in {"#" + c.removeprefix("#") for c in self.not_member}
+
     def add_user(self, user_id: str, name: str, team: str = "T0001") -> None:
         """A workspace member users.info knows; `name` is their real name."""
         username = name.lower().replace(" ", ".")
@@ -174,6 +195,7 @@ class FakeSlack:
             self.http_connections = 0
             self.keep_alive = True
             self.channels = None
+            self.not_member.clear()
             self.scopes = set(ALL_SCOPES)
         if self._socket_mode is not None:
             self._socket_mode.reset()
@@ -419,10 +441,16 @@ class FakeSlack:
         if given != expected:
             wrong_kind = given in (self.token, self.app_token)  # a real token of the other kind
             return 200, {}, {"ok": False, "error": "not_allowed_token_type" if wrong_kind else "invalid_auth"}
+        # Slack names a bot token's scopes on every answer to it: how a client learns what it was granted.
+        # (x-accepted-oauth-scopes: what the method takes.)
+        headers = {"x-oauth-scopes": ",".join(sorted(self.scopes - APP_SCOPES))} if known.token == "bot" else {}
+        if known.scope is not None:
+            headers["x-accepted-oauth-scopes"] = known.scope
         if known.scope is not None and known.scope not in self.scopes:
-            return 200, {}, {"ok": False, "error": "missing_scope", "needed": known.scope, "provided": ",".join(sorted(self.scopes))}
+            missing = {"ok": False, "error": "missing_scope", "needed": known.scope, "provided": ",".join(sorted(self.scopes))}
+            return 200, headers, missing
         with self._lock:
-            return 200, {}, known.run(self, params)
+            return 200, headers, known.run(self, params)
 
 
 def _scripted(scripted: Scripted) -> tuple[int, dict[str, str], dict[str, Any]]:

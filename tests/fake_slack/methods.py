@@ -4,7 +4,7 @@ Shapes, defaults and error codes follow Slack's method reference: conversations.
 channel id (a name is channel_not_found), history is newest first and top-level only,
 replies oldest first, pages are cut with an opaque `response_metadata.next_cursor`,
 metadata only comes back with include_all_metadata, chat.update keeps what it is not given,
-a trigger_id is exchanged once. Each method runs with the fake's lock held, after the token
+a trigger_id is exchanged once, a bot posts and reads only where it was invited (not_in_channel). Each method runs with the fake's lock held, after the token
 and scope checks in FakeSlack._dispatch.
 """
 
@@ -156,6 +156,8 @@ def chat_post_message(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     where = fake.resolve(p.get("channel"))
     if where is None:
         return error("channel_not_found")
+    if not fake.is_member(where[0]):
+        return error("not_in_channel")
     if not _has_content(p):
         return error("no_text")
     message = p | {"ts": fake.next_ts(), "channel": where[0], "channel_id": where[1]}
@@ -216,6 +218,8 @@ def conversations_history(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     where = fake.resolve(p.get("channel"), ids_only=True)
     if where is None:
         return error("channel_not_found")
+    if not fake.is_member(where[0]):
+        return error("not_in_channel")
     inside = _window(p)
     if isinstance(inside, str):
         return error(inside)
@@ -233,6 +237,8 @@ def conversations_replies(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     where = fake.resolve(p.get("channel"), ids_only=True)
     if where is None:
         return error("channel_not_found")
+    if not fake.is_member(where[0]):
+        return error("not_in_channel")
     inside = _window(p)
     if isinstance(inside, str):
         return error(inside)
@@ -246,6 +252,37 @@ def conversations_replies(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     return _page(fake, thread, p, 1000, 1000)
 
 
+def _channel(fake: FakeSlack, name: str) -> Answer:
+    """A channel object as conversations.info and .list show it (a public channel; `is_member`: was the bot invited)."""
+    bare = name.removeprefix("#")
+    return {
+        "id": fake.channel_id(name),
+        "name": bare,
+        "name_normalized": bare,
+        "is_channel": True,
+        "is_group": False,
+        "is_im": False,
+        "is_mpim": False,
+        "is_private": False,
+        "is_archived": False,
+        "is_general": False,
+        "is_shared": False,
+        "is_member": fake.is_member(name),
+        "created": 1700000000,
+        "creator": "U0CREATOR1",
+        "topic": {"value": "", "creator": "", "last_set": 0},
+        "purpose": {"value": "", "creator": "", "last_set": 0},
+    }
+
+
+def conversations_info(fake: FakeSlack, p: dict[str, Any]) -> Answer:
+    """One channel by id (a name is channel_not_found, as for every conversations.* method)."""
+    where = fake.resolve(p.get("channel"), ids_only=True)
+    if where is None:
+        return error("channel_not_found")
+    return {"ok": True, "channel": _channel(fake, where[0])}
+
+
 def conversations_list(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     """The channels the fake knows (given in `channels`, or posted to), by name, with cursor pagination."""
     names = sorted({"#" + c.removeprefix("#") for c in fake.channels} if fake.channels is not None else set(fake.known_channels()))
@@ -257,10 +294,7 @@ def conversations_list(fake: FakeSlack, p: dict[str, Any]) -> Answer:
     page = names[start : start + limit]
     answer: Answer = {
         "ok": True,
-        "channels": [
-            {"id": fake.channel_id(name), "name": name.removeprefix("#"), "is_channel": True, "is_private": False, "is_archived": False}
-            for name in page
-        ],
+        "channels": [_channel(fake, name) for name in page],
     }
     answer["response_metadata"] = {"next_cursor": f"offset:{start + limit}" if start + limit < len(names) else ""}
     return answer
@@ -334,6 +368,7 @@ METHODS: dict[str, Method] = {
     "conversations.history": Method(conversations_history, "channels:history"),
     "conversations.replies": Method(conversations_replies, "channels:history"),
     "conversations.list": Method(conversations_list, "channels:read"),
+    "conversations.info": Method(conversations_info, "channels:read"),
     "views.open": Method(views_open),
     "users.info": Method(users_info, "users:read"),
     "auth.test": Method(auth_test),
