@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...config import Settings
 from .rows import FAIL, OK, SKIP, Row
@@ -14,6 +14,9 @@ from .rows import FAIL, OK, SKIP, Row
 #: A step whose client outlives its own timeout by this much is abandoned (kafka-python may retry inside it).
 GRACE_S = 2.0
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from ...broker import Topology
 
 
 class NoAnswer(Exception):
@@ -69,16 +72,21 @@ def kafka_rows(settings: Settings, timeout: int) -> list[Row]:
         admin = bounded(lambda: _admin(settings, timeout), timeout)
     except (NoAnswer, KafkaTimeoutError):
         return [Row(FAIL, "Kafka", f"no answer from {servers} after {timeout} s", fix), _not_checked("Kafka topics and consumer group")]
-    except KafkaError as err:
+    except Exception as err:  # refused by the brokers (SASL, TLS) or a client setting (a missing CA file)
         return [Row(FAIL, "Kafka", f"{servers}: {type(err).__name__}: {err}", fix), _not_checked("Kafka topics and consumer group")]
+    from ...broker import check_topology, state_topic
+
     rows: list[Row] = []
     try:
         try:
             cluster = bounded(admin.describe_cluster, timeout)
             brokers = len(cluster.get("brokers") or [])
             rows.append(Row(OK, "Kafka", f"{servers} answers: {brokers} broker(s), cluster {cluster.get('cluster_id')}"))
-            rows += topic_rows(admin, settings, timeout)
-            rows += group_rows(admin, settings, timeout)
+            state = bounded(lambda: state_topic(settings, timeout), timeout)
+            topology = bounded(lambda: check_topology(admin, settings, state), timeout)
+            rows += topic_rows(settings, state, topology)
+            feedback = topology.facts.get(settings.feedback_topic)
+            rows += group_rows(admin, settings, feedback.partitions if feedback is not None else None, timeout)
         except NoAnswer:
             rows.append(Row(FAIL, "Kafka", f"{servers} stopped answering: no answer after {timeout} s", fix))
         except KafkaError as err:
@@ -92,12 +100,11 @@ def _not_checked(what: str) -> Row:
     return Row(SKIP, what, "not checked: no broker answered")
 
 
-def topic_rows(admin: Any, settings: Settings, timeout: int) -> list[Row]:
-    """Every topic the worker relies on, judged as at start-up: a ✗ per problem, in the words `run` uses."""
-    from ...broker import check_topology, state_topic, topics_of
+def topic_rows(settings: Settings, state: str, topology: Topology) -> list[Row]:
+    """Every topic the worker relies on, judged as at start-up: a ✗ per problem, in the words `run` uses
+    (`check: detail. Fix: fix` is the Problem's own message)."""
+    from ...broker import topics_of
 
-    state = bounded(lambda: state_topic(settings, timeout), timeout)
-    topology = bounded(lambda: check_topology(admin, settings, state), timeout)
     rows: list[Row] = []
     for setting, topic in topics_of(settings, state).items():
         problems = [problem for problem in topology.problems if problem.setting == setting]
@@ -130,17 +137,15 @@ def _missing(setting: str, settings: Settings) -> str:
     return "does not exist (CREATE_TOPICS=false): the worker writes to it; create it, unless the brokers create topics on first use"
 
 
-def group_rows(admin: Any, settings: Settings, timeout: int) -> list[Row]:
-    """The consumer group: who is in it, and how far behind FEEDBACK_TOPIC its committed offsets are."""
+def group_rows(admin: Any, settings: Settings, partitions: int | None, timeout: int) -> list[Row]:
+    """The consumer group: who is in it, and how far behind FEEDBACK_TOPIC (`partitions`; None: missing) its committed
+    offsets are."""
     from kafka import TopicPartition
 
     group, topic = settings.consumer_group, settings.feedback_topic
     described = bounded(lambda: admin.describe_groups([group]), timeout).get(group) or {}
     members = described.get("members") or []
     state = described.get("group_state") or "unknown"
-    partitions = next(
-        (len(t["partitions"]) for t in bounded(lambda: admin.describe_topics([topic]), timeout) if t.get("error_code", 0) == 0), None
-    )
     check = f"consumer group {group!r}"
     if not members:
         rows = [Row(SKIP, check, f"no member now (state {state}): no worker runs with this group, or none has joined yet")]

@@ -25,11 +25,17 @@ class _Unreachable(Exception):
 
 
 def slack_rows(settings: Settings, named: Named, timeout: int) -> list[Row]:
+    rows, answered = _bot_rows(settings, named, timeout)
+    rows += _unchecked_names(named) if settings.slack_bot_token is not None else []
+    if not answered and settings.slack_app_token is not None:  # another wait for the same silence would tell nothing new
+        return [*rows, Row(SKIP, SOCKET_MODE, "not checked: Slack did not answer")]
+    return rows + _socket_mode_rows(settings, timeout)
+
+
+def _bot_rows(settings: Settings, named: Named, timeout: int) -> tuple[list[Row], bool]:
+    """The bot token's rows, and whether Slack answered."""
     if settings.slack_bot_token is None:
-        return [
-            Row(SKIP, "Slack", "SLACK_BOT_TOKEN is not set: alerts are printed to stdout, nothing goes to Slack"),
-            *_socket_mode_rows(settings, timeout),
-        ]
+        return [Row(SKIP, "Slack", "SLACK_BOT_TOKEN is not set: alerts are printed to stdout, nothing goes to Slack")], True
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
@@ -38,17 +44,11 @@ def slack_rows(settings: Settings, named: Named, timeout: int) -> list[Row]:
     try:
         me = _ask(lambda: web.auth_test(), settings, timeout)
     except _Unreachable as err:
-        return [
-            Row(FAIL, "Slack auth.test", str(err), _UNREACHABLE_FIX),
-            Row(SKIP, "Slack scopes, channels, users", "not checked: Slack did not answer"),
-        ]
+        return [Row(FAIL, "Slack auth.test", str(err), _UNREACHABLE_FIX), Row(SKIP, "Slack scopes, channels, users", "not checked")], False
     except SlackApiError as err:
-        error = _error(err)
-        fix = "SLACK_BOT_TOKEN must be the app's Bot User OAuth Token (xoxb-…), from Install App; reinstalled apps get a new one"
-        return [
-            Row(FAIL, "Slack auth.test", f"refused: {error}", fix),
-            Row(SKIP, "Slack scopes, channels, users", "not checked: the token was refused"),
-        ]
+        fix = "SLACK_BOT_TOKEN must be the app's Bot User OAuth Token (xoxb-…), from Install App; reinstalling gives a new one"
+        refused = Row(FAIL, "Slack auth.test", f"refused: {_error(err)}", fix)
+        return [refused, Row(SKIP, "Slack scopes, channels, users", "not checked: the token was refused")], True
     bot = str(me.get("user") or "the bot")
     rows = [Row(OK, "Slack auth.test", f"workspace {me.get('team')} ({me.get('team_id')}), bot @{bot} ({me.get('user_id')})")]
     granted = _scopes(me.headers)
@@ -57,8 +57,11 @@ def slack_rows(settings: Settings, named: Named, timeout: int) -> list[Row]:
         rows += channel_rows(web, settings, named, granted, bot, timeout)
         rows += user_rows(web, settings, named, granted, timeout)
     except _Unreachable as err:
-        rows.append(Row(FAIL, "Slack", f"stopped answering: {err}", _UNREACHABLE_FIX))
-    return rows + _socket_mode_rows(settings, timeout)
+        return [*rows, Row(FAIL, "Slack", f"stopped answering: {err}", _UNREACHABLE_FIX)], False
+    return rows, True
+
+
+SOCKET_MODE = "Socket Mode (SLACK_APP_TOKEN)"
 
 
 _UNREACHABLE_FIX = "check SLACK_API_URL (https://slack.com/api/ unless you proxy it) and that Slack is reachable from here"
@@ -103,7 +106,7 @@ def scope_rows(settings: Settings, named: Named, granted: set[str] | None) -> li
         rows = [Row(FAIL, "bot token scopes", f"missing {', '.join(missing)} ({why})", fix)]
     else:
         rows = [Row(OK, "bot token scopes", f"has every scope this configuration needs: {', '.join(needed)}")]
-    absent = [scope for scope in BOT_SCOPES if scope not in granted and scope not in needed]
+    absent = [scope for scope in BOT_SCOPES if scope not in granted]
     extra = sorted(granted - set(BOT_SCOPES))
     if absent or extra:
         parts = [f"lacks {', '.join(absent)} ({'; '.join(BOT_SCOPES[s] for s in absent)})"] if absent else []
@@ -219,6 +222,12 @@ def user_rows(web: Any, settings: Settings, named: Named, granted: set[str] | No
             rows.append(Row(FAIL, check, f"{name} is deactivated: mentions reach nobody ({named_by})", "name someone else"))
         else:
             rows.append(Row(OK, check, f"{name} ({named_by})"))
+    return rows
+
+
+def _unchecked_names(named: Named) -> list[Row]:
+    """What the configuration names that no Slack call can check: user groups, team names, templates."""
+    rows: list[Row] = []
     for group, where in named.groups.items():
         rows.append(Row(SKIP, f"user group {group}", f"user groups are not checked ({', '.join(where)})"))
     if named.names:
@@ -235,7 +244,7 @@ def _socket_mode_rows(settings: Settings, timeout: int) -> list[Row]:
 
     The connection is closed at once; while open, Slack could hand it a click meant for a running worker
     (the person would be asked to try again), so the doctor keeps it open only until the hello."""
-    check = "Socket Mode (SLACK_APP_TOKEN)"
+    check = SOCKET_MODE
     if settings.slack_app_token is None:
         return [Row(SKIP, check, "SLACK_APP_TOKEN is not set: alerts have no buttons")]
     from slack_sdk import WebClient
