@@ -23,7 +23,7 @@ import pytest
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from tests.conftest import ROOT, produce, wait_for
-from tests.fake_slack import FakeSlack
+from tests.fake_slack import FakeSlack, Scripted
 from worker.broker import TopicFacts, ensure_topics, free_port, judge, verify_topics
 from worker.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from worker.cli.doctor import BOT_SCOPES, FAIL, OK, SKIP, Row, as_json, named_in, required_scopes, table
@@ -339,6 +339,14 @@ def test_a_refused_bot_token_and_a_wrong_app_token_are_named(doctor: Doctor, sta
     assert row(rows, "Slack auth.test")["detail"] == "refused: invalid_auth"
     socket_mode = row(rows, "Socket Mode (SLACK_APP_TOKEN)")
     assert socket_mode["detail"] == "apps.connections.open refused: invalid_auth" and "App-Level Tokens" in socket_mode["fix"]
+
+
+def test_a_slack_outage_is_told_apart_from_a_refused_token(doctor: Doctor, slack: FakeSlack, config_dir: Path) -> None:
+    slack.fail_method("auth.test", Scripted(status=503))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "RULES_PATH": str(config_dir / "rules")}
+    code, rows, _ = doctor(env | {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.url}, timeout=1)
+    assert code == EXIT_FAILED
+    assert row(rows, "Slack auth.test")["detail"].startswith("Slack answered HTTP 503 (internal_error): not the configuration's fault")
 
 
 def test_unparsable_settings_exit_2_with_the_setting_named(doctor: Doctor) -> None:

@@ -46,6 +46,11 @@ def _bot_rows(settings: Settings, named: Named, timeout: int) -> tuple[list[Row]
     except _Unreachable as err:
         return [Row(FAIL, "Slack auth.test", str(err), _UNREACHABLE_FIX), Row(SKIP, "Slack scopes, channels, users", "not checked")], False
     except SlackApiError as err:
+        if _unwell(err):
+            return [
+                Row(FAIL, "Slack auth.test", _unwell(err), "try again later; status.slack.com"),
+                Row(SKIP, "Slack scopes, channels, users", "not checked"),
+            ], True
         fix = "SLACK_BOT_TOKEN must be the app's Bot User OAuth Token (xoxb-…), from Install App; reinstalling gives a new one"
         refused = Row(FAIL, "Slack auth.test", f"refused: {_error(err)}", fix)
         return [refused, Row(SKIP, "Slack scopes, channels, users", "not checked: the token was refused")], True
@@ -58,7 +63,19 @@ def _bot_rows(settings: Settings, named: Named, timeout: int) -> tuple[list[Row]
         rows += user_rows(web, settings, named, granted, timeout)
     except _Unreachable as err:
         return [*rows, Row(FAIL, "Slack", f"stopped answering: {err}", _UNREACHABLE_FIX)], False
+    except SlackApiError as err:  # what no check expects: a rate limit, an outage
+        return [*rows, Row(FAIL, "Slack", _unwell(err) or f"answered {_error(err)}", "try again later; status.slack.com")], True
     return rows, True
+
+
+def _unwell(err: Any) -> str:
+    """'Slack answered HTTP 503 (…)' for an answer that says nothing about the token (an outage, a rate limit); else ''."""
+    status = err.response.status_code
+    if status != 429 and status < 500:
+        return ""
+    error = _error(err)
+    said = "" if error.startswith("HTTP") else f" ({error})"
+    return f"Slack answered HTTP {status}{said}: not the configuration's fault, but nothing could be checked"
 
 
 SOCKET_MODE = "Socket Mode (SLACK_APP_TOKEN)"
