@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, wait_for
-from tests.observability.fakes import FEED, Harness
+from tests.harness import FEED, Harness
 from worker.config import ENV_NAMES, SECRET_SETTINGS, Settings, load_settings
 from worker.delivery import Call
 from worker.loop.startup import load_checked, make_router

@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 from tests.conftest import all_committed, event_bytes, produce, wait_for
-from tests.observability.fakes import by_label, parse, value
+from tests.harness import by_label, parse, value
 
 P = "feedback_worker_"
 

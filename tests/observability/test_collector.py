@@ -9,7 +9,7 @@ from kafka import TopicPartition
 from prometheus_client import generate_latest
 
 from tests.conftest import wait_for
-from tests.observability.fakes import FEED, NOW, Harness, by_label, event, parse, value
+from tests.harness import FEED, NOW, Harness, by_label, event, parse, value
 from worker.alerting import Silence
 from worker.config import load_settings
 from worker.delivery import Call

@@ -14,7 +14,7 @@ from datetime import timedelta
 from kafka import TopicPartition
 
 from tests.conftest import wait_for
-from tests.observability.fakes import NOW, Harness
+from tests.harness import NOW, Harness
 from worker.delivery import Form, Post, PostState, alert_slot, answer_slot
 from worker.events import FeedbackEvent
 from worker.tasks import open_task, opened, task_id_for

@@ -13,7 +13,7 @@ from datetime import timedelta
 from kafka import TopicPartition
 
 from tests.conftest import wait_for
-from tests.observability.fakes import NOW, Harness
+from tests.harness import NOW, Harness
 
 FB = TopicPartition("fb", 0)
 

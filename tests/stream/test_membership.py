@@ -134,7 +134,7 @@ def test_the_membership_attributes_alone_do_not_refuse_start_up() -> None:
 
 
 def test_pyproject_pins_kafka_python_to_the_supported_range() -> None:
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
     [pin] = [r for r in map(Requirement, project["dependencies"]) if r.name == "kafka-python"]
     assert pin.specifier == Requirement(f"kafka-python{SUPPORTED_KAFKA_PYTHON}").specifier
     assert pin.specifier.contains(kafka.__version__), "the installed kafka-python is outside the supported range"

@@ -28,7 +28,7 @@ from worker.stream.deadletter import DeadLetters
 from worker.stream.state import StateView
 from worker.tasks import Cases, RootCauseDigest, cases_from_records
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIGEST = {"channel": "#cx-leads", "every": "1w", "at": "mon 09:00", "timezone": "Europe/Amsterdam"}
 SCHEDULE = RootCauseDigest(**DIGEST)
 WEDNESDAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)  # in the week after the one test_diagnose's tasks were resolved in

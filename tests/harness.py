@@ -1,4 +1,9 @@
-"""Kafka without a broker, for a real Worker in one process (Harness); and /metrics text as a dict to assert on.
+"""The in-process harness: a real Worker, built as service.py builds it, on Kafka without a broker (Harness);
+and /metrics text as a dict to assert on.
+
+Behaviour checks run here, in milliseconds and with the clock in the test's hands; the tests that start
+`feedback-worker run` processes on a broker (tests/e2e, tests/faults) are kept for what only a process
+shows: kill -9, SIGTERM and SIGHUP, network faults, the CLI and the demo.
 
 The fake consumer hands out what was appended to it, a batch per poll (as poll() would);
 the fake producer appends what it sends to the topics it routes back: the task actions
@@ -139,7 +144,7 @@ def _done(outcome: Outcome) -> Future[Outcome]:
     return future
 
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kafka import TopicPartition
 
 from tests.conftest import wait_for
-from tests.observability.fakes import NOW, Harness
+from tests.harness import NOW, Harness
 from worker.delivery import PostState, metric_slot
 from worker.loop.metricalerts import MetricAlerts
 from worker.metrics import MetricRule, MetricSnapshot
