@@ -1,9 +1,10 @@
-"""Comment themes (issue 21): which of the themes ops defined a comment mentions.
+"""Comment themes (issue 21): which themes ops defined a comment mentions, and a suggested root cause for its task.
 
 model.py     `themes:` as ops write it: Theme, build_themes (every mistake with its path), ThemeSet
 text.py      tokens, Snowball stems without accents, the per-language stem cache
 language.py  the language of a comment without one, among the languages the themes use
 matcher.py   ThemeMatcher: a comment → Tagging (themes, language, words, stems)
+suggest.py   CauseCounts: naive Bayes over stems, learned from resolved tasks → Suggestion
 
 **Loading** (rules/loader.py). Each rules file may have a `themes:` list; pass every file's (None where
 absent) to `build_themes`, which checks them together (ids unique across files, parents that exist, no
@@ -55,6 +56,15 @@ How often it is right, candidates en, nl, et, de, es (tests/themes/test_language
   de 14, es 15), 94.7 % now. Estonian is the weakest: its stop-word list has 35 words. An event that carries
   `language` needs none of this.
 
+**Suggested root cause** (keeper, when a task opens and when it is resolved). Keep a `CauseCounts` (the
+counts are the model; sum the records of every replica or partition with `merge`, serialise with
+`to_dict`/`from_dict`)::
+
+    counts.add(root_cause, tagging.keywords)         # a task resolved (its comment tagged again, or kept)
+    suggestion = counts.suggest(tagging.keywords, tagging.keyword_words, min_examples=20)
+    followup_opened["suggested_root_cause"] = suggestion.as_dict() if suggestion else None
+    # {"root_cause": "shipping-delay", "confidence": 0.87, "terms": ["late", "parcel", "arrived"]}
+
 **Cost** (bench/themes.py): tagging a commented answer, 20 themes in five languages, is 5 µs of CPU with
 the event's language and 7–8 µs without (warm caches); each new spelling is stemmed once, 25–90 µs with
 snowballstemmer's pure Python, ~2 µs where PyStemmer (the same Snowball stemmers in C) is installed, which
@@ -64,15 +74,19 @@ snowballstemmer then uses by itself.
 from .language import LanguageGuesser
 from .matcher import Tagging, ThemeMatcher
 from .model import ANY, NO_THEMES, Loc, Theme, ThemeProblem, ThemesError, ThemeSet, build_themes
+from .suggest import DEFAULT_MIN_EXAMPLES, CauseCounts, Suggestion
 from .text import LANGUAGES, StemCache, strip_accents, tokenize
 
 __all__ = [
     "ANY",
+    "CauseCounts",
+    "DEFAULT_MIN_EXAMPLES",
     "LANGUAGES",
     "LanguageGuesser",
     "Loc",
     "NO_THEMES",
     "StemCache",
+    "Suggestion",
     "Tagging",
     "Theme",
     "ThemeMatcher",
