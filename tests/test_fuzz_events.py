@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from tests.fuzzing import fuzzed_values, watchdog
+from tests.fuzzing import cpu_time, fuzzed_values, watchdog
 from worker.demo.samples import FeedbackGenerator
 from worker.events import FeedbackEvent
 from worker.rules import load_rules
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.fuzz
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = 100_000
 SEED = 20261124
-SLOWEST_ALLOWED_S = 0.5  # one message; the worker handles thousands a second
+SLOWEST_ALLOWED_S = 0.5  # CPU seconds for one message; the worker handles thousands a second
 RULES = load_rules(ROOT / "rules")
 OPENED_AT = datetime(2026, 11, 24, 10, tzinfo=UTC)
 
@@ -52,7 +52,7 @@ class Outcome:
 
 def check_message(value: bytes | None, n: int, outcome: Outcome) -> None:
     """Exactly what Worker.handle does with a message value, with the properties it relies on."""
-    started = time.perf_counter()
+    started = cpu_time()
     try:
         event = FeedbackEvent.model_validate_json(value if value is not None else b"")
     except ValidationError as exc:
@@ -74,7 +74,7 @@ def check_message(value: bytes | None, n: int, outcome: Outcome) -> None:
         # A task carries the customer, score and comment: it must survive the trip to FOLLOWUP_TOPIC intact.
         task = open_task(event, "r", ["r"], "high", FollowupSpec(), OPENED_AT)
         assert FollowUpTask.model_validate_json(task.model_dump_json()) == task, value
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_time() - started
     if elapsed > outcome.slowest[0]:
         outcome.slowest = (elapsed, value or b"")
 
@@ -84,7 +84,7 @@ def summary(title: str, outcome: Outcome, seconds: float) -> str:
     reasons = ", ".join(f"{kind} {count}" for kind, count in outcome.reasons.most_common())
     return (
         f"\n{title}: {total} messages in {seconds:.1f}s: {outcome.kinds['valid']} valid, {outcome.kinds['invalid']} invalid "
-        f"(first error: {reasons}); slowest {outcome.slowest[0] * 1000:.1f} ms"
+        f"(first error: {reasons}); slowest {outcome.slowest[0] * 1000:.1f} ms CPU"
     )
 
 
@@ -93,7 +93,7 @@ def test_100000_random_and_mutated_events_only_ever_fail_validation_cleanly(caps
     generator = FeedbackGenerator(seed=SEED, start=OPENED_AT)  # a fixed start: the same bytes on every run
     outcome = Outcome()
     started = time.perf_counter()
-    with watchdog(150):
+    with watchdog():
         for n, value in fuzzed_values(rng, EVENTS, generator.event):  # unchanged events must be valid
             check_message(value, n, outcome)
     seconds = time.perf_counter() - started
@@ -140,7 +140,7 @@ def test_structured_events_with_any_json_in_any_field(capsys: pytest.CaptureFixt
         check_message(json.dumps(event, allow_nan=True).encode(), 0, outcome)
 
     started = time.perf_counter()
-    with watchdog(150):
+    with watchdog():
         run()
     with capsys.disabled():
         print(summary("hypothesis events", outcome, time.perf_counter() - started))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fuzzing import RULE_SEEDS, RulesMutator, billion_laughs, watchdog
+from tests.fuzzing import RULE_SEEDS, RulesMutator, billion_laughs, cpu_time, watchdog
 from worker.loop.startup import SAMPLE_EVENT
 from worker.notation.yamlsource import MAX_DEPTH, MAX_VALUES
 from worker.rules import RulesError, load_rules, load_tests, run_tests
@@ -76,7 +76,7 @@ def test_20000_random_and_mutated_rules_files_load_or_fail_with_file_and_line(tm
     shipped = (ROOT / "rules" / "core.yaml").read_text(encoding="utf-8")
     slowest = (0.0, "")
     started = time.perf_counter()
-    with watchdog(150):
+    with watchdog():
         for _ in range(FILES):
             roll = rng.random()
             if roll < 0.05:
@@ -87,22 +87,22 @@ def test_20000_random_and_mutated_rules_files_load_or_fail_with_file_and_line(tm
                 text = billion_laughs(rng.randrange(3, 12), rng.randrange(2, 12))
             else:
                 text = mutator.mutate(rng.choice(RULE_SEEDS))
-            one = time.perf_counter()
+            one = cpu_time()
             check_rules_file(path, text, outcome, reasons)
-            if time.perf_counter() - one > slowest[0]:
-                slowest = (time.perf_counter() - one, text)
+            if (cost := cpu_time() - one) > slowest[0]:
+                slowest = (cost, text)
     seconds = time.perf_counter() - started
     with capsys.disabled():
         top = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common(25))
         print(
             f"\nrules fuzz: {FILES} files in {seconds:.1f}s: "
             + ", ".join(f"{k} {v}" for k, v in outcome.items())
-            + f"; {sum(reasons.values())} problems, most common: {top}; slowest {slowest[0] * 1000:.0f} ms"
+            + f"; {sum(reasons.values())} problems, most common: {top}; slowest {slowest[0] * 1000:.0f} ms CPU"
         )
     assert sum(outcome[k] for k in ("loaded", "refused")) == FILES
     assert outcome["loaded"] >= FILES * 0.05 and outcome["refused"] >= FILES * 0.5
     assert len(reasons) >= 30, reasons  # the mutators reach many kinds of mistake
-    assert slowest[0] < 2.0, slowest[1][:500]
+    assert slowest[0] < 2.0, slowest[1][:500]  # CPU seconds for one file
 
 
 def test_the_seeds_are_valid_rules_files(tmp_path: Path) -> None:
@@ -122,10 +122,10 @@ def test_the_seeds_are_valid_rules_files(tmp_path: Path) -> None:
 
 def refused(path: Path, text: str) -> list[str]:
     path.write_text(text, encoding="utf-8")
-    started = time.perf_counter()
+    started = cpu_time()
     with watchdog(30), pytest.raises(RulesError) as caught:
         load_rules(path)
-    assert time.perf_counter() - started < 2.0
+    assert cpu_time() - started < 2.0  # CPU seconds, as in the fuzz run
     return [str(e) for e in caught.value.errors]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tests.fuzzing import fuzzed_values, watchdog
+from tests.fuzzing import cpu_time, fuzzed_values, watchdog
 from tests.tasks.test_keeper import ALICE, EVENT, NOW, POLICY, RESOLVE, new_case, no_pool, status_after
 from worker.stream import deadletter
 from worker.tasks import ACTION, Applied, Case, FollowupAnswer, FollowupSpec, Refused, apply, open_task
@@ -88,7 +88,7 @@ class Tally:
 
 def check_record(value: bytes | None, n: int, cases: dict[str, Case | None], tally: Tally) -> None:
     """What Keeper.handle does with one record, with the properties it relies on."""
-    started = time.perf_counter()
+    started = cpu_time()
     try:
         action = ACTION.validate_json(value if value is not None else b"")
     except ValidationError as exc:
@@ -114,7 +114,7 @@ def check_record(value: bytes | None, n: int, cases: dict[str, Case | None], tal
             else:
                 assert result is None
                 tally.kinds[f"duplicate when {state}"] += 1
-    elapsed = time.perf_counter() - started
+    elapsed = cpu_time() - started
     if elapsed > tally.slowest[0]:
         tally.slowest = (elapsed, value or b"")
 
@@ -125,7 +125,7 @@ def test_100000_random_and_mutated_action_records_are_applied_refused_or_dead_le
     valid = seeds(cases["open"])  # type: ignore[arg-type]
     tally = Tally()
     started = time.perf_counter()
-    with watchdog(150):
+    with watchdog():
         for n, value in fuzzed_values(rng, RECORDS, lambda _: rng.choice(valid)):
             check_record(value, n, cases, tally)
     seconds = time.perf_counter() - started
@@ -133,7 +133,7 @@ def test_100000_random_and_mutated_action_records_are_applied_refused_or_dead_le
     with capsys.disabled():
         print(
             f"\naction fuzz: {RECORDS} records in {seconds:.1f}s: {dict(sorted(tally.kinds.items()))}; "
-            f"first error: {reasons}; slowest {tally.slowest[0] * 1000:.1f} ms"
+            f"first error: {reasons}; slowest {tally.slowest[0] * 1000:.1f} ms CPU"
         )
     assert tally.kinds["valid"] + tally.kinds["invalid"] == RECORDS
     assert tally.kinds["valid"] >= RECORDS * 0.1 and tally.kinds["invalid"] >= RECORDS * 0.5
