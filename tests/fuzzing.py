@@ -238,6 +238,16 @@ def fuzzed_values(rng: random.Random, count: int, seed: Callable[[int], dict]) -
 #: CPU seconds of the calling thread: the cost of one input, the same on an idle and a loaded machine.
 cpu_time = time.thread_time
 
+
+def cpu_budget(seconds: float) -> float:
+    """What one input may cost, in CPU seconds: `seconds`, or three times that when a tracer runs (coverage in
+    `make coverage`, a debugger), which makes Python code two to three times slower: under coverage the
+    largest billion-laughs file of the rules run took 2.0 s, 1.7 s without."""
+    coverage = sys.modules.get("coverage")
+    traced = sys.gettrace() is not None or (coverage is not None and coverage.Coverage.current() is not None)
+    return seconds * 3 if traced else seconds
+
+
 #: A fuzz run's hang guard (wall clock): about 8x a run's time alone (70 s for the rules files), for a
 #: machine shared with the parallel suite, where the 70 s run took more than 150 s.
 HANG_S = 600.0
