@@ -44,10 +44,28 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that needs the broker, so `-m "not broker"` runs the rest in seconds."""
+    """Mark every test that needs the broker, so `-m "not broker"` runs the rest in seconds.
+
+    On several processes (`make test`: pytest-xdist, `--dist load --maxschedchunk 1`, which hands the
+    tests out in this order, one at a time, to whichever process is free), the long ones go first: the
+    fuzz runs (a minute of CPU each), then the tests that start worker processes (mostly waiting), then
+    the other broker tests, then the rest, which fill the gaps. Started last, a long test would be
+    the tail of the run. Alone, the suite keeps its usual order.
+    """
     for item in items:
         if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.broker)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_weight, reverse=True)  # stable: a file's tests stay together, in order
+
+
+def _weight(item: pytest.Item) -> int:
+    fixtures = getattr(item, "fixturenames", ())
+    if item.get_closest_marker("fuzz"):
+        return 3
+    if "start_worker" in fixtures or "worker_env" in fixtures:
+        return 2
+    return 1 if item.get_closest_marker("broker") else 0
 
 
 @pytest.fixture(scope="session")
