@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.fake_slack import FakeSlack
+from tests.harness import Harness, running
 from worker.broker import EmbeddedBroker, ensure_topics
 from worker.config import load_settings
 
@@ -136,6 +138,23 @@ def worker_env(kafka_bootstrap: str, topics: dict[str, str], fake_slack: FakeSla
             "HTTP_PORT": "0",
         }
     )
+
+
+@pytest.fixture
+def start_harness(fake_slack: FakeSlack, tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    """Start an in-process worker (tests/harness.py) holding every partition, posting to this test's fake Slack
+    through the real SlackSink, its clock running; `rules` (YAML) replaces the shipped rules, `settings` as Harness takes
+    them. Stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(rules: str | None = None, **settings: Any) -> Harness:
+            if rules is not None:
+                path = tmp_path / f"rules-{uuid.uuid4().hex[:6]}.yaml"
+                path.write_text(rules)
+                settings["rules_path"] = path
+            return stack.enter_context(running(slack=fake_slack, live=True, **settings))
+
+        yield start
 
 
 class WorkerProcess:

@@ -1,11 +1,16 @@
-"""Digests: a burst of matches becomes a handful of Slack messages that account for every one."""
+"""Digests: a burst of matches becomes a handful of Slack messages that account for every one.
+
+In-process (tests/harness.py): the worker as service.py builds it, posting to the fake Slack over HTTP.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 
-from tests.conftest import all_committed, event_bytes, produce, read_topic, wait_for
+from tests.conftest import event_bytes, wait_for
+from tests.fake_slack import FakeSlack
+from tests.harness import Harness
 
 GROUPED = """\
 rules:
@@ -37,6 +42,11 @@ def burst(count: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
+def send(worker: Harness, answers: list[tuple[bytes, bytes]]) -> None:
+    for key, value in answers:
+        worker.send(value, key=key)
+
+
 def _accounted(messages: list[dict]) -> Counter[str]:
     """Every event id a message stands for: a single alert's, or all of a digest's."""
     ids: Counter[str] = Counter()
@@ -47,13 +57,11 @@ def _accounted(messages: list[dict]) -> Counter[str]:
 
 
 def test_a_burst_of_200_grouped_matches_is_a_handful_of_digests_accounting_for_all(
-    kafka_bootstrap, topics, fake_slack, start_worker, tmp_path: Path
-):
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(GROUPED)
-    start_worker("worker", RULES_PATH=str(rules))
-    end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst(200))
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
+    start_harness: Callable[..., Harness], fake_slack: FakeSlack
+) -> None:
+    worker = start_harness(GROUPED)
+    send(worker, burst(200))
+    wait_for(lambda: worker.consumer.all_committed("fb"), 60, "every answer committed")
     # Committed before the digests went out (each answer's line is owed, on record): they follow.
     wait_for(lambda: sum(_accounted(list(fake_slack.messages)).values()) >= 200, 60, "every answer listed in a digest")
 
@@ -70,18 +78,16 @@ def test_a_burst_of_200_grouped_matches_is_a_handful_of_digests_accounting_for_a
         "grouped by customer.segment=smb",
         "grouped by customer.segment=enterprise",
     }
-    tasks = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=200, timeout=30)
+    tasks = worker.records(worker.settings.followup_topic)
     assert len({t["event_id"] for t in tasks}) == 200  # every match still opens its own task
 
 
 def test_the_channel_rate_limit_turns_a_flood_into_a_summary_that_says_so(
-    kafka_bootstrap, topics, fake_slack, start_worker, tmp_path: Path
-):
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(PLAIN)
-    start_worker("worker", RULES_PATH=str(rules), CHANNEL_RATE_LIMIT_PER_MINUTE="5")
-    end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], burst(40))
-    wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 90, "every answer committed")
+    start_harness: Callable[..., Harness], fake_slack: FakeSlack
+) -> None:
+    worker = start_harness(PLAIN, channel_rate_limit_per_minute=5)
+    send(worker, burst(40))
+    wait_for(lambda: worker.consumer.all_committed("fb"), 60, "every answer committed")
     wait_for(lambda: sum(_accounted(list(fake_slack.messages)).values()) >= 40, 60, "the summary, after its wait")
 
     messages = list(fake_slack.messages)
