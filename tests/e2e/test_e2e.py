@@ -143,23 +143,3 @@ def test_alerts_tasks_and_dead_letters_through_a_real_broker(kafka_bootstrap, to
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=15) == 0
     assert fake_slack.token not in worker.output()
-
-
-def test_a_permanent_slack_error_dead_letters_the_rendered_alert(kafka_bootstrap, topics, fake_slack, start_worker):
-    fake_slack.channels = {"#cx-retention"}  # #cx-alerts does not exist in this workspace
-    produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(b"c-1", event_bytes(event_id="lost-channel", score=2))])
-    worker = start_worker()
-
-    dead = read_topic(kafka_bootstrap, topics["DLQ_TOPIC"], expect=1, timeout=60)
-    assert len(dead) == 1
-    letter = dead[0]
-    assert letter["type"] == "alert.undeliverable"
-    assert "channel_not_found" in letter["error"]
-    assert letter["alert"]["channel"] == "#cx-alerts" and letter["alert"]["blocks"]
-    assert json.loads(letter["original"])["event_id"] == "lost-channel"
-    # The task still opened, the offset moved on, and the failure was logged loudly.
-    tasks = read_topic(kafka_bootstrap, topics["FOLLOWUP_TOPIC"], expect=1)
-    assert [t["event_id"] for t in tasks] == ["lost-channel"]
-    wait_for(lambda: sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) == 1, 20, "the commit")
-    assert "ALERT NOT DELIVERED" in worker.output() and "channel_not_found" in worker.output()
-    assert worker.process.poll() is None
