@@ -1,16 +1,18 @@
-"""Metric rules: validated like event rules, and firing once per drop, through the real broker."""
+"""Metric rules: validated like event rules, and firing once per drop (in-process: tests/harness.py)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import event_bytes, produce, wait_for
-from tests.metrics.test_metrics_e2e import LatestSnapshots
+from tests.conftest import event_bytes, wait_for
+from tests.fake_slack import FakeSlack
+from tests.harness import Harness
 from worker.config import ConfigError, load_settings
 from worker.loop.startup import load_checked
 from worker.rules import RulesError, load_rules
@@ -75,45 +77,39 @@ def test_a_window_or_dimension_the_worker_does_not_compute_is_refused_at_start(t
     assert "dimension channel is not configured (metrics.dimensions: customer.segment)" in str(caught.value)
 
 
-def test_a_metric_rule_fires_once_per_drop_and_again_only_after_recovery(kafka_bootstrap, topics, fake_slack, start_worker, tmp_path):
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(DROP_RULE)
+def test_a_metric_rule_fires_once_per_drop_and_again_only_after_recovery(
+    start_harness: Callable[..., Harness], fake_slack: FakeSlack, tmp_path: Path
+) -> None:
     config = tmp_path / "worker.yaml"
     config.write_text("metrics:\n  emit_every: 1s\n")
-    start_worker("worker", args=("--config", str(config)), RULES_PATH=str(rules))
-    snapshots = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
+    worker = start_harness(DROP_RULE, config=config)
     now = datetime.now(UTC)
     sent = 0
 
     def send(score: int, count: int) -> None:
         nonlocal sent
-        answers = []
         for _ in range(count):
             sent += 1
             at = (now - timedelta(minutes=10) + timedelta(seconds=sent)).isoformat()
-            answers.append((b"k", event_bytes(score=score, occurred_at=at, customer={"id": f"c-{sent}"})))
-        produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], answers)
+            worker.send(event_bytes(score=score, occurred_at=at, customer={"id": f"c-{sent}"}), key=b"k")
 
     def metric_alerts() -> list[dict]:
         return [m for m in list(fake_slack.messages) if m.get("metadata", {}).get("event_type") == "feedback_metric_alert"]
 
     def counted(responses: int) -> bool:  # the current 24h overall window has seen every answer so far
-        latest = snapshots.read()
+        latest = {r["key"].decode(): r for r in worker.records(worker.settings.metrics_topic)}  # the latest record per key wins
         return any(k.startswith("24h|") and k.endswith("|*") and s["responses"] == responses for k, s in latest.items())
 
-    try:
-        send(score=0, count=12)  # NPS -100 on 12 answers: fires
-        wait_for(lambda: len(metric_alerts()) == 1, 60, "the first metric alert")
-        send(score=2, count=8)  # still below zero: no second alert
-        wait_for(lambda: counted(20), 30, "a snapshot with 20 responses")
-        send(score=10, count=40)  # (40 - 20) / 60 = +33: recovered, re-armed, silent
-        wait_for(lambda: counted(60), 30, "a snapshot with 60 responses")
-        assert len(metric_alerts()) == 1
-        send(score=0, count=50)  # (40 - 70) / 110 = -27: a new drop, a new alert
-        wait_for(lambda: len(metric_alerts()) == 2, 30, "the second metric alert")
-        wait_for(lambda: counted(110), 30, "a snapshot with 110 responses")
-    finally:
-        snapshots.close()
+    send(score=0, count=12)  # NPS -100 on 12 answers: fires
+    wait_for(lambda: len(metric_alerts()) == 1, 30, "the first metric alert")
+    send(score=2, count=8)  # still below zero: no second alert
+    wait_for(lambda: counted(20), 30, "a snapshot with 20 responses")
+    send(score=10, count=40)  # (40 - 20) / 60 = +33: recovered, re-armed, silent
+    wait_for(lambda: counted(60), 30, "a snapshot with 60 responses")
+    assert len(metric_alerts()) == 1
+    send(score=0, count=50)  # (40 - 70) / 110 = -27: a new drop, a new alert
+    wait_for(lambda: len(metric_alerts()) == 2, 30, "the second metric alert")
+    wait_for(lambda: counted(110), 30, "a snapshot with 110 responses")
 
     assert len(metric_alerts()) == 2
     first, second = metric_alerts()
