@@ -239,6 +239,7 @@ class Harness:
         self.observability.attach(self.worker, self.sink)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.worker.run, args=(self.stop,), daemon=True)
+        self._closed = False
 
     def _slack_sink(self) -> Sink:
         return make_sink(self.settings, self.observability.observe)
@@ -272,10 +273,13 @@ class Harness:
         return [{"key": key, **json.loads(value)} for key, value in list(self.producer.records.get(topic, [])) if value is not None]
 
     def finish(self) -> None:
+        """Stop the worker as SIGTERM does (what is in hand is finished and committed) and close its Slack sink."""
         self.stop.set()
         self.thread.join(timeout=10)
         assert not self.thread.is_alive()
-        self.sink.close()
+        if not self._closed:
+            self._closed = True
+            self.sink.close()
 
     def scrape(self) -> dict[Any, float]:
         return parse(generate_latest(self.observability.registry).decode())
@@ -290,7 +294,9 @@ def running(**options: Any) -> Iterator[Harness]:
     finally:
         harness.stop.set()
         harness.thread.join(timeout=10)
-        harness.sink.close()
+        if not harness._closed:
+            harness._closed = True
+            harness.sink.close()
 
 
 def parse(text: str) -> Samples:
