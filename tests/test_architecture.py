@@ -166,7 +166,7 @@ LONG_BY_DESIGN = {
 
 
 def test_no_module_is_much_over_400_lines() -> None:
-    limits = {name: 500 if name in LONG_BY_DESIGN else 440 for name in modules(ROOT, "worker")}
+    limits = {name: 520 if name in LONG_BY_DESIGN else 440 for name in modules(ROOT, "worker")}
     long = {name: n for name, path in modules(ROOT, "worker").items() if (n := len(path.read_text().splitlines())) > limits[name]}
     assert long == {}
 
