@@ -402,20 +402,29 @@ def test_a_digest_held_while_in_doubt_is_given_up_with_the_partitions(world) -> 
     assert sink.posted == [] and outbox.pending == 0
 
 
-def test_a_reply_to_an_alert_still_being_looked_up_reaches_the_sink_only_once_its_parent_is_posted(world) -> None:
-    """After a takeover, a throttled repeat replies under an alert whose lookup is not due yet. The reply must not be
-    handed to the sink before its parent is posted: a sink thread would wait there for the parent, and with enough such
-    replies every thread waits while the parent's search queues behind them (the kill -9 burst test stalled so)."""
-    _, posts, sink, outbox, now = world
-    owe(posts, now[0] - 60)  # task-1's alert, owed by a worker that died
-    assert outbox.take_over([TP], lambda tp: ABANDON) == []
+def reply_under_taken_over_alert(
+    posts: Posts, outbox: Outbox, now: list[float], abandon: threading.Event
+) -> tuple[Future[Outcome], Future[Outcome]]:
+    """task-1's alert owed by a worker that died, taken over (its lookup not due yet), and a reply under it: both futures."""
+    owe(posts, now[0] - 60)
+    assert outbox.take_over([TP], lambda tp: abandon) == []
     parent = outbox.in_flight(alert_slot("task-1"))
     assert parent is not None and not parent.done()
     reply = outbox.post_once(
         "reply", [Place(answer_slot("task-1", "e-9"), TP, None)], "#cx-alerts", lambda: alert("task-1"), kind=Form.REPLY, parent=parent
     )
+    assert reply is not None
     outbox.release()
-    assert reply is not None and sink.posted == [], "the reply waits off the sink while its parent is looked up"
+    return parent, reply
+
+
+def test_a_reply_to_an_alert_still_being_looked_up_reaches_the_sink_only_once_its_parent_is_posted(world) -> None:
+    """After a takeover, a throttled repeat replies under an alert whose lookup is not due yet. The reply must not be
+    handed to the sink before its parent is posted: a sink thread would wait there for the parent, and with enough such
+    replies every thread waits while the parent's search queues behind them (the kill -9 burst test stalled so)."""
+    _, posts, sink, outbox, now = world
+    parent, reply = reply_under_taken_over_alert(posts, outbox, now, ABANDON)
+    assert sink.posted == [], "the reply waits off the sink while its parent is looked up"
     now[0] += 15  # the lookup is due: searched, missing, posted; then the reply
     outbox.release()
     outbox.settle()
@@ -427,15 +436,9 @@ def test_a_reply_to_an_alert_still_being_looked_up_reaches_the_sink_only_once_it
 
 def test_a_reply_parked_on_a_lookup_given_up_with_its_partition_is_given_up_too(world) -> None:
     _, posts, sink, outbox, now = world
-    owe(posts, now[0] - 60)
     lost = threading.Event()
-    assert outbox.take_over([TP], lambda tp: lost) == []
-    parent = outbox.in_flight(alert_slot("task-1"))
-    reply = outbox.post_once(
-        "reply", [Place(answer_slot("task-1", "e-9"), TP, None)], "#cx-alerts", lambda: alert("task-1"), kind=Form.REPLY, parent=parent
-    )
-    outbox.release()
+    parent, reply = reply_under_taken_over_alert(posts, outbox, now, lost)
     lost.set()
     outbox.forget([TP], [lost])  # revoked before the lookup was due
     assert parent.done() and parent.result().status == "abandoned"
-    assert reply is not None and reply.done(), "not parked for ever: the sink got it, and gives it up (its partition is gone)"
+    assert reply.done(), "not parked for ever: the sink got it, and gives it up (its partition is gone)"
