@@ -95,7 +95,14 @@ def test_probes_and_metrics_of_a_running_worker(kafka_bootstrap: str, topics: di
         invalid = [b"not json", b"{}", event_bytes(score=11)]
         end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], [(None, v) for v in quiet + detractors + invalid])
         wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 60, "every event committed")
-
+        # Offsets are committed before Slack answers (the outbox), and one scrape reads the Slack call
+        # histogram before the loop's counters: wait for a scrape that saw every post land, then read the next.
+        wait_for(
+            lambda: (answer := get(http, "/metrics")) is not None
+            and by_label(parse(answer[1]), P + "alerts_posted_total", "channel") == {"#cx-alerts": 4},
+            60,
+            "the four alerts posted",
+        )
         status, text = get(http, "/metrics")
         assert status == 200
         m = parse(text)
