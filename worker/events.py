@@ -12,7 +12,17 @@ from datetime import datetime
 from types import MethodType
 from typing import Annotated, Any, Literal, Protocol, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import SchemaValidator, core_schema
 
 Survey = Literal["nps", "csat", "ces"]
@@ -50,6 +60,11 @@ class FeedbackEvent(BaseModel):
     survey: Survey = Field(description="nps (score 0-10), csat (1-5) or ces (1-5).")
     score: StrictInt = Field(description="Integer score within the survey's range.")
     comment: str | None = Field(None, description="Free text from the customer. Untrusted.")
+    language: Annotated[str, StringConstraints(to_lower=True, pattern=r"^[A-Za-z]{2}$")] | None = Field(
+        None,
+        description="The comment's language, an ISO 639-1 code (en, nl, et, de, es...). Absent: the worker decides it "
+        "among the languages its themes use (docs/themes.md).",
+    )
     customer: Customer
     channel: str | None = Field(None, description="Where the survey was answered: email, in-app, sms...")
     touchpoint: str | None = Field(None, description="What the answer is about: support, delivery, billing...")
@@ -102,6 +117,13 @@ def field_paths() -> set[str]:
     return paths
 
 
+#: The themes a comment mentions (ids, ancestors included): not sent by producers, but added to EventData by the
+#: rule set's tagging (rules.RuleSet.tag) before rules read it; `contains`/`contains_any` test membership.
+THEMES_PATH = "comment.themes"
+#: No theme mentioned.
+NO_THEME_IDS: frozenset[str] = frozenset()
+
+
 def field_getter(path: str) -> Callable[[FeedbackEvent], Any]:
     """Read a dotted path (`customer.segment`, `attributes.region`) from an event; None when absent."""
     if path.startswith("attributes."):
@@ -119,7 +141,8 @@ KNOWN_PATHS = field_paths()
 # -- the hot path's form of an event -------------------------------------------------------------
 
 #: An event as plain dicts: what `event_data` returns, and `FeedbackEvent.model_dump()` too. Every
-#: field is present (defaults filled in), `customer` is a dict of its own fields.
+#: field is present (defaults filled in), `customer` is a dict of its own fields. Where rules define
+#: themes, the rule set's tagging adds `themes` (THEMES_PATH) and `language` (when it decided one).
 EventData = dict[str, Any]
 
 #: Every (survey, score) a valid event can have.
@@ -206,7 +229,9 @@ def epoch_seconds(when: datetime) -> int:
 
 
 def data_getter(path: str) -> Callable[[EventData], Any]:
-    """`field_getter` for EventData: the same dotted path, the same value (None when absent)."""
+    """`field_getter` for EventData: the same dotted path, the same value (None when absent); and `comment.themes`."""
+    if path == THEMES_PATH:
+        return lambda data: data.get("themes", NO_THEME_IDS)
     if path.startswith("attributes."):
         key = path.removeprefix("attributes.")
         return lambda data: data["attributes"].get(key)
@@ -221,7 +246,9 @@ __all__ = [
     "EventData",
     "FUTURE_LIMIT_S",
     "FeedbackEvent",
+    "NO_THEME_IDS",
     "SCORE_RANGES",
+    "THEMES_PATH",
     "Survey",
     "VALID_SCORES",
     "data_getter",

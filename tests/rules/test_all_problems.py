@@ -75,7 +75,7 @@ def test_rules_check_prints_all_six_mistakes_of_one_rule_with_their_lines(tmp_pa
         at("urgent") + "severity must be one of critical, high, medium, low, info, got 'urgent'",
         at("(refund") + "when.comment.matches: invalid regular expression '(refund': missing ), unterminated subpattern at position 0",
         at("segmnt")
-        + f"when: unknown field path 'customer.segmnt' (known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
+        + f"when: unknown field path 'customer.segmnt' (known: {', '.join(sorted(KNOWN_PATHS))}, comment.themes, attributes.<name>, or all/any/not)",
         at("below") + f"when.score: unknown operator 'below' {KNOWN_OPS}",
         at("soon") + "followup.due_in: bad duration 'soon': use a positive number and a unit, like 30s, 15m, 4h, 2d or 1w",
     ]

@@ -83,7 +83,7 @@ def answer(rules: RuleSet, event: FeedbackEvent) -> tuple[str | None, list[str]]
 
 def plainly(rules: RuleSet, event: FeedbackEvent) -> tuple[str | None, list[str]]:
     """Every rule's `when:` in full, the highest severity owning (ties: the first in the file)."""
-    matched = [rule for rule in rules.rules if rule.when(event)]
+    matched = [rule for rule in rules.rules if rule.when(event.model_dump())]
     if not matched:
         return None, []
     return max(matched, key=lambda rule: rule.rank).id, [rule.id for rule in matched]

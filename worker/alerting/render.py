@@ -10,6 +10,7 @@ output is escaped for Slack and for the JSON string it sits in, whatever the tem
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,10 @@ class AlertRenderer:
             auto_reload=False,  # a stat() per render costs ~17 % of it; templates are checked at start-up
         )
 
-    def render(self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask) -> Alert:
+    def render(
+        self, template: str, channel: str, event: FeedbackEvent, match: Match, task: FollowUpTask, themes: Sequence[str] = ()
+    ) -> Alert:
+        """`themes`: the labels of the themes the comment mentions (ThemeSet.labels)."""
         rule = match.owner
         context = {
             "event": event,
@@ -90,6 +94,7 @@ class AlertRenderer:
             "owner": task.owner,
             "due_at": task.due_at,
             "steps": task.steps,
+            "themes": list(themes),
         }
         text, blocks = self.render_json(template, context)
         return Alert(

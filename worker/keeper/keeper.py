@@ -58,6 +58,7 @@ from ..tasks import (
     survey_request,
     task_id_for,
 )
+from ..themes import Tagging
 from .card import LiveCards
 from .notes import TaskNotes
 from .rootcauses import RootCauseDigests
@@ -121,8 +122,10 @@ class Keeper:
         """Send an action to the keeper (the commit of the event that asked waits for it to be in Kafka)."""
         self.checkpoint.publish(self.topic, action.task_id.encode(), action.model_dump_json().encode())
 
-    def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent) -> None:
-        """A new task: the keeper picks its pool member, publishes followup.opened and starts its timers."""
+    def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent, tagging: Tagging | None = None) -> None:
+        """A new task: the keeper picks its pool member, publishes followup.opened and starts its timers.
+
+        `tagging`: the comment's themes and stems (rules.RuleSet.tag), None without themes or comment."""
         self.stats.tasks += 1
         within = int(spec.acknowledge_within.total_seconds()) if spec.acknowledge_within else None
         dims = [f"{path}={value}" for path, get in self.dimensions if (value := get(event)) is not None]

@@ -37,6 +37,7 @@ from ..metrics import Metering, MetricWatch
 from ..rules import Match, Router, Rule, RuleSet
 from ..stream import Backpressure, PartitionState, StateView, Stats, Stream
 from ..tasks import Cases, FollowUpTask, open_task
+from ..themes import Tagging
 from .rebalance import Rebalance
 from .reload import Reloader
 
@@ -207,6 +208,7 @@ class Worker:
             letter = self.dead_letters.rejected(record, "occurred_at", f"{occurred_at.isoformat()} is more than 5 minutes in the future")
             log.warning("rejected event at %s[%d]@%d → DLQ: %s", record.topic, record.partition, record.offset, letter.error)
             return
+        tagging = self.rules.tag(data)  # the comment's themes, for the metrics, the rules and the task (none without themes)
         if self.metering is not None and not self.metering.count_data(tp.partition, data, ts, record.offset, self.now):
             self.stats.late += 1
             if self.stats.late in _LOUD_COUNTS:  # loud, but not once per event in a backfill
@@ -225,7 +227,7 @@ class Worker:
         if ts < self.now - self._oldest_s:
             self._too_old(data["event_id"], occurred_at, match.owner.id)
             return
-        self.act(tp, record, event or FeedbackEvent.model_validate_json(value), match, state)
+        self.act(tp, record, event or FeedbackEvent.model_validate_json(value), match, state, tagging)
 
     def _too_old(self, event_id: str, occurred_at: datetime, rule_id: str) -> None:
         """A match older than ALERT_RECORD_RETENTION opens no task and posts nothing: the records that say whether it
@@ -243,7 +245,15 @@ class Worker:
 
     # -- acting ----------------------------------------------------------------------------
 
-    def act(self, tp: TopicPartition, record: ConsumerRecord, event: FeedbackEvent, match: Match, state: PartitionState) -> None:
+    def act(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord,
+        event: FeedbackEvent,
+        match: Match,
+        state: PartitionState,
+        tagging: Tagging | None = None,
+    ) -> None:
         """Throttle → route → open task → silence → batch → render → owe. The offset waits until the alert is owed
         (in Kafka, for whoever owns this partition: delivery/), not for Slack."""
         rule = match.owner
@@ -260,7 +270,16 @@ class Worker:
         destination = self.router.destination(event, rule)
         now = self.clock()
         task = open_task(
-            event, rule.id, match.rule_ids, rule.severity, rule.followup, now, destination.owner, self.keeper.sla(rule.followup, now)
+            event,
+            rule.id,
+            match.rule_ids,
+            rule.severity,
+            rule.followup,
+            now,
+            destination.owner,
+            self.keeper.sla(rule.followup, now),
+            themes=tagging.themes if tagging else (),
+            language=tagging.language if tagging else None,
         )
         slot = alert_slot(task.task_id)
         earlier = self.outbox.posts.get(slot)
@@ -269,7 +288,7 @@ class Worker:
             if key is not None:
                 self._starts_thread(key, task.task_id, event, rule, earlier.thread, self.outbox.in_flight(slot))
             return
-        self.keeper.open(task, rule.followup, destination.channel, event)
+        self.keeper.open(task, rule.followup, destination.channel, event, tagging)
         hold = self.checkpoint.hold(state, record.offset)
 
         def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
@@ -293,7 +312,8 @@ class Worker:
                 return
 
             def render() -> Alert:
-                alert = self.renderer.render(rule.alert.template, destination.channel, event, match, task)
+                labels = self.rules.themes.labels(task.themes)
+                alert = self.renderer.render(rule.alert.template, destination.channel, event, match, task, labels)
                 if self.keeper.cards is not None:  # buttons, steps and status under what the template rendered
                     alert.blocks = with_card(alert.blocks, new_card(task))
                 return alert

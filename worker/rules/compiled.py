@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
-from ..events import KNOWN_PATHS, data_getter, field_getter
+from ..events import KNOWN_PATHS, NO_THEME_IDS, THEMES_PATH, data_getter, field_getter
 from .conditions import All, AnyOf, Cond, Not, Test, predicate
 
 Form = Literal["data", "event"]  # EventData (a dict) or FeedbackEvent (attributes)
@@ -42,7 +42,7 @@ def _generated(entries: list[tuple[Rule, Cond]], form: Form) -> Callable[[Any], 
         lines.append(f"    if {source.expression(cond)}:" if cond is not True else "    if True:")
         lines.append(f"        out.append(R[{index}])")
     lines.append("    return out")
-    namespace: dict[str, Any] = {"R": [rule for rule, _ in entries], "T": source.tests, "K": source.keys}
+    namespace: dict[str, Any] = {"R": [rule for rule, _ in entries], "T": source.tests, "K": source.keys, "N": NO_THEME_IDS}
     exec(compile("\n".join(lines), f"<rules: {form} matcher>", "exec"), namespace)  # noqa: S102 - see the module docstring
     return namespace["matched"]
 
@@ -67,6 +67,8 @@ class _Source:
 
     def read(self, path: str) -> str:
         """Source reading `path` from `e`, None when absent: as field_getter and data_getter do."""
+        if path == THEMES_PATH:  # added by the rule set's tagging (RuleSet.tag); a FeedbackEvent has none
+            return 'e.get("themes", N)' if self.form == "data" else "N"
         if path.startswith("attributes."):
             self.keys.append(path.removeprefix("attributes."))
             attributes = 'e["attributes"]' if self.form == "data" else "e.attributes"

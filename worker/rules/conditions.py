@@ -27,8 +27,9 @@ from datetime import datetime
 from itertools import filterfalse
 from typing import Any
 
-from ..events import KNOWN_PATHS, SCORE_RANGES, FeedbackEvent, field_getter, is_known_path
+from ..events import KNOWN_PATHS, SCORE_RANGES, THEMES_PATH, FeedbackEvent, field_getter, is_known_path
 from ..notation import LineDict, LineList, Location, Problems
+from ..themes import ThemeSet
 
 Predicate = Callable[[FeedbackEvent], bool]
 
@@ -94,8 +95,9 @@ class _Compiler:
     tell and never adds a second, derived complaint about the same mistake.
     """
 
-    def __init__(self, problems: Problems) -> None:
+    def __init__(self, problems: Problems, themes: ThemeSet | None = None) -> None:
         self.problems = problems
+        self.themes = themes  # None: `comment.themes` is not available here (routes)
 
     def fail(self, where: Location, message: str) -> None:
         self.problems.add(where, message)
@@ -121,6 +123,8 @@ class _Compiler:
             elif key == "not":
                 inner = self.condition(value, at, f"{context}.not")
                 parts.append(None if inner is None else Not(inner))
+            elif key == THEMES_PATH:
+                parts.append(self.theme_test(value, at, f"{context}.{key}"))
             elif isinstance(key, str) and is_known_path(key):
                 parts.append(self.field(key, value, at, f"{context}.{key}"))
             elif isinstance(key, str) and key in OPERATORS:
@@ -129,7 +133,8 @@ class _Compiler:
             else:
                 self.fail(
                     at,
-                    f"{context}: unknown field path {key!r} (known: {', '.join(sorted(KNOWN_PATHS))}, attributes.<name>, or all/any/not)",
+                    f"{context}: unknown field path {key!r} (known: {', '.join(sorted(KNOWN_PATHS))}, {THEMES_PATH}, "
+                    "attributes.<name>, or all/any/not)",
                 )
                 parts.append(None)
         return _join(parts, All)
@@ -169,6 +174,39 @@ class _Compiler:
             self.fail(where, f"{context}: no operator given, only options")
             return None
         return Test(path, tests[0]) if len(tests) == 1 else All(tuple(Test(path, test) for test in tests))
+
+    def theme_test(self, spec: Any, where: Location, context: str) -> Cond | None:
+        """`comment.themes`: the ids of the themes a comment mentions (ancestors included), a set.
+
+        `comment.themes: delivery` and `{contains: delivery}` test one id, `{contains_any: [...]}` several,
+        `{exists: true}` any theme at all. Every id must be a theme the rules files define."""
+        if self.themes is None:
+            self.fail(where, f"{context}: comment themes are known to a rule's `when:` only")
+            return None
+        if not isinstance(spec, dict):
+            spec = {"contains": spec}
+        usage = "expected `contains: <theme id>`, `contains_any: [<theme id>, ...]` or `exists: true|false`"
+        if len(spec) != 1 or next(iter(spec)) not in ("contains", "contains_any", "exists"):
+            self.fail(where, f"{context}: {usage}, got {_show(spec)}")
+            return None
+        op, value = next(iter(spec.items()))
+        at = spec.where(op) if isinstance(spec, LineDict) else where
+        if op == "exists":
+            if not isinstance(value, bool):
+                self.fail(at, f"{context}.exists: expected true or false, got {_show(value)}")
+                return None
+            return Test(THEMES_PATH, bool if value else _nothing)
+        ids = [value] if op == "contains" else value
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            self.fail(at, f"{context}.{op}: {usage}, got {_show(value)}")
+            return None
+        unknown = [i for i in ids if i not in self.themes]
+        if unknown:
+            known = ", ".join(self.themes.ids) or "none: add a `themes:` list to a rules file"
+            self.fail(at, f"{context}.{op}: unknown theme {', '.join(map(repr, unknown))} (defined: {known})")
+            return None
+        wanted = frozenset(ids)
+        return Test(THEMES_PATH, lambda v: not wanted.isdisjoint(v))
 
     # -- operators ---------------------------------------------------------------------
 
@@ -263,6 +301,10 @@ class _Compiler:
         return None
 
 
+def _nothing(themes: frozenset[str]) -> bool:
+    return not themes
+
+
 #: What `_Compiler.value` returns for a literal with a problem (None is a literal ops may write).
 _BAD = object()
 
@@ -273,10 +315,12 @@ def compile_condition(node: Any, where: Location, context: str, problems: Proble
     return None if cond is None else predicate(cond)
 
 
-def compile_cond(node: Any, where: Location, context: str, problems: Problems) -> Cond | None:
-    """Compile `when:` into its tree (see `predicate`). Every mistake is added to `problems`; None if any."""
+def compile_cond(node: Any, where: Location, context: str, problems: Problems, themes: ThemeSet | None = None) -> Cond | None:
+    """Compile `when:` into its tree (see `predicate`). Every mistake is added to `problems`; None if any.
+
+    `themes`: the rules files' themes, which `comment.themes` may name (None: not available, as in routes)."""
     before = len(problems)
-    cond = _Compiler(problems).condition(node, where, context)
+    cond = _Compiler(problems, themes).condition(node, where, context)
     return cond if len(problems) == before else None
 
 

@@ -13,15 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..events import data_getter
 from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..notation import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
 from ..tasks import SEVERITY_RANK, FollowupSpec
+from ..themes import NO_THEMES, ThemesError, ThemeSet, build_themes
 from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
 from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet
 
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
-FILE_KEYS = ("rules", "tests")  # tests: run by `rules check` (rules/ruletests.py); the worker ignores them
+#: tests: run by `rules check` (rules/ruletests.py), the worker ignores them; themes: comment themes (worker/themes/).
+FILE_KEYS = ("rules", "themes", "tests")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -53,15 +56,18 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
     files = rule_files(path)
     available = _templates_in(templates) if templates is not None else None
     problems = Problems()
+    documents: list[Any] = []
+    for file in files:
+        try:
+            documents.append(load_yaml(file))
+        except SourceError as err:
+            problems.append(err)
+            documents.append(None)
+    themes = _themes(documents, files, problems)
     rules: list[Rule] = []
     metric_rules: list[MetricRule] = []
     seen: dict[str, Location] = {}
-    for file in files:
-        try:
-            document = load_yaml(file)
-        except SourceError as err:
-            problems.append(err)
-            continue
+    for file, document in zip(files, documents, strict=True):
         for index, (node, where) in enumerate(_rule_nodes(document, file, problems)):
             # The id first: a duplicate is a mistake of its own, whether or not either rule compiles.
             rule_id = node.get("id")
@@ -70,7 +76,7 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
                     problems.add(node.where("id"), f"duplicate rule id {rule_id!r} (first defined at {seen[rule_id]})")
                     continue
                 seen[rule_id] = where
-            rule = _build_rule(node, where, index, len(rules), available, problems)
+            rule = _build_rule(node, where, index, len(rules), available, themes, problems)
             if isinstance(rule, MetricRule):
                 metric_rules.append(rule)
             elif rule is not None:
@@ -79,7 +85,26 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
         raise RulesError(problems.ordered([str(f) for f in files]))
     if not rules and not metric_rules:
         raise RulesError([SourceError(Location(str(path), 0), "no rules found")])
-    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules))
+    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules), themes=themes)
+
+
+def _themes(documents: list[Any], files: list[Path], problems: Problems) -> ThemeSet:
+    """Every file's `themes:` list, checked together (ids are unique across files, a parent may be in another)."""
+    lists = [document.get("themes") if isinstance(document, LineDict) else None for document in documents]
+    if all(entries is None for entries in lists):
+        return NO_THEMES
+
+    def at(source: int, loc: tuple[int | str, ...]) -> Location:
+        document = documents[source]
+        key = document.where("themes") if isinstance(document, LineDict) else Location(str(files[source]), 1)
+        return locate(lists[source], loc, key) if loc else key
+
+    try:
+        return build_themes(lists, where=lambda source, loc: str(at(source, loc)))
+    except ThemesError as err:
+        for problem in err.problems:
+            problems.add(at(problem.source, problem.loc), str(problem))
+        return NO_THEMES
 
 
 def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple[LineDict, Location]]:
@@ -106,7 +131,7 @@ def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple
 
 
 def _build_rule(
-    node: LineDict, where: Location, index: int, order: int, templates: set[str] | None, problems: Problems
+    node: LineDict, where: Location, index: int, order: int, templates: set[str] | None, themes: ThemeSet, problems: Problems
 ) -> Rule | MetricRule | None:
     """One rule, or None: every problem in it is added to `problems`, not only the first."""
     before = len(problems)
@@ -153,7 +178,7 @@ def _build_rule(
             template=alert.template,
             location=where,
         )
-    condition = compile_cond(when_node, node.where("when"), f"{name}: when", problems) if "when" in node else None
+    condition = compile_cond(when_node, node.where("when"), f"{name}: when", problems, themes) if "when" in node else None
     throttle = _validate(ThrottleSpec, node, "throttle", name, problems) if node.get("throttle") is not None else None
     group = _validate(GroupSpec, node, "group", name, problems) if node.get("group") is not None else None
     if len(problems) > before or condition is None or not isinstance(rule_id, str) or not isinstance(description, str):
@@ -164,7 +189,7 @@ def _build_rule(
         id=rule_id,
         description=description,
         severity=severity,
-        when=predicate(condition),
+        when=predicate(condition, data_getter),
         condition=condition,
         followup=followup,
         alert=alert,

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import VALID_SCORES, EventData, FeedbackEvent
+from ..events import NO_THEME_IDS, VALID_SCORES, EventData, FeedbackEvent
 from ..metrics import MetricRule
 from ..notation import Location
 from ..tasks import SEVERITY_RANK, FollowupSpec, Severity
+from ..themes import NO_THEMES, Tagging, ThemeMatcher, ThemeSet
 from .blocks import AlertSpec, GroupSpec, ThrottleSpec
 from .compiled import Form, matcher
-from .conditions import Cond, Predicate, specialize
+from .conditions import Cond, specialize
 
 #: Per valid (survey, score): a function of the event returning the rules it matches, in file order.
 Matchers = dict[tuple[str, int], Callable[[Any], list["Rule"]]]
@@ -33,7 +34,7 @@ class Rule:
     id: str
     description: str
     severity: Severity
-    when: Predicate = field(repr=False)
+    when: Callable[[EventData], bool] = field(repr=False)  # the condition over EventData (events.event_data)
     condition: Cond = field(repr=False, compare=False)  # `when` as a tree: what the pre-filter specialises
     followup: FollowupSpec
     alert: AlertSpec
@@ -64,23 +65,44 @@ class RuleSet:
     rules: tuple[Rule, ...]
     files: tuple[str, ...] = ()
     metric_rules: tuple[MetricRule, ...] = ()  # `when: {metric: ...}`: checked on snapshots, not events
-    # Built from `rules` in __post_init__: not arguments, and no part of the value (repr, ==, hash).
-    _events: Matchers = field(init=False, repr=False, compare=False)
+    themes: ThemeSet = NO_THEMES  # `themes:` in the rules files: what `comment.themes` and the snapshots count
+    # Built in __post_init__: not arguments, and no part of the value (repr, ==, hash).
     _data: Matchers = field(init=False, repr=False, compare=False)
+    _tagger: ThemeMatcher | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_events", _matchers(self.rules, "event"))
         object.__setattr__(self, "_data", _matchers(self.rules, "data"))
+        object.__setattr__(self, "_tagger", ThemeMatcher(self.themes) if len(self.themes) else None)
+
+    def tag(self, data: EventData) -> Tagging | None:
+        """The themes `data`'s comment mentions, set as `data["themes"]` for rules and metrics to read.
+
+        None: no themes defined, or no comment (then `data["themes"]` is empty). Deterministic: every
+        replica tags an answer alike, whatever it tagged before (the caches only save time)."""
+        if self._tagger is None:
+            return None
+        comment = data["comment"]
+        if not comment:
+            data["themes"] = NO_THEME_IDS
+            return None
+        tagging = self._tagger.tag(comment, data.get("language"))
+        data["themes"] = tagging.themes
+        return tagging
 
     def evaluate(self, event: FeedbackEvent) -> Match | None:
-        """Every rule that matches `event`, and the one that owns it."""
-        matched = self._events.get((event.survey, event.score))
-        if matched is None:  # not a valid event (a model built without validation): ask every rule
-            return _match([rule for rule in self.rules if rule.when(event)])
-        return _match(matched(event))
+        """Every rule that matches `event`, and the one that owns it (not on the hot path: `evaluate_data` is)."""
+        data = event.model_dump()
+        self.tag(data)
+        if (event.survey, event.score) not in self._data:  # not a valid event (a model built without validation)
+            return _match([rule for rule in self.rules if rule.when(data)])
+        return self.evaluate_data(data)
 
     def evaluate_data(self, data: EventData) -> Match | None:
-        """`evaluate` for the hot path's EventData (events.event_data): the same answer, without the models."""
+        """`evaluate` for the hot path's EventData (events.event_data): the same answer, without the models.
+
+        `data` is tagged first (`tag`) unless the caller did."""
+        if self._tagger is not None and "themes" not in data:
+            self.tag(data)
         matcher = self._data.get((data["survey"], data["score"]))
         if matcher is None:
             raise ValueError(f"not a valid event: {data['survey']!r} score {data['score']!r}")

@@ -62,7 +62,18 @@ from .lifecycle import (
 )
 from .policy import DEFAULT_ROOT_CAUSES, OwnerPool, SlaCalendar, TaskPolicy, check_root_causes
 from .recheck import TASK_ATTRIBUTE, SurveyRequest, answered_tasks, survey_request
-from .records import COMMENT_KEPT, WORKER, Actor, FollowupAnswer, FollowUpTask, FollowUpUpdate, Sla, open_task, task_id_for
+from .records import (
+    COMMENT_KEPT,
+    WORKER,
+    Actor,
+    FollowupAnswer,
+    FollowUpTask,
+    FollowUpUpdate,
+    Sla,
+    SuggestedRootCause,
+    open_task,
+    task_id_for,
+)
 from .schedule import Period, RootCauseDigest
 from .spec import DEFAULT_OWNER, SEVERITY_RANK, EscalateTo, FollowupSpec, Recheck, Severity
 from .table import ActionOutcome, Cases
@@ -118,6 +129,7 @@ __all__ = [
     "EscalateTo",
     "EscalatedTo",
     "FollowUpTask",
+    "SuggestedRootCause",
     "FollowUpUpdate",
     "FollowupAnswer",
     "FollowupSpec",

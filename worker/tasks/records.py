@@ -10,6 +10,7 @@ Task ids follow from the event id, so a redelivered event names the same task.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
@@ -47,6 +48,14 @@ class Sla(BaseModel):
     resolve_by: AwareDatetime
 
 
+class SuggestedRootCause(BaseModel):
+    """What resolved tasks with words like this comment's were put down to (naive Bayes over stems: themes/suggest.py)."""
+
+    root_cause: str
+    confidence: float = Field(ge=0, le=1, description="The model's probability of this cause, 0-1.")
+    terms: list[str] = Field(description="The comment's words that weighed most towards it, as the customer wrote them.")
+
+
 class FollowUpTask(BaseModel):
     """A `followup.opened` record on `FOLLOWUP_TOPIC`; the Kafka key is `task_id`."""
 
@@ -68,6 +77,15 @@ class FollowUpTask(BaseModel):
     survey: Survey
     score: int
     comment: str | None
+    language: str | None = Field(None, description="The comment's language (ISO 639-1): the event's, or the one the worker decided.")
+    themes: list[str] = Field(
+        default_factory=list, description="Ids of the themes the comment mentions (docs/themes.md), ancestors included, sorted."
+    )
+    suggested_root_cause: SuggestedRootCause | None = Field(
+        None,
+        description="The root cause the team's resolved tasks point to for this comment's words; null until enough tasks "
+        "were resolved with a root cause (docs/themes.md).",
+    )
     steps: list[TaskStep] = Field(description="The five HEARD steps, in order.")
     status: Literal["open"] = "open"
 
@@ -131,8 +149,12 @@ def open_task(
     now: datetime,
     owner: str | None = None,
     sla: Sla | None = None,
+    themes: Iterable[str] = (),
+    language: str | None = None,
 ) -> FollowUpTask:
     """`owner`: the routed owner (see rules/routing.py); the rule's own when not given.
+
+    `themes`, `language`: the comment's, as the rule set tagged it (rules.RuleSet.tag).
 
     `sla`: the task's timers (calendar.py); by default wall-clock time from `now`."""
     sla = sla or Sla(acknowledge_by=now + spec.acknowledge_within if spec.acknowledge_within else None, resolve_by=now + spec.due_in)
@@ -152,5 +174,7 @@ def open_task(
         survey=event.survey,
         score=event.score,
         comment=event.comment,
+        language=language or event.language,
+        themes=sorted(themes),
         steps=heard_steps(spec.guidance),
     )

@@ -20,7 +20,7 @@ with the path of the value at fault (`themes[1].terms.nl[0]`) as `loc`: the rule
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,18 @@ class ThemeSet:
 
     def label(self, theme_id: str) -> str:
         return self._by_id[theme_id].label
+
+    def labels(self, theme_ids: Iterable[str]) -> list[str]:
+        """What a person reads for a comment's themes: the most specific ones, each under its ancestors
+        ("Delivery › Shipping delay"), in the order the themes are defined. Ids no longer defined (a task
+        opened before a reload) are shown as they are."""
+        ids = set(theme_ids)
+        implied = {ancestor for theme_id in ids if theme_id in self._by_id for ancestor in self._ancestors[theme_id]}
+        shown = [theme.id for theme in self.themes if theme.id in ids and theme.id not in implied]
+        shown += sorted(theme_id for theme_id in ids if theme_id not in self._by_id)
+        return [
+            " › ".join([*(self.label(a) for a in reversed(self._ancestors[t])), self.label(t)]) if t in self._by_id else t for t in shown
+        ]
 
     @property
     def languages(self) -> tuple[str, ...]:
