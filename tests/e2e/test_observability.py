@@ -98,8 +98,10 @@ def test_probes_and_metrics_of_a_running_worker(kafka_bootstrap: str, topics: di
         # Offsets are committed before Slack answers (the outbox), and one scrape reads the Slack call
         # histogram before the loop's counters: wait for a scrape that saw every post land, then read the next.
         wait_for(
-            lambda: (answer := get(http, "/metrics")) is not None
-            and by_label(parse(answer[1]), P + "alerts_posted_total", "channel") == {"#cx-alerts": 4},
+            lambda: (
+                (answer := get(http, "/metrics")) is not None
+                and by_label(parse(answer[1]), P + "alerts_posted_total", "channel") == {"#cx-alerts": 4}
+            ),
             60,
             "the four alerts posted",
         )

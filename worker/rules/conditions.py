@@ -29,7 +29,6 @@ from typing import Any
 
 from ..events import KNOWN_PATHS, SCORE_RANGES, THEMES_PATH, FeedbackEvent, field_getter, is_known_path
 from ..notation import LineDict, LineList, Location, Problems
-from ..themes import ThemeSet
 
 Predicate = Callable[[FeedbackEvent], bool]
 
@@ -95,9 +94,9 @@ class _Compiler:
     tell and never adds a second, derived complaint about the same mistake.
     """
 
-    def __init__(self, problems: Problems, themes: ThemeSet | None = None) -> None:
+    def __init__(self, problems: Problems, themes: frozenset[str] | None = None) -> None:
         self.problems = problems
-        self.themes = themes  # None: `comment.themes` is not available here (routes)
+        self.themes = themes  # the theme ids defined; None: `comment.themes` is not available here (routes)
 
     def fail(self, where: Location, message: str) -> None:
         self.problems.add(where, message)
@@ -202,7 +201,7 @@ class _Compiler:
             return None
         unknown = [i for i in ids if i not in self.themes]
         if unknown:
-            known = ", ".join(self.themes.ids) or "none: add a `themes:` list to a rules file"
+            known = ", ".join(sorted(self.themes)) or "none: add a `themes:` list to a rules file"
             self.fail(at, f"{context}.{op}: unknown theme {', '.join(map(repr, unknown))} (defined: {known})")
             return None
         wanted = frozenset(ids)
@@ -315,10 +314,10 @@ def compile_condition(node: Any, where: Location, context: str, problems: Proble
     return None if cond is None else predicate(cond)
 
 
-def compile_cond(node: Any, where: Location, context: str, problems: Problems, themes: ThemeSet | None = None) -> Cond | None:
+def compile_cond(node: Any, where: Location, context: str, problems: Problems, themes: frozenset[str] | None = None) -> Cond | None:
     """Compile `when:` into its tree (see `predicate`). Every mistake is added to `problems`; None if any.
 
-    `themes`: the rules files' themes, which `comment.themes` may name (None: not available, as in routes)."""
+    `themes`: the ids of the rules files' themes, which `comment.themes` may name (None: not available, as in routes)."""
     before = len(problems)
     cond = _Compiler(problems, themes).condition(node, where, context)
     return cond if len(problems) == before else None

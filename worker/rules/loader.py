@@ -63,7 +63,7 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
         except SourceError as err:
             problems.append(err)
             documents.append(None)
-    themes = _themes(documents, files, problems)
+    themes, theme_ids = _themes(documents, files, problems)
     rules: list[Rule] = []
     metric_rules: list[MetricRule] = []
     seen: dict[str, Location] = {}
@@ -76,7 +76,7 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
                     problems.add(node.where("id"), f"duplicate rule id {rule_id!r} (first defined at {seen[rule_id]})")
                     continue
                 seen[rule_id] = where
-            rule = _build_rule(node, where, index, len(rules), available, themes, problems)
+            rule = _build_rule(node, where, index, len(rules), available, theme_ids, problems)
             if isinstance(rule, MetricRule):
                 metric_rules.append(rule)
             elif rule is not None:
@@ -88,11 +88,12 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
     return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules), themes=themes)
 
 
-def _themes(documents: list[Any], files: list[Path], problems: Problems) -> ThemeSet:
-    """Every file's `themes:` list, checked together (ids are unique across files, a parent may be in another)."""
+def _themes(documents: list[Any], files: list[Path], problems: Problems) -> tuple[ThemeSet, frozenset[str]]:
+    """Every file's `themes:` list, checked together (ids are unique across files, a parent may be in another);
+    and the ids rules may name (with a mistake in the themes, every id written: one mistake is reported once)."""
     lists = [document.get("themes") if isinstance(document, LineDict) else None for document in documents]
     if all(entries is None for entries in lists):
-        return NO_THEMES
+        return NO_THEMES, frozenset()
 
     def at(source: int, loc: tuple[int | str, ...]) -> Location:
         document = documents[source]
@@ -100,11 +101,13 @@ def _themes(documents: list[Any], files: list[Path], problems: Problems) -> Them
         return locate(lists[source], loc, key) if loc else key
 
     try:
-        return build_themes(lists, where=lambda source, loc: str(at(source, loc)))
+        themes = build_themes(lists, where=lambda source, loc: str(at(source, loc)))
     except ThemesError as err:
         for problem in err.problems:
             problems.add(at(problem.source, problem.loc), str(problem))
-        return NO_THEMES
+        written = [item.get("id") for entries in lists if isinstance(entries, list) for item in entries if isinstance(item, dict)]
+        return NO_THEMES, frozenset(i for i in written if isinstance(i, str))
+    return themes, frozenset(themes.ids)
 
 
 def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple[LineDict, Location]]:
@@ -131,7 +134,7 @@ def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple
 
 
 def _build_rule(
-    node: LineDict, where: Location, index: int, order: int, templates: set[str] | None, themes: ThemeSet, problems: Problems
+    node: LineDict, where: Location, index: int, order: int, templates: set[str] | None, themes: frozenset[str], problems: Problems
 ) -> Rule | MetricRule | None:
     """One rule, or None: every problem in it is added to `problems`, not only the first."""
     before = len(problems)
