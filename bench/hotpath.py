@@ -7,8 +7,9 @@ fakes (no broker, no network, no Slack). Each stage runs over the same events:
     model      FeedbackEvent.model_validate_json (what the worker validated with before)
     validate   events.event_data (the worker's validation: the same schema, into plain dicts)
     seen       Checkpoint.seen (per-record offset bookkeeping)
+    themes     RuleSet.tag (the comment's themes, for rules, metrics and the task; nothing without `themes:`)
     metrics    Metering.count_data (panes for every window step and dimension value; ts precomputed)
-    rules      RuleSet.evaluate_data
+    rules      RuleSet.evaluate_data (the events already tagged)
     handle     Worker.handle, all of the above plus stats, per event
     loop       Worker.run over batches of 500 (handle + the per-batch bookkeeping, commits
                every COMMIT_INTERVAL_SECONDS, the once-a-second tick), from a fake consumer
@@ -17,6 +18,7 @@ Rules (bench/mixes.py): `--rules quiet` (default) is the shipped rules made to m
 (every rule still evaluates its shipped condition first, so the cost is the real one);
 `--rules shipped` is rules/ as shipped (about 1 in 5 events alerts), `--rules burst` makes
 every event alert. Alerts go to a sink that answers "sent" at once: the act path's own cost.
+`--no-themes` leaves the shipped themes out (and the rule on them): the same events, untagged.
 
 Timing: each stage runs --repeat times and the best run is reported (the machine is shared;
 the best run is the least disturbed). For repeatable instruction counts, run one stage under
@@ -216,12 +218,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per stage; the best is reported")
     parser.add_argument("--rules", choices=MIXES, default="quiet", help="rule set (bench/mixes.py; default quiet)")
     parser.add_argument("--no-metrics", dest="metrics", action="store_false")
-    stages = ["model", "validate", "seen", "metrics", "rules", "handle", "loop"]
+    parser.add_argument("--no-themes", dest="themes", action="store_false", help="without the shipped themes")
+    stages = ["model", "validate", "seen", "themes", "metrics", "rules", "handle", "loop"]
     parser.add_argument("--stage", choices=stages, action="append", help="only these stages (repeatable)")
     args = parser.parse_args()
     chosen = args.stage or stages
 
-    rules_path = rules_for(args.rules, ROOT / "rules", args.metrics)
+    rules_path = rules_for(args.rules, ROOT / "rules", args.metrics, args.themes)
     settings = load_settings(
         None,
         rules_path=rules_path,
@@ -242,7 +245,7 @@ def main() -> int:
     gc.freeze()  # the inputs live for the whole run; the worker's events do not: keep them out of the collector's way
     print(
         f"{args.events:,} events of the demo's mix, {args.partitions} partitions, rules {args.rules}, "
-        f"metrics {'on' if args.metrics else 'off'}; µs of the worker's own code per event:",
+        f"metrics {'on' if args.metrics else 'off'}, themes {'on' if args.themes else 'off'}; µs of the worker's own code per event:",
         flush=True,
     )
     results: dict[str, float] = {}
@@ -272,6 +275,14 @@ def main() -> int:
                 seen(tp, r.offset)
 
         best("seen", n, args.repeat, seen_all, results)
+    if "themes" in chosen and not old:
+        tag = make_worker(settings, FakeConsumer(), args.partitions).rules.tag
+
+        def tag_all(_: None) -> None:
+            for data in parsed:
+                tag(data)
+
+        best("themes", n, args.repeat, tag_all, results)
     if "metrics" in chosen and settings.metrics.enabled:
 
         def count_all(worker: Worker) -> None:  # a fresh worker per run: panes start empty, as after a restart

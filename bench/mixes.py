@@ -8,7 +8,8 @@
            event opens a task and an alert (the shipped rules keep the events they own).
 
 The rule tests of the shipped files are left out of the derived copies: they describe the
-shipped rules, not these.
+shipped rules, not these. The shipped themes (`themes:`) are kept; `themes=False` leaves them out,
+and the rules that test `comment.themes` with them: the cost of an answer without tagging.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ NEVER = "bench-never-matches"  # no event has this event_id
 BURST_CHANNEL = "#cx-every-answer"
 
 
-def rules_for(mix: str, rules_dir: Path, metrics: bool = True) -> Path:
-    """A rules directory for `mix` (`metrics=False`: without metric rules, which need metrics on)."""
-    if mix == "shipped" and metrics:
+def rules_for(mix: str, rules_dir: Path, metrics: bool = True, themes: bool = True) -> Path:
+    """A rules directory for `mix` (`metrics=False`: without metric rules, which need metrics on;
+    `themes=False`: without themes, nor the rules on them)."""
+    if mix == "shipped" and metrics and themes:
         return rules_dir
     out = Path(tempfile.mkdtemp(prefix=f"bench-rules-{mix}-"))
     for path in sorted(rules_dir.glob("*.yaml")):
@@ -36,6 +38,8 @@ def rules_for(mix: str, rules_dir: Path, metrics: bool = True) -> Path:
             if "metric" in when:
                 if metrics:
                     rules.append(rule)
+                continue
+            if not themes and "comment.themes" in yaml.safe_dump(when):
                 continue
             if mix == "quiet":
                 rule = rule | {"when": {"all": [when, {"event_id": NEVER}]}}
@@ -51,5 +55,6 @@ def rules_for(mix: str, rules_dir: Path, metrics: bool = True) -> Path:
                     "alert": {"channel": BURST_CHANNEL},
                 }
             )
-        (out / path.name).write_text(yaml.safe_dump({"rules": rules}, allow_unicode=True, sort_keys=False))
+        derived = {"rules": rules} | ({"themes": document["themes"]} if themes and document.get("themes") else {})
+        (out / path.name).write_text(yaml.safe_dump(derived, allow_unicode=True, sort_keys=False))
     return out

@@ -416,3 +416,23 @@ def test_throttle_and_group_are_applied_by_event_time(tmp_path: Path) -> None:
     assert by_rule == {"detractor": (4, 2), "passive": (4, 3)}  # (owned, messages)
     assert s.tasks == 2 + 4  # throttled answers join the open task
     assert s.held == {THROTTLED: 2, GROUPED: 1}
+
+
+def test_a_rule_on_comment_themes_is_backtested_with_the_comments_tagged_as_the_worker_tags_them(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "themes:\n  - id: late\n    label: Late\n    terms: {en: [late], nl: [te laat], et: [hilines]}\n"
+        "rules:\n  - id: late-delivery\n    when: {comment.themes: late}\n    followup: {owner: logistics}\n"
+    )
+    comments = ["Arrived LATE", "De levering was te laat", "Tarne hilines", "Lately all good", "te laat", None, "On time"]
+    history = tmp_path / "history.jsonl"
+    with history.open("w") as out:
+        for n, comment in enumerate(comments):
+            event = {"event_id": f"e-{n}", "occurred_at": "2025-06-01T09:00:00+00:00", "survey": "nps", "score": 8}
+            event |= {"customer": {"id": f"c-{n}"}} | ({"comment": comment} if comment else {})
+            out.write(json.dumps(event) + "\n")
+    replay = Replay(load_rules(rules), now=datetime(2025, 7, 1, tzinfo=UTC).timestamp())
+    replay_file(history, replay)
+    # "Lately" has the stem of "late" in English (Snowball's, as the worker matches); "Tarne hilines" and the bare
+    # "te laat" are of no language the detector can tell, so they are matched in every language the themes use.
+    assert {r.id: r.matches for r in summarize(replay).rules} == {"late-delivery": 5}

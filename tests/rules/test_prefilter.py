@@ -83,7 +83,9 @@ def answer(rules: RuleSet, event: FeedbackEvent) -> tuple[str | None, list[str]]
 
 def plainly(rules: RuleSet, event: FeedbackEvent) -> tuple[str | None, list[str]]:
     """Every rule's `when:` in full, the highest severity owning (ties: the first in the file)."""
-    matched = [rule for rule in rules.rules if rule.when(event.model_dump())]
+    data = event.model_dump()
+    rules.tag(data)  # the comment's themes, as the worker tags it before any rule reads `comment.themes`
+    matched = [rule for rule in rules.rules if rule.when(data)]
     if not matched:
         return None, []
     return max(matched, key=lambda rule: rule.rank).id, [rule.id for rule in matched]

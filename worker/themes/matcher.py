@@ -26,6 +26,10 @@ from .text import CACHE_SIZE, LANGUAGES, StemCache, fold, tokens
 
 NOTHING: frozenset[str] = frozenset()
 
+#: The words of a comment that are tagged: a survey comment is rarely a tenth of this, and a comment of a
+#: million made-up words (customer text is untrusted) must not cost seconds of stemming on the worker's loop.
+MAX_WORDS = 400
+
 
 class _Index:
     """One language's terms as stem sequences, by first stem; its stem cache; its stop words."""
@@ -105,7 +109,7 @@ class ThemeMatcher:
         """The themes `comment` mentions; `language`: the event's ISO 639-1 code, if it has one."""
         if not comment:
             return Tagging(NOTHING, language, (), ())
-        words = tuple(tokens(comment))
+        words = tuple(tokens(comment)[:MAX_WORDS])
         if language is None:
             language = self.guesser.guess(words, comment) if self.languages else None
             if language is None and len(self.languages) > 1:

@@ -21,6 +21,8 @@ import snowballstemmer  # type: ignore[import-untyped]  # ships no types and the
 
 #: A token: a maximal run of Unicode word characters (letters, digits, marks of a letter, `_`).
 WORD = re.compile(r"\w+")
+#: Longer tokens are no word of any language (Estonian compounds stay well below): they are not stemmed.
+MAX_WORD_LENGTH = 48
 
 #: ISO 639-1 code → the Snowball algorithm for it (those snowballstemmer has; `LANGUAGES` keeps the installed ones).
 SNOWBALL_NAMES: dict[str, str] = {
@@ -124,6 +126,8 @@ class StemCache(dict[str, str]):
     def __missing__(self, token: str) -> str:
         if token.isascii() and token.isdigit():  # order numbers, amounts: every stemmer leaves them be; not worth a place
             return token
+        if len(token) > MAX_WORD_LENGTH:  # no word: a URL's run, a made-up string; folded, not stemmed or cached
+            return strip_accents(fold(token))
         stem = self.stem(fold(token))
         with self._lock:
             if len(self) >= self.size:
