@@ -16,7 +16,7 @@ from ..config import ConfigError, early_logging, load_settings
 from ..logs import setup_logging
 from ..notation import SourceError
 from ..rules import RulesError
-from . import backtest, doctor, report, silences, tasks
+from . import backtest, doctor, report, silences, tasks, themes
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     silences.register(commands)
     tasks.register(commands)
     report.register(commands)
+    themes.register(commands)  # `themes suggest`: new themes from the comments no theme covers
     doctor.register(commands)  # `doctor`: settings, rules, Kafka and Slack checked before a deploy
 
     schema = commands.add_parser("schema", help="print the JSON Schema of a record type, for producers and consumers")
