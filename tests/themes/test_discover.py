@@ -21,8 +21,7 @@ import yaml
 
 from tests.conftest import ROOT, produce
 from worker.cli import EXIT_OK, EXIT_USAGE, main
-from worker.themes import NO_THEMES, ThemeMatcher, build_themes, tokenize
-from worker.themes.discover import Answer, Candidate, candidate_for, discover, to_yaml
+from worker.themes import NO_THEMES, Answer, Candidate, ThemeMatcher, build_themes, candidate_for, discover, to_yaml, tokenize
 
 THEMES_LIST: list[dict[str, object]] = [
     {"id": "delivery", "label": "Delivery"},

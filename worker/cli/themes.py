@@ -5,7 +5,7 @@
 
 The answers are read as `rules test` reads them (worker/backtest/: a JSONL file, .gz too, or the
 records of a topic in a time range, read without a group and never committed); the themes are those
-of the rules path; the grouping is worker/themes/discover.py. A summary goes to stderr, the YAML to
+of the rules path; the grouping is worker/themes/discovery.py. A summary goes to stderr, the YAML to
 stdout (or --out). Exit codes: 0 printed, 1 the answers could not be read (Kafka down), 2 usage
 (missing file, unknown topic, invalid rules).
 """
@@ -21,7 +21,7 @@ from ..backtest import Progress, Replay, SourceUnavailable, run_file, run_topic
 from ..events import event_data, is_unhappy
 from ..notation import parse_duration
 from ..rules import RuleSet, load_rules
-from ..themes.discover import Answer, discover, to_yaml
+from ..themes import Answer, discover, to_yaml
 from .backtest import DEFAULT_SINCE
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 

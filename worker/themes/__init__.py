@@ -5,6 +5,7 @@ text.py      tokens, Snowball stems without accents, the per-language stem cache
 language.py  the language of a comment without one, among the languages the themes use
 matcher.py   ThemeMatcher: a comment → Tagging (themes, language, words, stems)
 suggest.py   CauseCounts: naive Bayes over stems, learned from resolved tasks → Suggestion
+discovery.py new themes from the comments no theme covers (`themes suggest`): candidates, as YAML to paste
 
 **Loading** (rules/loader.py). Each rules file may have a `themes:` list; pass every file's (None where
 absent) to `build_themes`, which checks them together (ids unique across files, parents that exist, no
@@ -73,6 +74,7 @@ comment seen before (the latest REMEMBERED, up to REMEMBERED_LENGTH characters) 
 first MAX_WORDS words of a comment are tagged (customer text is untrusted).
 """
 
+from .discovery import Answer, Candidate, Discovery, candidate_for, discover, to_yaml
 from .language import LanguageGuesser
 from .matcher import Tagging, ThemeMatcher
 from .model import ANY, NO_THEMES, Loc, Theme, ThemeProblem, ThemesError, ThemeSet, build_themes
@@ -81,6 +83,12 @@ from .text import LANGUAGES, StemCache, strip_accents, tokenize
 
 __all__ = [
     "ANY",
+    "Answer",
+    "Candidate",
+    "Discovery",
+    "candidate_for",
+    "discover",
+    "to_yaml",
     "CauseCounts",
     "DEFAULT_MIN_EXAMPLES",
     "LANGUAGES",
