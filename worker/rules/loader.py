@@ -17,14 +17,15 @@ from ..events import data_getter
 from ..metrics import DEFAULT_METRIC_TEMPLATE, MetricCondition, MetricRule
 from ..notation import LineDict, LineList, Location, Problems, SourceError, load_yaml, locate
 from ..tasks import SEVERITY_RANK, FollowupSpec
-from ..themes import NO_THEMES, ThemesError, ThemeSet, build_themes
+from ..themes import NO_THEMES, EmergingSpec, ThemesError, ThemeSet, build_themes
 from .blocks import DEFAULT_TEMPLATE, AlertSpec, GroupSpec, ThrottleSpec
 from .conditions import compile_cond, predicate
 from .model import Rule, RuleSet
 
 RULE_KEYS = ("id", "description", "when", "severity", "followup", "alert", "throttle", "group")
-#: tests: run by `rules check` (rules/ruletests.py), the worker ignores them; themes: comment themes (worker/themes/).
-FILE_KEYS = ("rules", "themes", "tests")
+#: tests: run by `rules check` (rules/ruletests.py), the worker ignores them; themes: comment themes (worker/themes/);
+#: emerging: rising complaints (worker/themes/emerging.py), in one file at most.
+FILE_KEYS = ("rules", "themes", "emerging", "tests")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -64,6 +65,7 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
             problems.append(err)
             documents.append(None)
     themes, theme_ids = _themes(documents, files, problems)
+    emerging = _emerging(documents, available, problems)
     rules: list[Rule] = []
     metric_rules: list[MetricRule] = []
     seen: dict[str, Location] = {}
@@ -85,7 +87,9 @@ def load_rules(path: Path | str, templates: Path | str | None = None) -> RuleSet
         raise RulesError(problems.ordered([str(f) for f in files]))
     if not rules and not metric_rules:
         raise RulesError([SourceError(Location(str(path), 0), "no rules found")])
-    return RuleSet(rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules), themes=themes)
+    return RuleSet(
+        rules=tuple(rules), files=tuple(str(f) for f in files), metric_rules=tuple(metric_rules), themes=themes, emerging=emerging
+    )
 
 
 def _themes(documents: list[Any], files: list[Path], problems: Problems) -> tuple[ThemeSet, frozenset[str]]:
@@ -108,6 +112,27 @@ def _themes(documents: list[Any], files: list[Path], problems: Problems) -> tupl
         written = [item.get("id") for entries in lists if isinstance(entries, list) for item in entries if isinstance(item, dict)]
         return NO_THEMES, frozenset(i for i in written if isinstance(i, str))
     return themes, frozenset(themes.ids)
+
+
+def _emerging(documents: list[Any], templates: set[str] | None, problems: Problems) -> EmergingSpec | None:
+    """The `emerging:` block (rising complaints), from the one file that has it."""
+    found: EmergingSpec | None = None
+    first: Location | None = None
+    for document in documents:
+        if not isinstance(document, LineDict) or "emerging" not in document:
+            continue
+        if first is not None:
+            problems.add(document.where("emerging"), f"a second `emerging:` block (the first is at {first}): keep one")
+            continue
+        first = document.where("emerging")
+        if not isinstance(document["emerging"], LineDict):
+            problems.add(first, "`emerging:` must be a mapping with channel, window, baseline, min_count, min_ratio")
+            continue
+        found = _validate(EmergingSpec, document, "emerging", "rising complaints", problems)
+        if found is not None and templates is not None and found.template not in templates:
+            at = document["emerging"].where("template") if "template" in document["emerging"] else first
+            problems.add(at, f"emerging: template {found.template!r} not found (available: {', '.join(sorted(templates)) or 'none'})")
+    return found
 
 
 def _rule_nodes(document: Any, file: Path, problems: Problems) -> Iterable[tuple[LineDict, Location]]:

@@ -20,7 +20,7 @@ from ..events import NO_THEME_IDS, VALID_SCORES, EventData, FeedbackEvent
 from ..metrics import MetricRule
 from ..notation import Location
 from ..tasks import SEVERITY_RANK, FollowupSpec, Severity
-from ..themes import NO_THEMES, Tagging, ThemeMatcher, ThemeSet
+from ..themes import NO_THEMES, EmergingSpec, Tagging, ThemeMatcher, ThemeSet
 from .blocks import AlertSpec, GroupSpec, ThrottleSpec
 from .compiled import Form, matcher
 from .conditions import Cond, specialize
@@ -66,6 +66,7 @@ class RuleSet:
     files: tuple[str, ...] = ()
     metric_rules: tuple[MetricRule, ...] = ()  # `when: {metric: ...}`: checked on snapshots, not events
     themes: ThemeSet = NO_THEMES  # `themes:` in the rules files: what `comment.themes` and the snapshots count
+    emerging: EmergingSpec | None = None  # `emerging:`: rising complaints, when on
     # Built in __post_init__: not arguments, and no part of the value (repr, ==, hash).
     _data: Matchers = field(init=False, repr=False, compare=False)
     _tagger: ThemeMatcher | None = field(init=False, repr=False, compare=False)

@@ -5,6 +5,7 @@ text.py      tokens, Snowball stems without accents, the per-language stem cache
 language.py  the language of a comment without one, among the languages the themes use
 matcher.py   ThemeMatcher: a comment → Tagging (themes, language, words, stems)
 suggest.py   CauseCounts: naive Bayes over stems, learned from resolved tasks → Suggestion
+emerging.py  rising complaints: `emerging:` (EmergingSpec), when a term is rising, which themes cover it
 discovery.py new themes from the comments no theme covers (`themes suggest`): candidates, as YAML to paste
 
 **Loading** (rules/loader.py). Each rules file may have a `themes:` list; pass every file's (None where
@@ -74,7 +75,8 @@ comment seen before (the latest REMEMBERED, up to REMEMBERED_LENGTH characters) 
 first MAX_WORDS words of a comment are tagged (customer text is untrusted).
 """
 
-from .discovery import Answer, Candidate, Discovery, candidate_for, discover, to_yaml
+from .discovery import Answer, Candidate, Discovery, candidate_for, discover, term_forms, to_yaml
+from .emerging import EmergingSpec, RisingTerm, covering, rising_terms
 from .language import LanguageGuesser
 from .matcher import Tagging, ThemeMatcher
 from .model import ANY, NO_THEMES, Loc, Theme, ThemeProblem, ThemesError, ThemeSet, build_themes
@@ -86,6 +88,11 @@ __all__ = [
     "Answer",
     "Candidate",
     "Discovery",
+    "EmergingSpec",
+    "RisingTerm",
+    "covering",
+    "rising_terms",
+    "term_forms",
     "candidate_for",
     "discover",
     "to_yaml",

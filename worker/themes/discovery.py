@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 import stopwordsiso
 import yaml
 
-from .matcher import ThemeMatcher
+from .matcher import Tagging, ThemeMatcher
 from .model import ANY, ThemeSet
 from .text import LANGUAGES, WORD, StemCache, fold, normalize, strip_accents, tokenize
 
@@ -173,9 +173,19 @@ def _stop_words(language: str | None) -> frozenset[str]:
 
 def _doc(answer: Answer, matcher: ThemeMatcher) -> _Doc:
     tagging = matcher.tag(answer.comment, answer.language)
+    forms = term_forms(answer.comment or "", tagging)
+    language = tagging.language if tagging.language in LANGUAGES else None
+    return _Doc(answer.comment or "", language, answer.unhappy, tuple(sorted({k for k, _ in forms})), forms)
+
+
+def term_forms(comment: str, tagging: Tagging) -> tuple[tuple[str, str], ...]:
+    """A comment's terms, each as (key, as written) per occurrence: its stems and its two-stem phrases (two
+    consecutive tokens, key "stem stem"), without stop words, numbers or one-letter tokens. A capital that only
+    starts a sentence is not kept in the written form ("Zipper broke." gives "zipper"). What `themes suggest` groups
+    by and rising complaints count (themes/emerging.py)."""
     stop = tagging.stop or _stop_words(tagging.language)
     stems = tagging.stems
-    starts = _sentence_starts(answer.comment or "", len(tagging.words))  # "Zipper broke.": zipper, as anywhere else
+    starts = _sentence_starts(comment, len(tagging.words))
     words = tuple(w.lower() if i in starts and w.istitle() else w for i, w in enumerate(tagging.words))
     keep = [len(f := fold(w)) > 1 and not f.isdigit() and f not in stop and w.lower() not in stop for w in words]
     forms: list[tuple[str, str]] = []
@@ -184,8 +194,7 @@ def _doc(answer: Answer, matcher: ThemeMatcher) -> _Doc:
             forms.append((stem, word))
             if i + 1 < len(words) and keep[i + 1]:
                 forms.append((f"{stem} {stems[i + 1]}", f"{word} {words[i + 1]}"))
-    language = tagging.language if tagging.language in LANGUAGES else None
-    return _Doc(answer.comment or "", language, answer.unhappy, tuple(sorted({k for k, _ in forms})), tuple(forms))
+    return tuple(forms)
 
 
 def _sentence_starts(text: str, words: int) -> set[int]:
