@@ -396,7 +396,7 @@ def check(stats: Any, events: int, malformed: int, alerts: int, tasks: int, dead
     return [f"{what}: {got:,}, expected {want:,}" for what, (got, want) in expect.items() if got != want]
 
 
-def base_settings(broker: EmbeddedBroker, slack: SlackProcess, mix: str, metrics: bool, **overrides: Any) -> Settings:
+def base_settings(broker: EmbeddedBroker, slack: SlackProcess, mix: str, metrics: bool, themes: bool = True, **overrides: Any) -> Settings:
     """The worker's settings for a run: the environment may tune the worker (e.g. SLACK_CONCURRENCY,
     KAFKA_FETCH_MAX_WAIT_MS); these win."""
     return load_settings(
@@ -404,7 +404,7 @@ def base_settings(broker: EmbeddedBroker, slack: SlackProcess, mix: str, metrics
         kafka_bootstrap_servers=broker.bootstrap_servers,
         kafka_session_timeout_ms=6000,
         kafka_heartbeat_interval_ms=1000,
-        rules_path=rules_for(mix, ROOT / "rules", metrics),
+        rules_path=rules_for(mix, ROOT / "rules", metrics, themes),
         templates_path=ROOT / "templates",
         slack_bot_token=slack.token,
         slack_api_url=slack.url,
@@ -424,14 +424,14 @@ def throughput(args: argparse.Namespace) -> int:
         )
         if args.mix == "burst":  # a summary holds its events' offsets for its wait: let them all be in flight
             overrides["max_in_flight_alerts"] = max(args.events, 1000)
-        settings = base_settings(broker, slack, args.mix, args.metrics, **overrides)
+        settings = base_settings(broker, slack, args.mix, args.metrics, args.themes, **overrides)
         setup_logging("WARNING", settings.secrets())
         logging.getLogger("worker").addFilter(lambda r: not r.getMessage().startswith("invalid event"))  # expected
         ensure_topics(settings, [settings.feedback_topic], partitions=args.partitions)
         ensure_topics(settings, [settings.followup_topic, settings.metrics_topic, settings.dlq_topic], compacted=[settings.metrics_topic])
         say(
             f"▶ broker {broker.bootstrap_servers}; {args.events:,} events, {args.partitions} partitions, {args.compression}; "
-            f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}"
+            f"mix {args.mix}; metrics {'on' if args.metrics else 'off'}; themes {'on' if args.themes else 'off'}"
         )
 
         say("▶ producing")
@@ -604,6 +604,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="FeedbackGenerator seed (default 7)")
     parser.add_argument("--compression", default="lz4", choices=["lz4", "gzip", "snappy", "zstd", "none"])
     parser.add_argument("--no-metrics", dest="metrics", action="store_false", help="run the worker with metrics off")
+    parser.add_argument("--no-themes", dest="themes", action="store_false", help="without the shipped themes (nor the rule on them)")
     parser.add_argument(
         "--mix",
         choices=MIXES,
