@@ -111,6 +111,9 @@ class Settings(BaseModel):
     root_cause_digest: RootCauseDigest | None = Field(
         None, description="The top root causes of each period's resolved tasks, posted to a channel (config file only); none: off."
     )
+    root_cause_suggestion_min_examples: int = Field(
+        20, ge=1, description="Tasks resolved with a root cause (and a comment) before a new task gets a suggested root cause."
+    )
 
     _root_causes = field_validator("root_causes")(lambda cls, causes: check_root_causes(causes))
 

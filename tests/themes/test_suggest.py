@@ -168,3 +168,36 @@ def test_the_suggestion_as_followup_opened_carries_it() -> None:
     assert suggestion is not None
     assert suggestion.as_dict() == {"root_cause": "shipping-delay", "confidence": suggestion.confidence, "terms": list(suggestion.terms)}
     assert json.loads(json.dumps(suggestion.as_dict()))["root_cause"] == "shipping-delay"
+
+
+def test_a_lenient_remove_goes_down_to_zero_and_no_further() -> None:
+    counts = CauseCounts()
+    counts.add("pricing", ["price", "price", "high"])
+    counts.remove("pricing", ["price", "price", "price", "unknown"], strict=False)
+    assert counts.tasks == {} and counts.stems == {"high": {"pricing": 1}}
+    counts.remove("pricing", ["high"], strict=False)
+    assert counts == CauseCounts() and counts.to_dict() == {"tasks": {}, "stems": {}}
+    counts.remove("billing-error", ["high"], strict=False)  # never had it: nothing to take
+    assert counts == CauseCounts()
+
+
+def test_prune_keeps_the_commonest_stems_and_the_model_consistent() -> None:
+    counts = learned()
+    before = len(counts.stems)
+    ranked = sorted(counts.stems, key=lambda stem: (-sum(counts.stems[stem].values()), stem))
+    assert counts.prune(before) == 0 and counts.prune(10) == before - 10
+    assert sorted(counts.stems) == sorted(ranked[:10])
+    again = CauseCounts.from_dict(counts.to_dict())  # the totals are what the counts left say
+    assert again == counts and suggest(again, "My parcel is late again") == suggest(counts, "My parcel is late again")
+
+
+def test_a_theme_as_a_feature_carries_a_cause_across_languages_and_is_never_a_term() -> None:
+    late = CauseCounts.theme("shipping-delay")
+    assert late == "#shipping-delay"
+    counts = CauseCounts()
+    counts.add("shipping-delay", [*keywords("Het pakket kwam te laat")[0], late])
+    counts.add("billing-error", [*keywords("Die Rechnung war falsch")[0], CauseCounts.theme("wrong-invoice")])
+    stems, words = keywords("The parcel is delayed")
+    suggestion = counts.suggest([*stems, late], [*words, ""], min_examples=2)
+    assert suggestion is not None and suggestion.root_cause == "shipping-delay" and suggestion.terms == ()
+    assert counts.suggest([*stems], [*words], min_examples=2) == Suggestion("billing-error", 0.5, ())  # a tie without it

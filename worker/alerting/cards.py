@@ -11,6 +11,10 @@ task id:
     modal: callback_id followup.resolve, private_metadata the task id, blocks root_cause
     (static_select), resolution (multi-line text), customer_contacted (checkboxes)
 
+While a task is unresolved, its card says which root cause resolved tasks with words like its comment's
+were put down to ("Likely: Shipping delay (72 %): late, parcel", tasks/learning.py), and the dialog
+preselects it.
+
 Customer text never reaches the card unescaped: every text here is escaped for Slack.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..tasks import STEPS, Case, FollowUpTask
+from ..tasks import STEPS, Case, FollowUpTask, SuggestedRootCause
 from .escaping import slack_escape
 from .escaping import slack_mention as mention
 
@@ -38,7 +42,8 @@ def with_card(blocks: list[dict[str, Any]], card: list[dict[str, Any]]) -> list[
 
 def new_card(task: FollowUpTask) -> list[dict[str, Any]]:
     """The card of a task just opened (no case yet: its status is open)."""
-    return _card(task.task_id, "open", task.assignee, {}, task.due_at.strftime("%Y-%m-%d %H:%M UTC"), None, [], overdue=False)
+    due = task.due_at.strftime("%Y-%m-%d %H:%M UTC")
+    return _card(task.task_id, "open", task.assignee, {}, due, None, [], overdue=False, suggested=task.suggested_root_cause)
 
 
 def card(case: Case, overdue: bool) -> list[dict[str, Any]]:
@@ -51,7 +56,19 @@ def card(case: Case, overdue: bool) -> list[dict[str, Any]]:
         case,
         [e.reason for e in case.escalations if e.round == case.reopened],
         overdue,
+        case.suggested_root_cause,
     )
+
+
+def cause_label(cause: str) -> str:
+    """A root cause's slug as people read it: shipping-delay → Shipping delay."""
+    return cause.replace("-", " ").capitalize()
+
+
+def likely_line(suggested: SuggestedRootCause) -> str:
+    """The card's line "Likely: Shipping delay (72 %): late, parcel", escaped: the terms are the customer's words."""
+    line = f"Likely: {slack_escape(cause_label(suggested.root_cause))} ({int(suggested.confidence * 100 + 0.5)} %)"
+    return line + (f": {slack_escape(', '.join(suggested.terms)[:300])}" if suggested.terms else "")
 
 
 def _card(
@@ -63,6 +80,7 @@ def _card(
     case: Case | None,
     escalations: list[str],
     overdue: bool,
+    suggested: SuggestedRootCause | None = None,
 ) -> list[dict[str, Any]]:
     line = f"*{status.capitalize()}*"
     if assignee:
@@ -102,6 +120,10 @@ def _card(
     }
     if assignee and assignee[:1] in "UW":
         picker["initial_user"] = assignee
+    if suggested is not None:
+        # plain text (and escaped, like every customer text): a word such as _this_ stays as typed
+        likely = {"type": "plain_text", "emoji": False, "text": likely_line(suggested)}
+        blocks.append({"type": "context", "block_id": f"{CARD}:{task_id}:likely", "elements": [likely]})
     blocks += [
         {"type": "actions", "block_id": f"{CARD}:{task_id}:steps", "elements": [checkboxes]},
         {
@@ -127,8 +149,18 @@ def _loop_line(case: Case) -> str:
     return ""
 
 
-def resolve_view(task_id: str, root_causes: list[str], customer: str) -> dict[str, Any]:
-    """The dialog a `Resolve…` click opens (views.open)."""
+def resolve_view(task_id: str, root_causes: list[str], customer: str, suggested: str | None = None) -> dict[str, Any]:
+    """The dialog a `Resolve…` click opens (views.open); `suggested`: the task's suggested root cause, preselected."""
+    options = [{"text": {"type": "plain_text", "text": cause}, "value": cause} for cause in root_causes[:100]]
+    select: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": "value",
+        "placeholder": {"type": "plain_text", "text": "Choose…"},
+        "options": options,
+    }
+    preselected = next((option for option in options if option["value"] == suggested), None)
+    if preselected is not None:
+        select["initial_option"] = preselected
     return {
         "type": "modal",
         "callback_id": RESOLVE_VIEW,
@@ -143,12 +175,7 @@ def resolve_view(task_id: str, root_causes: list[str], customer: str) -> dict[st
                 "block_id": "root_cause",
                 "optional": True,
                 "label": {"type": "plain_text", "text": "Root cause"},
-                "element": {
-                    "type": "static_select",
-                    "action_id": "value",
-                    "placeholder": {"type": "plain_text", "text": "Choose…"},
-                    "options": [{"text": {"type": "plain_text", "text": cause}, "value": cause} for cause in root_causes[:100]],
-                },
+                "element": select,
             },
             {
                 "type": "input",

@@ -1,7 +1,8 @@
 """What a click or a dialog in Slack means for a task: the actions to send, a dialog to open, or why not.
 
 Pure functions of the payload and the cases this replica sees, so they can be tested without
-Slack: `on_click` (block_actions) and `on_submit` (view_submission). The keeper checks every
+Slack: `on_click` (block_actions) and `on_submit` (view_submission). The resolve dialog preselects the
+task's suggested root cause (followup.opened's `suggested_root_cause`), when it has one. The keeper checks every
 action again when it applies it (tasks/transitions.py); checking here too means a refusal is shown
 at once, as an ephemeral message only the clicking user sees.
 """
@@ -61,7 +62,8 @@ def on_click(payload: dict[str, Any], cases: Cases, policy: TaskPolicy, allowed:
             customer = (case.customer_name or case.customer_id) if case else ""
             if case is not None and case.status == "resolved":
                 return Decision(ephemeral=f"Task {task_id} is already resolved.", note="resolve on a resolved task")
-            decision.view = resolve_view(task_id, policy.root_causes, customer)
+            suggested = case.suggested_root_cause.root_cause if case is not None and case.suggested_root_cause else None
+            decision.view = resolve_view(task_id, policy.root_causes, customer, suggested)  # the suggestion preselected
             continue
         fields: list[dict[str, Any]] = []
         if action_id == "followup.acknowledge":

@@ -12,6 +12,10 @@ after the other, never both.
 A resolution asks the customer again (a survey.requested record, tasks/recheck.py); the
 customer's next answer closes the task or reopens it. What the keeper says in Slack
 (escalations, a reopening by the customer) is keeper/notes.py's.
+
+A new task gets the root cause that resolved tasks with words like its comment's were put down
+to (`suggested_root_cause`): the keeper works it out as it applies the Open, from the counts it
+keeps in the state topic as it applies resolutions and reopenings (tasks/learning.py).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ..tasks import (
     Answer,
     Case,
     Cases,
+    CauseModel,
     Close,
     Escalate,
     FollowupAnswer,
@@ -55,6 +60,7 @@ from ..tasks import (
     Update,
     answered_tasks,
     apply,
+    comment_keywords,
     survey_request,
     task_id_for,
 )
@@ -114,6 +120,7 @@ class Keeper:
         self.notes = TaskNotes(outbox, renderer)
         self.root_causes = RootCauseDigests(settings, cases, outbox, renderer)  # config `root_cause_digest:`
         self.survey_topic = settings.survey_request_topic
+        self.causes = CauseModel(cases.view, self.policy, settings.root_cause_suggestion_min_examples)
         self.dimensions = [(path, field_getter(path)) for path in settings.metrics.dimensions]
 
     # -- asking (any worker) -----------------------------------------------------------------------
@@ -125,8 +132,11 @@ class Keeper:
     def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent, tagging: Tagging | None = None) -> None:
         """A new task: the keeper picks its pool member, publishes followup.opened and starts its timers.
 
-        `tagging`: the comment's themes and stems (rules.RuleSet.tag), None without themes or comment."""
+        `tagging`: the comment's themes and stems (rules.RuleSet.tag), None without themes or comment. The Open
+        carries the comment's stems (stop words left out): the keeper suggests a root cause from them, and learns
+        from them once the task is resolved; without themes, the comment is stemmed here (tasks/learning.py)."""
         self.stats.tasks += 1
+        stems, words = comment_keywords(event.comment, event.language, tagging)
         within = int(spec.acknowledge_within.total_seconds()) if spec.acknowledge_within else None
         dims = [f"{path}={value}" for path, get in self.dimensions if (value := get(event)) is not None]
         self.ask(
@@ -142,6 +152,8 @@ class Keeper:
                 recheck=spec.recheck,
                 recovery_window_s=int(spec.recovery_window.total_seconds()),
                 dims=dims,
+                stems=stems,
+                words=words,
             )
         )
 
@@ -232,13 +244,14 @@ class Keeper:
         return Sla(acknowledge_by=acknowledge_by, resolve_by=resolve_by)
 
     def when_assigned(self, task: FollowUpTask, abandon: threading.Event, go: Callable[[FollowUpTask], None]) -> None:
-        """Run `go` with the task as the keeper opened it: at once, unless its owner is a pool (the alert names the member)."""
-        if task.owner not in self.policy.owners:
+        """Run `go` with the task as the keeper opened it: at once, unless its owner is a pool (the alert names the
+        member) or its card may show a suggested root cause (with cards, once enough tasks were resolved)."""
+        if task.owner not in self.policy.owners and not (self.cards is not None and task.comment and self.causes.ready):
             go(task)
             return
         case = self.cases.get(task.task_id)
         if case is not None:
-            go(task.model_copy(update={"assignee": case.assignee}))
+            go(_as_opened(task, case))
         else:
             self._waiting.append(_Waiting(task, abandon, go))
 
@@ -255,12 +268,12 @@ class Keeper:
                 continue
             case = self.cases.get(waiting.task.task_id)
             if case is not None:
-                waiting.go(waiting.task.model_copy(update={"assignee": case.assignee}))
+                waiting.go(_as_opened(waiting.task, case))
                 continue
             if not waiting.warned and time.monotonic() - waiting.since > SLOW_ASSIGNMENT_S:
                 waiting.warned = True
                 log.warning(
-                    "task %s has waited %.0f s for the keeper (the owner of %s[0]) to assign it: is that worker stuck?",
+                    "task %s has waited %.0f s for the keeper (the owner of %s[0]) to open it: is that worker stuck?",
                     waiting.task.task_id,
                     SLOW_ASSIGNMENT_S,
                     self.topic,
@@ -281,7 +294,11 @@ class Keeper:
             return
         action_id = action.action_id or f"{record.topic}:{record.partition}:{record.offset}"
         now = self.clock()
-        result = apply(self.cases.get(action.task_id), action, action_id, now, self.policy, self.cases.assign)
+        before = self.cases.get(action.task_id)
+        if isinstance(action, Open) and before is None:  # what resolved tasks say of its words, as the counts stand now
+            suggested = self.causes.suggest(action.stems, action.words, action.task.themes)
+            action = action.model_copy(update={"task": action.task.model_copy(update={"suggested_root_cause": suggested})})
+        result = apply(before, action, action_id, now, self.policy, self.cases.assign)
         if isinstance(result, Refused):
             if action.actor.source == "worker":  # e.g. an escalation that lost the race with a resolve: nothing wrong
                 log.info("%s of task %s not applied: %s", action.action, action.task_id, result.reason)
@@ -292,6 +309,7 @@ class Keeper:
             return
         if result is not None:
             self.checkpoint.publish(self.followup_topic, action.task_id.encode(), result.record.model_dump_json().encode())
+            self.causes.learn(before, result.case, action_id)  # before the case: see tasks/learning.py, exactly once
             self.cases.save(result.case)
             self._schedule(result.case)
             if isinstance(action, Escalate):
@@ -371,6 +389,11 @@ class Keeper:
             self.keeping = False
             self._due, self._asked = [], {}
             self.notes.clear()
+
+
+def _as_opened(task: FollowUpTask, case: Case) -> FollowUpTask:
+    """The loop's task as the keeper opened it: its pool member and its suggested root cause."""
+    return task.model_copy(update={"assignee": case.assignee, "suggested_root_cause": case.suggested_root_cause})
 
 
 def _reopened_by(case: Case, event_id: str) -> int:

@@ -13,6 +13,7 @@ table.py      every case, from the state topic
 kpis.py       a case's marks as loop-KPI entries for the metric snapshots (metrics/loop.py)
 schedule.py   `root_cause_digest:`: when the digest goes out, and its periods
 diagnose.py   the root causes of the tasks resolved in a period, against the period before
+learning.py   the suggested root cause: counts learned from resolved tasks, in the state topic
 """
 
 from .actions import (
@@ -47,6 +48,7 @@ from .diagnose import (
 )
 from .heard import DEFAULT_STEPS, STEPS, Step, TaskStep, heard_steps
 from .kpis import follow_cases, loop_entries
+from .learning import CauseModel, comment_keywords, counted, features
 from .lifecycle import (
     TASK_RECORD,
     EscalatedTo,
@@ -97,6 +99,9 @@ __all__ = [
     "cases_from_records",
     "change_text",
     "check_root_causes",
+    "comment_keywords",
+    "counted",
+    "features",
     "fold",
     "follow_cases",
     "heard_steps",
@@ -122,6 +127,7 @@ __all__ = [
     "Assign",
     "Case",
     "CauseLine",
+    "CauseModel",
     "CauseReport",
     "Cases",
     "Close",

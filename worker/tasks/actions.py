@@ -73,6 +73,10 @@ class _WorkerAction(_Action):
 
 #: Timers beyond ten years are a mistake, not a policy (and past what datetime arithmetic can hold).
 MAX_TIMER_S = 10 * 365 * 86400
+#: A comment's keywords an Open carries (the first ones), and how long a stem or word may be.
+MAX_KEYWORDS = 100
+MAX_STEM = 30
+MAX_WORD = 100
 
 
 class Open(_WorkerAction):
@@ -84,6 +88,21 @@ class Open(_WorkerAction):
     recheck: Recheck = "csat"  # the rule's follow-up survey, asked for when the task is resolved
     recovery_window_s: int = Field(14 * 86400, ge=0, le=MAX_TIMER_S)
     dims: list[str] = Field(default_factory=list)  # the event's metric dimensions (`customer.segment=smb`): loop KPIs per dimension
+    stems: list[Annotated[str, Field(min_length=1, max_length=MAX_STEM)]] = Field(
+        default_factory=list,
+        max_length=MAX_KEYWORDS,
+        description="The comment's stems, stop words left out: what the suggested root cause is worked out from, and "
+        "learned from once the task is resolved (tasks/learning.py).",
+    )
+    words: list[Annotated[str, Field(max_length=MAX_WORD)]] = Field(
+        default_factory=list, max_length=MAX_KEYWORDS, description="Those words as written (casefolded), one per stem."
+    )
+
+    @model_validator(mode="after")
+    def _a_word_per_stem(self) -> Open:
+        if len(self.words) != len(self.stems):
+            raise ValueError(f"{len(self.stems)} stems but {len(self.words)} words: one word per stem")
+        return self
 
 
 class Update(_WorkerAction):

@@ -26,7 +26,7 @@ from .lifecycle import (
     TaskReopened,
     TaskResolved,
 )
-from .records import COMMENT_KEPT, Actor, FollowUpTask, FollowUpUpdate, Sla
+from .records import COMMENT_KEPT, Actor, FollowUpTask, FollowUpUpdate, Sla, SuggestedRootCause
 from .spec import EscalateTo, Recheck
 
 Status = Literal["open", "acknowledged", "resolved", "closed"]
@@ -92,6 +92,8 @@ class Case(BaseModel):
     recheck: Recheck = "none"  # the follow-up survey asked for when it is resolved
     recovery_window_s: int = 14 * 86400
     dims: list[str] = Field(default_factory=list)  # metric dimensions of the opening answer, e.g. customer.segment=smb
+    keywords: list[str] = Field(default_factory=list)  # its comment's stems (no stop words) and #themes: learned from once resolved
+    suggested_root_cause: SuggestedRootCause | None = None  # as followup.opened said: the card shows it, the dialog preselects it
     outcome: Literal["recovered", "no_response"] | None = None  # once closed
     marks: list[Mark] = Field(default_factory=list)
 
@@ -163,6 +165,7 @@ def opened(
     recheck: Recheck = "none",
     recovery_window: timedelta = timedelta(days=14),
     dims: list[str] | None = None,
+    keywords: list[str] | None = None,
 ) -> Case:
     sla = task.sla or Sla(resolve_by=task.due_at)
     return Case(
@@ -186,6 +189,8 @@ def opened(
         recheck=recheck,
         recovery_window_s=int(recovery_window.total_seconds()),
         dims=dims or [],
+        keywords=keywords or [],
+        suggested_root_cause=task.suggested_root_cause,
         marks=[Mark(kind="opened", at=task.opened_at)],
     )
 

@@ -7,6 +7,8 @@ check an action before sending it, and know who has a task.
     task|<input topic>|<task id>       the case (case.py), JSON
     pool|<input topic>|<owner>         {"next": n}: the round-robin position of an owner pool
     outcome|<input topic>|<action id>  {"applied": bool, "reason": ..., "at": ...}: for whoever sent it
+
+(and `cause|<input topic>|<root cause>`, the suggested root cause's counts: learning.py's CauseModel)
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import TypedDict
 
 from .actions import Acknowledge, Action, Answer, Assign, Close, Escalate, Open, Reopen, Resolve, StepAction, Update
 from .case import Case, fold, opened, remember
+from .learning import features
 from .lifecycle import (
     EscalatedTo,
     Lifecycle,
@@ -89,6 +90,7 @@ def apply(
             action.recheck,
             timedelta(seconds=action.recovery_window_s),
             action.dims,
+            features(action.stems, task.themes),  # what it teaches once resolved (learning.py)
         )
         return Applied(remember(new, action_id), task)
     if case is None:

@@ -1,7 +1,9 @@
 """A suggested root cause for a new task, learned from the causes people chose for resolved ones.
 
 Multinomial naive Bayes over the stems of a comment (stop words left out; `Tagging.keywords`), with
-Laplace smoothing. The model *is* its counts: per root cause, how many resolved tasks chose it and how
+Laplace smoothing. The themes the comment mentions may be features too (`CauseCounts.theme`: `#shipping-delay`,
+which no token can be): they carry what a comment in one language teaches to comments in another
+("te laat", "hilines" and "late" are one theme), and are never shown as terms. The model *is* its counts: per root cause, how many resolved tasks chose it and how
 often each stem occurred in their comments. Counts only add up, so they can be kept anywhere (a state
 topic record per partition, per replica, per day) and summed: every replica that sums the same records
 gets the same counts, whatever their order, and so the same suggestion, to the last bit (the arithmetic
@@ -29,6 +31,9 @@ DEFAULT_MIN_EXAMPLES = 20
 #: Words shown with a suggestion.
 TERMS = 3
 
+#: Marks a feature that is a theme, not a stem (a token is word characters only, so none starts with it).
+THEME_MARK = "#"
+
 
 @dataclass(frozen=True)
 class Suggestion:
@@ -51,18 +56,51 @@ class CauseCounts:
         self.stems: dict[str, dict[str, int]] = {}  # stem → cause → occurrences
         self._totals: dict[str, int] = {}  # cause → all its stem occurrences (derived)
 
+    @staticmethod
+    def theme(theme_id: str) -> str:
+        """A theme the comment mentions, as a feature: counted and weighed like a stem, never shown as a term."""
+        return THEME_MARK + theme_id
+
     # -- counting -------------------------------------------------------------------------------
 
     def add(self, cause: str, stems: Iterable[str]) -> None:
         """One resolved task with root cause `cause` and a comment of these stems (`Tagging.keywords`)."""
         self._count(cause, list(stems), 1)
 
-    def remove(self, cause: str, stems: Iterable[str]) -> None:
-        """Take back an `add` (a task reopened and resolved again with another cause); never below zero."""
+    def remove(self, cause: str, stems: Iterable[str], strict: bool = True) -> None:
+        """Take back an `add` (a task reopened and resolved again with another cause); never below zero.
+
+        `strict`: a task these counts never had is a ValueError (and changes nothing); otherwise each count
+        goes down as far as zero (counts that `prune` dropped some of the task's stems from)."""
         stems = list(stems)
-        if self.tasks.get(cause, 0) < 1 or any(self.stems.get(s, {}).get(cause, 0) < n for s, n in _tally(stems).items()):
-            raise ValueError(f"these counts never had that task for {cause!r}")
-        self._count(cause, stems, -1)
+        tally = _tally(stems)
+        if strict:
+            if self.tasks.get(cause, 0) < 1 or any(self.stems.get(s, {}).get(cause, 0) < n for s, n in tally.items()):
+                raise ValueError(f"these counts never had that task for {cause!r}")
+            self._count(cause, stems, -1)
+            return
+        if self.tasks.get(cause, 0) > 0:
+            self._bump(self.tasks, cause, -1)
+        for stem, occurrences in tally.items():
+            row = self.stems.get(stem)
+            if row is None:
+                continue
+            taken = min(occurrences, row.get(cause, 0))
+            self._bump(row, cause, -taken)
+            self._bump(self._totals, cause, -taken)
+            if not row:
+                del self.stems[stem]
+
+    def prune(self, keep: int) -> int:
+        """Keep the `keep` commonest stems (all causes together; a tie keeps the first in alphabetical order) and
+        forget the rest, so a record of these counts stays bounded. Deterministic. Returns how many went."""
+        if len(self.stems) <= keep:
+            return 0
+        ranked = sorted(self.stems, key=lambda stem: (-sum(self.stems[stem].values()), stem))
+        for stem in ranked[keep:]:
+            for cause, occurrences in self.stems.pop(stem).items():
+                self._bump(self._totals, cause, -occurrences)
+        return len(ranked) - keep
 
     def _count(self, cause: str, stems: list[str], times: int) -> None:
         self._bump(self.tasks, cause, times)
@@ -176,7 +214,7 @@ class CauseCounts:
         shown: dict[str, str] = {}
         for at, stem in enumerate(stems):
             row = self.stems.get(stem)
-            if row is None:
+            if row is None or stem.startswith(THEME_MARK):
                 continue
             shown.setdefault(stem, words[at] if words is not None else stem)
             mine = row.get(cause, 0)
