@@ -14,8 +14,9 @@ customer's next answer closes the task or reopens it. What the keeper says in Sl
 (escalations, a reopening by the customer) is keeper/notes.py's.
 
 A new task gets the root cause that resolved tasks with words like its comment's were put down
-to (`suggested_root_cause`): the keeper works it out as it applies the Open, from the counts it
-keeps in the state topic as it applies resolutions and reopenings (tasks/learning.py).
+to (`suggested_root_cause`): the replica that opens it works it out (`open`) from the counts the keeper
+keeps in the state topic as it applies resolutions and reopenings (tasks/learning.py), which every
+replica reads alike; the Open carries it, so followup.opened and the alert's card say the same.
 """
 
 from __future__ import annotations
@@ -129,14 +130,19 @@ class Keeper:
         """Send an action to the keeper (the commit of the event that asked waits for it to be in Kafka)."""
         self.checkpoint.publish(self.topic, action.task_id.encode(), action.model_dump_json().encode())
 
-    def open(self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent, tagging: Tagging | None = None) -> None:
+    def open(
+        self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent, tagging: Tagging | None = None
+    ) -> FollowUpTask:
         """A new task: the keeper picks its pool member, publishes followup.opened and starts its timers.
 
-        `tagging`: the comment's themes and stems (rules.RuleSet.tag), None without themes or comment. The Open
-        carries the comment's stems (stop words left out): the keeper suggests a root cause from them, and learns
-        from them once the task is resolved; without themes, the comment is stemmed here (tasks/learning.py)."""
+        `tagging`: the comment's themes and stems (rules.RuleSet.tag), None without themes or comment. The task
+        gets its suggested root cause here, from the counts every replica holds alike (tasks/learning.py), so the
+        alert need not wait for the keeper to show it; the Open carries the comment's stems (stop words left out),
+        which the keeper learns from once the task is resolved. Returns the task as opened."""
         self.stats.tasks += 1
         stems, words = comment_keywords(event.comment, event.language, tagging)
+        if task.suggested_root_cause is None:
+            task = task.model_copy(update={"suggested_root_cause": self.causes.suggest(stems, words, task.themes)})
         within = int(spec.acknowledge_within.total_seconds()) if spec.acknowledge_within else None
         dims = [f"{path}={value}" for path, get in self.dimensions if (value := get(event)) is not None]
         self.ask(
@@ -156,6 +162,7 @@ class Keeper:
                 words=words,
             )
         )
+        return task
 
     def answered(self, data: EventData) -> bool:
         """The customer answered again: does this answer close (or reopen) resolved tasks? Then ask the keeper.
@@ -245,8 +252,8 @@ class Keeper:
 
     def when_assigned(self, task: FollowUpTask, abandon: threading.Event, go: Callable[[FollowUpTask], None]) -> None:
         """Run `go` with the task as the keeper opened it: at once, unless its owner is a pool (the alert names the
-        member) or its card may show a suggested root cause (with cards, once enough tasks were resolved)."""
-        if task.owner not in self.policy.owners and not (self.cards is not None and task.comment and self.causes.ready):
+        member)."""
+        if task.owner not in self.policy.owners:
             go(task)
             return
         case = self.cases.get(task.task_id)
@@ -295,9 +302,6 @@ class Keeper:
         action_id = action.action_id or f"{record.topic}:{record.partition}:{record.offset}"
         now = self.clock()
         before = self.cases.get(action.task_id)
-        if isinstance(action, Open) and before is None:  # what resolved tasks say of its words, as the counts stand now
-            suggested = self.causes.suggest(action.stems, action.words, action.task.themes)
-            action = action.model_copy(update={"task": action.task.model_copy(update={"suggested_root_cause": suggested})})
         result = apply(before, action, action_id, now, self.policy, self.cases.assign)
         if isinstance(result, Refused):
             if action.actor.source == "worker":  # e.g. an escalation that lost the race with a resolve: nothing wrong

@@ -288,7 +288,7 @@ class Worker:
             if key is not None:
                 self._starts_thread(key, task.task_id, event, rule, earlier.thread, self.outbox.in_flight(slot))
             return
-        self.keeper.open(task, rule.followup, destination.channel, event, tagging)
+        task = self.keeper.open(task, rule.followup, destination.channel, event, tagging)  # with its suggested root cause
         hold = self.checkpoint.hold(state, record.offset)
 
         def alert(task: FollowUpTask) -> None:  # the task as the keeper opened it: a pool's member is known
