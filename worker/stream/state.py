@@ -22,6 +22,7 @@ None is a tombstone (compaction removes the key).
     task       tasks/ (Cases)             <task id>
     pool       tasks/ (Cases)             <pool>
     outcome    tasks/ (Cases)             <action id>
+    cause      tasks/ (CauseModel)        <root cause>: the words of the tasks resolved with it (tasks/learning.py)
     sync       this module                <token>
 """
 

@@ -58,13 +58,13 @@ How often it is right, candidates en, nl, et, de, es (tests/themes/test_language
   de 14, es 15), 94.7 % now. Estonian is the weakest: its stop-word list has 35 words. An event that carries
   `language` needs none of this.
 
-**Suggested root cause** (keeper, when a task opens and when it is resolved). Keep a `CauseCounts` (the
-counts are the model; sum the records of every replica or partition with `merge`, serialise with
-`to_dict`/`from_dict`)::
+**Suggested root cause** (tasks/learning.py's CauseModel keeps the counts in the state topic; the replica
+that opens a task asks it). `CauseCounts` is the model: naive Bayes over the comment's keywords (and its
+themes, as `#theme` features that link comments in different languages); the counts are additive, so every
+replica that reads the same records holds the same model::
 
-    counts.add(root_cause, tagging.keywords)         # a task resolved (its comment tagged again, or kept)
+    counts.add(root_cause, tagging.keywords)         # a task resolved (its comment's stems, kept in its Open)
     suggestion = counts.suggest(tagging.keywords, tagging.keyword_words, min_examples=20)
-    followup_opened["suggested_root_cause"] = suggestion.as_dict() if suggestion else None
     # {"root_cause": "shipping-delay", "confidence": 0.87, "terms": ["late", "parcel", "arrived"]}
 
 **Cost** (bench/themes.py): tagging a commented answer, 20 themes in five languages, is ~5 µs of CPU with
