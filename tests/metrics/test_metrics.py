@@ -118,6 +118,9 @@ def test_empty_window() -> None:
         "unhappy_customers": 0,
         "revenue_at_risk": 0.0,
         "late_events": 0,
+        "comments": 0,
+        "tagged": 0,
+        "themes": {},
     }
 
 
@@ -244,7 +247,8 @@ def test_snapshot_json_matches_the_contract() -> None:
     data = json.loads(snapshot.model_dump_json())
     assert set(data) == {
         "type", "window", "dimension", "final", "emitted_at", "responses",
-        "nps", "csat", "ces", "unhappy_customers", "revenue_at_risk", "late_events", "loop", "root_causes",
+        "nps", "csat", "ces", "unhappy_customers", "revenue_at_risk", "late_events", "comments", "tagged", "themes",
+        "loop", "root_causes",
     }  # fmt: skip
     assert data["type"] == "metrics.snapshot"
     assert set(data["window"]) == {"size", "start", "end"}

@@ -1,13 +1,16 @@
-"""Metric snapshots through the real broker: exact with two replicas and a kill -9.
+"""Metric snapshots through the real broker: exact with two replicas and a kill -9, comment themes included.
 
 The expected figures are computed here, independently, straight from the produced events:
-no Tally, no panes, only the definitions in docs/metrics.md.
+no Tally, no panes, only the definitions in docs/metrics.md. A comment's themes are found by
+plain word membership (English comments with `language: en`, words whose stems are unambiguous).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import re
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -16,11 +19,67 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.conftest import all_committed, committed, produce, wait_for
+from worker.cli import EXIT_OK, main
 from worker.demo import FeedbackGenerator
 
 WINDOWS = [(3600, 3600, "1h"), (86400, 3600, "24h"), (7 * 86400, 86400, "7d")]  # (size, step, label): the defaults
 DIMENSIONS = ["customer.segment", "channel"]
 CHURN = 0.95
+
+#: The themes the workers run with, and what the test matches them by: a comment's words.
+THEMES_RULES = """
+themes:
+  - {id: delivery, label: Delivery}
+  - {id: late, label: Late, parent: delivery, terms: {en: [late]}}
+  - {id: broken, label: Broken, parent: delivery, terms: {en: [broken]}}
+  - {id: billing, label: Billing, terms: {en: [invoice, "double charged"]}}
+  - {id: praise, label: Praise, terms: {en: [great]}}
+rules:
+  - id: nps-detractor
+    description: NPS detractor
+    when: {survey: nps, score: {lte: 6}}
+    severity: high
+    followup: {owner: cx-oncall, due_in: 24h}
+    alert: {channel: "#cx-alerts"}
+"""
+COMMENTS = [
+    "The parcel was late",
+    "Late and broken, again",
+    "Box arrived broken",
+    "Wrong invoice this month",
+    "I was double charged",
+    "Great service",
+    "Great, but the invoice was late",
+    "Nothing to add",
+    "",  # no comment, as far as the figures go
+    None,
+]
+
+
+def mentions(comment: str | None) -> set[str]:
+    """The themes of THEMES_RULES a comment mentions, parents included: by its words."""
+    words = re.findall(r"\w+", (comment or "").casefold())
+    found = {
+        theme for theme, word in [("late", "late"), ("broken", "broken"), ("billing", "invoice"), ("praise", "great")] if word in words
+    }
+    if any(pair == ("double", "charged") for pair in zip(words, words[1:], strict=False)):
+        found.add("billing")
+    return found | ({"delivery"} if found & {"late", "broken"} else set())
+
+
+def with_comments(messages: list[tuple[bytes, bytes]], seed: int) -> list[tuple[bytes, bytes]]:
+    """The valid answers with a comment of COMMENTS each (or none), in English: the malformed ones as they are."""
+    rng = random.Random(seed)
+    out = []
+    for key, value in messages:
+        if not key.startswith(b"bad-"):
+            event = json.loads(value) | {"language": "en"}
+            event.pop("comment", None)
+            if (comment := rng.choice(COMMENTS)) is not None:
+                event["comment"] = comment
+            value = json.dumps(event).encode()
+        out.append((key, value))
+    return out
 
 
 def _value(event: dict[str, Any], path: str) -> Any:
@@ -42,11 +101,8 @@ def expected_snapshots(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     return {key: figures_of(group) for key, group in groups.items()}
 
 
-def figures_of(events: list[dict[str, Any]]) -> dict[str, Any]:
-    nps = [e["score"] for e in events if e["survey"] == "nps"]
-    csat = [e["score"] for e in events if e["survey"] == "csat"]
-    ces = [e["score"] for e in events if e["survey"] == "ces"]
-    promoters, detractors = sum(s >= 9 for s in nps), sum(s <= 6 for s in nps)
+def unhappy_of(events: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
+    """Customer -> (occurred_at, monthly_value) of their latest unhappy answer."""
     unhappy: dict[str, tuple[str, float]] = {}
     for e in events:
         bad = (
@@ -58,6 +114,47 @@ def figures_of(events: list[dict[str, Any]]) -> dict[str, Any]:
             key = (e["occurred_at"], e["customer"]["monthly_value"])
             if e["customer"]["id"] not in unhappy or key > unhappy[e["customer"]["id"]]:
                 unhappy[e["customer"]["id"]] = key
+    return unhappy
+
+
+def nps_of(events: list[dict[str, Any]]) -> float | None:
+    """Unrounded: % promoters - % detractors of the NPS answers."""
+    nps = [e["score"] for e in events if e["survey"] == "nps"]
+    return (sum(s >= 9 for s in nps) - sum(s <= 6 for s in nps)) / len(nps) * 100 if nps else None
+
+
+def figures_of(events: list[dict[str, Any]]) -> dict[str, Any]:
+    commented = [e for e in events if e.get("comment")]
+    themes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in commented:
+        for theme in mentions(e["comment"]):
+            themes[theme].append(e)
+    unhappy = unhappy_of(events)
+    whole = nps_of(events)
+
+    def theme_figures(theme: str, answers: list[dict[str, Any]]) -> dict[str, Any]:
+        rest = nps_of([e for e in events if theme not in mentions(e.get("comment"))])
+        at_risk = unhappy_of(answers)  # who: a customer unhappy in an answer mentioning it; at the window's value
+        return base_figures(answers) | {
+            "unhappy_customers": len(at_risk),
+            "revenue_at_risk": round(math.fsum(unhappy[c][1] for c in at_risk) * CHURN, 2),
+            "nps_impact": None if whole is None or rest is None else round(whole - rest, 2),
+        }
+
+    return base_figures(events) | {
+        "unhappy_customers": len(unhappy),
+        "revenue_at_risk": round(math.fsum(v for _, v in unhappy.values()) * CHURN, 2),  # exact sum, then round
+        "comments": len(commented),
+        "tagged": sum(bool(mentions(e["comment"])) for e in commented),
+        "themes": {theme: theme_figures(theme, answers) for theme, answers in themes.items()},
+    }
+
+
+def base_figures(events: list[dict[str, Any]]) -> dict[str, Any]:
+    nps = [e["score"] for e in events if e["survey"] == "nps"]
+    csat = [e["score"] for e in events if e["survey"] == "csat"]
+    ces = [e["score"] for e in events if e["survey"] == "ces"]
+    promoters, detractors = sum(s >= 9 for s in nps), sum(s <= 6 for s in nps)
     return {
         "responses": len(events),
         "nps": (len(nps), promoters, len(nps) - promoters - detractors, detractors),
@@ -66,12 +163,25 @@ def figures_of(events: list[dict[str, Any]]) -> dict[str, Any]:
         "csat_score": round(sum(s >= 4 for s in csat) / len(csat) * 100, 2) if csat else None,
         "ces": (len(ces), sum(s >= 4 for s in ces)),
         "ces_mean": round(sum(ces) / len(ces), 2) if ces else None,
-        "unhappy_customers": len(unhappy),
-        "revenue_at_risk": round(math.fsum(v for _, v in unhappy.values()) * CHURN, 2),  # exact sum, then round
     }
 
 
 def figures_in(snapshot: dict[str, Any]) -> dict[str, Any]:
+    themes = {
+        theme: base_figures_in(t)
+        | {"unhappy_customers": t["unhappy"], "revenue_at_risk": t["revenue_at_risk"], "nps_impact": t["nps_impact"]}
+        for theme, t in snapshot["themes"].items()
+    }
+    return base_figures_in(snapshot) | {
+        "unhappy_customers": snapshot["unhappy_customers"],
+        "revenue_at_risk": snapshot["revenue_at_risk"],
+        "comments": snapshot["comments"],
+        "tagged": snapshot["tagged"],
+        "themes": themes,
+    }
+
+
+def base_figures_in(snapshot: dict[str, Any]) -> dict[str, Any]:
     nps, csat, ces = snapshot["nps"], snapshot["csat"], snapshot["ces"]
     return {
         "responses": snapshot["responses"],
@@ -81,8 +191,6 @@ def figures_in(snapshot: dict[str, Any]) -> dict[str, Any]:
         "csat_score": csat["score"],
         "ces": (ces["responses"], ces["high_effort"]),
         "ces_mean": ces["mean"],
-        "unhappy_customers": snapshot["unhappy_customers"],
-        "revenue_at_risk": snapshot["revenue_at_risk"],
     }
 
 
@@ -106,23 +214,31 @@ class LatestSnapshots:
         self.consumer.close()
 
 
-def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, topics, start_worker, tmp_path):
+def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, topics, start_worker, tmp_path, monkeypatch, capsys):
+    """Every snapshot, its comment themes included, equals the figures computed here; `report themes` prints them."""
     config = tmp_path / "worker.yaml"
     # Lateness of 3 days keeps every window open, so the latest snapshot must cover every event.
     config.write_text("metrics:\n  dimensions: [customer.segment, channel]\n  lateness: 3d\n  emit_every: 1s\n")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "themes.yaml").write_text(THEMES_RULES)
     count = 3000
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=30)
     generator = FeedbackGenerator(seed=21, customers=120, start=start, spacing_s=30 * 3600 / count)
-    messages = list(generator.stream(count, malformed_every=150))
+    messages = with_comments(list(generator.stream(count, malformed_every=150)), seed=21)
     valid = [json.loads(value) for key, value in messages if not key.startswith(b"bad-")]
     expected = expected_snapshots(valid)
     assert len(valid) == count - count // 150
+    overall = expected[max(k for k in expected if k.startswith("7d|") and k.endswith("|*"))]
+    assert set(overall["themes"]) == {"delivery", "late", "broken", "billing", "praise"}
+    assert overall["responses"] > overall["comments"] > overall["tagged"] > 0  # answers without a comment, comments without a theme
 
     args = ("--config", str(config))
+    env = {"RULES_PATH": str(rules)}
     half = len(messages) // 2
     end = produce(kafka_bootstrap, topics["FEEDBACK_TOPIC"], messages[:half])
-    first = start_worker("first", args=args)
-    second = start_worker("second", args=args)
+    first = start_worker("first", args=args, **env)
+    second = start_worker("second", args=args, **env)
     first.wait_assigned()
     wait_for(
         lambda: sum(committed(kafka_bootstrap, topics["CONSUMER_GROUP"], topics["FEEDBACK_TOPIC"]).values()) > 0, 60, "the first commits"
@@ -139,7 +255,7 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
     topic = topics["FEEDBACK_TOPIC"]
     all_three = f"assigned partitions: {topic}[0], {topic}[1], {topic}[2]"
     wait_for(lambda: all_three in second.output(), 60, "the surviving worker to take over every partition")
-    start_worker("first-again", args=args)
+    start_worker("first-again", args=args, **env)
     wait_for(lambda: all_committed(kafka_bootstrap, topics, end), 120, "every offset committed")
 
     reader = LatestSnapshots(kafka_bootstrap, topics["METRICS_TOPIC"])
@@ -164,10 +280,29 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
         extra = {k for k in set(latest) - set(expected) if latest[k]["responses"] or not latest[k]["loop"]["opened"]}
         assert not extra, f"snapshots for windows with no events and no tasks: {sorted(extra)[:5]}"
         assert all(not s["final"] for s in latest.values())
-        overall = [s for k, s in latest.items() if k.startswith("1h|") and k.endswith("|*")]
-        assert sum(s["responses"] for s in overall) == len(valid)  # every valid event counted exactly once
+        hours = [s for k, s in latest.items() if k.startswith("1h|") and k.endswith("|*")]
+        assert sum(s["responses"] for s in hours) == len(valid)  # every valid event counted exactly once
     finally:
         reader.close()
+
+    # What an analyst reads: the table of the overall 24h window with the most tagged answers, largest impact first.
+    key = max((k for k in expected if k.startswith("24h|") and k.endswith("|*")), key=lambda k: (expected[k]["tagged"], k))
+    want = expected[key]
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("METRICS_TOPIC", topics["METRICS_TOPIC"])
+    assert main(["report", "themes", "--window", "24h", "--start", key.split("|")[1]]) == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"{want['responses']} answer(s), {want['comments']} with a comment, {want['tagged']} mentioning a theme")
+    header = lines.index(next(line for line in lines if line.startswith("theme ")))
+    rows = [line.split() for line in lines[header + 1 : header + 1 + len(want["themes"])]]
+    ranked = sorted(
+        want["themes"].items(),
+        key=lambda kv: (kv[1]["nps_impact"] is None, -abs(kv[1]["nps_impact"] or 0), -kv[1]["responses"], kv[0]),
+    )
+    assert [(r[0], r[1], r[4], r[7]) for r in rows] == [
+        (theme, str(t["responses"]), "—" if t["nps_impact"] is None else f"{t['nps_impact']:+.2f}", f"${t['revenue_at_risk']:,.2f}")
+        for theme, t in ranked
+    ]
 
 
 def test_future_answers_go_to_the_dlq_and_late_ones_are_counted_as_late(kafka_bootstrap, topics, start_worker, tmp_path):

@@ -366,11 +366,13 @@ def published(records: list[tuple[bytes, bytes | None]]) -> dict[bytes, object]:
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_add_data_publishes_exactly_what_add_publishes(name: str) -> None:
     """Late events, windows half closed, replays below restored stamps, odd dimension values (1, "1",
-    True, 1.0, a list): `add_data` and `add` publish the same partials at every checkpoint."""
+    True, 1.0, a list), comments with and without themes (and rules without themes: no `themes` key):
+    `add_data` and `add` publish the same partials at every checkpoint."""
     config, rng = CONFIGS[name], random.Random(name)
     now = T0 + 10 * D
     tiers = [1, "1", True, 1.0, "gold", None, ["x"], "attributes.tier=1"]
-    events = []
+    theme_sets = [None, frozenset(), frozenset({"delivery", "late"}), frozenset({"delivery"}), frozenset({"billing", "late", "delivery"})]
+    events, themes = [], []
     for _ in range(3000):
         survey = rng.choice(["nps", "csat", "ces"])
         low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 5)}[survey]
@@ -384,18 +386,26 @@ def test_add_data_publishes_exactly_what_add_publishes(name: str) -> None:
                 value=rng.choice([None, 0.0, 10.0, 2500.5]),
                 segment=rng.choice(["smb", "enterprise", None]),
                 attributes={"tier": rng.choice(tiers)},
+                comment=rng.choice([None, "", "a comment"]),
             )
         )
+        themes.append(rng.choice(theme_sets))  # None: no `themes` key, as when the rules define none
     first = PartitionMetrics(TOPIC, 2, config)
     for offset in range(1000):
-        first.add(events[offset], int(events[offset].occurred_at.timestamp()), offset, now)
+        first.add(events[offset], int(events[offset].occurred_at.timestamp()), offset, now, themes[offset] or frozenset())
     restored = view_of(first.changes(next_offset=1000, now=now))
     exact = PartitionMetrics(TOPIC, 2, config, restored.restore(2))
     fast = PartitionMetrics(TOPIC, 2, config, restored.restore(2))
+    covered: set[str] = set()
     for offset in range(900, 3000):  # from below the stamps: a replay after a restart
         when = now + (offset - 900) * 37  # time goes on: windows close while events arrive
         ts = int(events[offset].occurred_at.timestamp())
-        assert exact.add(events[offset], ts, offset, when) == fast.add_data(events[offset].model_dump(), ts, offset, when)
+        data = events[offset].model_dump() | ({} if themes[offset] is None else {"themes": themes[offset]})
+        assert exact.add(events[offset], ts, offset, when, themes[offset] or frozenset()) == fast.add_data(data, ts, offset, when)
         if offset % 500 == 0 or offset == 2999:
-            assert published(fast.changes(offset + 1, when)) == published(exact.changes(offset + 1, when)), offset
+            records = published(fast.changes(offset + 1, when))
+            assert records == published(exact.changes(offset + 1, when)), offset
+            tallies = [value["tally"] for key, value in records.items() if key.startswith(b"pane|") and value]
+            covered |= {"themes" for t in tallies if t.get("themes")} | {"untagged" for t in tallies if t["comments"] > t["tagged"]}
     assert fast.late == exact.late > 0
+    assert covered == {"themes", "untagged"}  # the partials compared had themes, and comments mentioning none

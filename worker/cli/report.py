@@ -1,9 +1,14 @@
-"""`feedback-worker report root-causes`: the root-cause digest for any range, from FOLLOWUP_TOPIC.
+"""`feedback-worker report`: reports read from the topics, without a group (the workers are not disturbed).
 
-Reads the topic from the beginning without a group (the workers are not disturbed), folds the
-records into cases as the keeper does, and prints the same report the digest posts: the top
-causes of the tasks resolved in [until − since, until), each against the same length of time
-before. Exit codes: 0 printed, 1 Kafka unreachable or the topic missing, 2 usage.
+`report root-causes`: the root-cause digest for any range, from FOLLOWUP_TOPIC. Folds the records
+into cases as the keeper does, and prints the same report the digest posts: the top causes of the
+tasks resolved in [until − since, until), each against the same length of time before.
+
+`report themes`: what each comment theme costs in one window, from its metric snapshot on
+METRICS_TOPIC (the latest record per key, as the compacted topic keeps them): the table of the
+snapshot's `themes`, largest NPS impact first either way (by |impact|).
+
+Exit codes: 0 printed, 1 Kafka unreachable, the topic missing or no such snapshot, 2 usage.
 """
 
 from __future__ import annotations
@@ -11,19 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from ..config import load_settings
+from kafka import KafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from ..broker import common_config
+from ..config import Settings, load_settings
 from ..keeper import TopicUnreadable, followup_records
+from ..metrics import MetricSnapshot, ThemeFigures
 from ..notation import format_duration, parse_duration
 from ..tasks import Period, cases_from_records, plain_table, root_cause_report, summary_line
 from .exits import EXIT_FAILED, EXIT_OK
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    report = commands.add_parser("report", help="reports from the topics: root causes across tasks")
+    report = commands.add_parser("report", help="reports from the topics: root causes across tasks, what comment themes cost")
     report.add_argument("--config", type=Path, help="YAML file of settings; environment variables win")
     kinds = report.add_subparsers(dest="report_command", required=True)
     causes = kinds.add_parser("root-causes", help="the top root causes of the tasks resolved in a range, against the range before")
@@ -34,10 +46,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     causes.add_argument("--top", type=int, default=5, choices=range(1, 21), metavar="N", help="causes per ranking (default 5)")
     causes.add_argument("--json", action="store_true", help="the report as one JSON object")
     causes.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="as above; either place works")
+    themes = kinds.add_parser(
+        "themes",
+        help="what each comment theme costs in a window, from its metric snapshot: answers, NPS and the theme's impact on it, "
+        "CSAT, CES, revenue at risk",
+    )
+    themes.add_argument("--window", default="24h", metavar="SIZE", help="a configured window, as snapshots name it (default 24h)")
+    themes.add_argument(
+        "--start",
+        type=_moment,
+        help="the window starting then, or the latest one starting before: an ISO date or time (UTC unless it says), or a "
+        "duration ago like 2d (default: the latest window)",
+    )
+    themes.add_argument(
+        "--dimension", type=_dimension, metavar="PATH=VALUE", help="one configured dimension's figure, e.g. customer.segment=smb"
+    )
+    themes.add_argument("--json", action="store_true", help="the snapshot's themes, ranked, as one JSON object")
+    themes.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="as above; either place works")
     report.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.report_command == "themes":
+        return run_themes(args)
     settings = load_settings(args.config)
     now = datetime.now(UTC)
     until = args.until(now) if args.until is not None else now
@@ -65,6 +96,166 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(summary_line(report))
     return EXIT_OK
+
+
+# -- report themes ----------------------------------------------------------------------------------------------
+
+CONNECT_TIMEOUT_S = 10.0  # kafka-python waits 30 s by default: long for someone at a terminal
+
+
+def run_themes(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    dimension: dict[str, str] = args.dimension or {}
+    who = "every customer" if not dimension else ", ".join(f"{path}={value}" for path, value in dimension.items())
+    try:
+        snapshots, skipped = latest_snapshots(settings)
+    except TopicUnreadable as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if skipped:
+        print(f"note: {skipped} record(s) on {settings.metrics_topic} are not metric snapshots: skipped", file=sys.stderr)
+    series = [s for s in snapshots.values() if s.window.size == args.window and s.dimension == dimension]
+    if args.start is not None:
+        moment = args.start(datetime.now(UTC))
+        series = [s for s in series if datetime.fromisoformat(s.window.start) <= moment]
+    if not series:
+        sizes = sorted({s.window.size for s in snapshots.values()})
+        print(
+            f"error: no snapshot of a {args.window} window for {who}"
+            f"{' starting by ' + _when(args.start(datetime.now(UTC))) + ' UTC' if args.start is not None else ''} on "
+            f"{settings.metrics_topic} (window sizes there: {', '.join(sizes) or 'none'})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    snapshot = max(series, key=lambda s: datetime.fromisoformat(s.window.start))
+    ranked = rank_themes(snapshot.themes)
+    if args.json:
+        data = snapshot.model_dump(include={"window", "dimension", "final", "emitted_at", "responses", "comments", "tagged"})
+        data["nps"] = snapshot.nps.score
+        data["themes"] = [{"theme": theme} | figures.model_dump() for theme, figures in ranked]
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print("\n".join(themes_report(snapshot, who)))
+    return EXIT_OK
+
+
+def rank_themes(themes: dict[str, ThemeFigures]) -> list[tuple[str, ThemeFigures]]:
+    """Largest NPS impact first, either way (|impact|); then the themes without one; ties: more answers first, then id."""
+    return sorted(
+        themes.items(),
+        key=lambda item: (item[1].nps_impact is None, -abs(item[1].nps_impact or 0.0), -item[1].responses, item[0]),
+    )
+
+
+def themes_report(snapshot: MetricSnapshot, who: str) -> list[str]:
+    """The lines `report themes` prints: the window, its coverage, and the table."""
+    window = snapshot.window
+    state = "final" if snapshot.final else f"interim, emitted {_when(datetime.fromisoformat(snapshot.emitted_at))} UTC"
+    comments, tagged = snapshot.comments, snapshot.tagged
+    lines = [
+        f"Themes in the {window.size} window {_when(datetime.fromisoformat(window.start))} → "
+        f"{_when(datetime.fromisoformat(window.end))} UTC, {who} ({state})",
+        f"{snapshot.responses} answer(s), {comments} with a comment, {tagged} mentioning a theme"
+        f"{f' ({_percent(tagged / comments * 100)} of the comments)' if comments else ''}; NPS {_signed(snapshot.nps.score, 1)}",
+        "",
+    ]
+    if not snapshot.themes:
+        lines.append("No answer in this window mentions a theme.")
+        return lines
+    rows = [("theme", "answers", "of comments", "NPS", "impact", "CSAT", "CES", "revenue at risk")]
+    for theme, f in rank_themes(snapshot.themes):
+        rows.append(
+            (
+                theme,
+                str(f.responses),
+                _percent(f.responses / comments * 100 if comments else None),
+                _signed(f.nps.score, 1),
+                _signed(f.nps_impact, 2),
+                _percent(f.csat.score),
+                "—" if f.ces.mean is None else f"{f.ces.mean:.1f}",
+                f"${f.revenue_at_risk:,.2f}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    lines += [
+        "",
+        "Largest NPS impact first, either way. Impact: the window's NPS minus the NPS of its answers that do not mention",
+        "the theme, in points (negative: the theme pulls the score down). A parent theme counts its children's answers.",
+        "—: no figure (no such answer; for the impact, no NPS answer without the theme).",
+    ]
+    return lines
+
+
+def latest_snapshots(settings: Settings, idle_s: float = 1.5) -> tuple[dict[str, MetricSnapshot], int]:
+    """Every snapshot on METRICS_TOPIC, the latest per key; and how many records were not snapshots (skipped)."""
+    from kafka.errors import KafkaError
+
+    topic = settings.metrics_topic
+    try:
+        consumer = KafkaConsumer(
+            **(
+                common_config(settings)
+                | {
+                    "group_id": None,
+                    "enable_auto_commit": False,
+                    "max_poll_records": 5000,
+                    "bootstrap_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
+                }
+            )
+        )
+    except KafkaError as err:
+        raise TopicUnreadable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {CONNECT_TIMEOUT_S:g} s ({type(err).__name__})"
+        ) from None
+    try:
+        deadline = time.monotonic() + 5
+        while not (partitions := sorted(consumer.partitions_for_topic(topic) or ())):
+            if time.monotonic() > deadline:
+                raise TopicUnreadable(f"topic {topic!r} not found (is METRICS_TOPIC right?)")
+            consumer.poll(timeout_ms=100)  # metadata arrives in the background
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        latest: dict[bytes, Any] = {}
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:  # no end offsets (Tansu's are wrong): read until it stays quiet
+            batch = consumer.poll(timeout_ms=200)
+            if batch:
+                quiet_since = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    latest[record.key or b""] = record.value  # None: a tombstone
+    except KafkaError as err:
+        raise TopicUnreadable(f"reading {topic}: {type(err).__name__}: {err}") from None
+    finally:
+        consumer.close()
+    snapshots, skipped = {}, 0
+    for key, value in latest.items():
+        if value is None:
+            continue
+        try:
+            snapshots[key.decode(errors="replace")] = MetricSnapshot.model_validate_json(value)
+        except ValidationError:
+            skipped += 1
+    return snapshots, skipped
+
+
+def _dimension(text: str) -> dict[str, str]:
+    path, sep, value = text.partition("=")
+    if not sep or not path or not value:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected PATH=VALUE, e.g. customer.segment=smb")
+    return {path: value}
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}%"
+
+
+def _signed(value: float | None, decimals: int) -> str:
+    return "—" if value is None else f"{value:+.{decimals}f}"
 
 
 def _duration(text: str) -> timedelta:

@@ -1,4 +1,4 @@
-"""Rolling CX metrics: NPS, CSAT, CES, volume and revenue at risk per window, exact across crashes.
+"""Rolling CX metrics: NPS, CSAT, CES, volume, revenue at risk and comment themes per window, exact across crashes.
 
     tally.py         the arithmetic: counts per pane (Tally) and the figures from them
     schema.py      the MetricSnapshot record, a contract for downstream services
@@ -27,8 +27,8 @@ from .metric_rules import (
     responses_for,
 )
 from .partials import GRACE_S, MetricState, PartitionMetrics
-from .schema import LoopFigures, MetricSnapshot, Percentiles, WindowRef
-from .tally import Tally, figures
+from .schema import LoopFigures, MetricSnapshot, Percentiles, ThemeFigures, WindowRef
+from .tally import Tally, figures, nps_impact
 from .windows import MetricsConfig, WindowSpec, iso
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Percentiles",
     "SnapshotEmitter",
     "Tally",
+    "ThemeFigures",
     "WindowRef",
     "WindowSpec",
     "figures",
@@ -59,6 +60,7 @@ __all__ = [
     "loop_figures",
     "metric_value",
     "nearest_rank",
+    "nps_impact",
     "responses_for",
     "snapshot_key",
 ]

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import UNHAPPY, VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
+from ..events import NO_THEME_IDS, UNHAPPY, VALID_SCORES, EventData, FeedbackEvent, data_getter, field_getter
 from ..stream import StateView
 from .tally import Tally
 from .windows import MetricsConfig
@@ -54,7 +54,12 @@ class PartitionMetrics:
     hot path, only notes the event in a per-bucket count (a few dict operations) and adds the
     counts to the panes in `changes()` (the only reader of the panes). The sums are the same
     either way: counts add up, and the unhappy customers' latest values are a maximum. Events
-    too late for every window, and replays below a restored pane's stamp, take `add`'s way."""
+    too late for every window, and replays below a restored pane's stamp, take `add`'s way.
+
+    Comment themes: `add_data` reads the themes the rule set's tagging set (`data["themes"]`, absent
+    when the rules define none) and keeps them in the same counts' keys, the set of the comment's
+    themes (None without a comment): an answer without a comment costs one lookup more, and the
+    per-theme counts are made at the checkpoint, once per distinct set."""
 
     def __init__(self, topic: str, partition: int, config: MetricsConfig, panes: dict[PaneKey, Pane] | None = None) -> None:
         self.topic = topic
@@ -70,17 +75,22 @@ class PartitionMetrics:
         # Every pane boundary is a multiple of the grain, so a grain-long bucket lies in one pane of each step.
         self._grain = math.gcd(*(step for step, _ in self.steps))
         self._dimension_key = _dimension_key(config.dimensions)
-        # Where: (bucket, open steps, dimension key). The counts of `add_data` not yet in the panes:
-        self._pending: dict[tuple[tuple[Any, ...], str, int], int] = {}  # (where, survey, score) -> events
-        self._pending_unhappy: dict[tuple[tuple[Any, ...], str], tuple[int, float | None]] = {}  # (where, customer) -> latest
+        # Where: (bucket, open steps, dimension key); themes: the comment's (None: no comment). The counts of `add_data`
+        # not yet in the panes:
+        self._pending: dict[tuple[tuple[Any, ...], str, int, Set[str] | None], int] = {}  # (where, survey, score, themes) -> events
+        # (where, customer, themes) -> latest
+        self._pending_unhappy: dict[tuple[tuple[Any, ...], str, Set[str] | None], tuple[int, float | None]] = {}
         self._now = -1
         self._open: dict[int, tuple[int, ...]] = {}  # bucket -> the steps whose pane of it is open at `_now`
 
-    def add(self, event: FeedbackEvent, ts: int, offset: int, now: int) -> bool:
-        """Count one event into one pane per step and dimension. False if too late for every window."""
+    def add(self, event: FeedbackEvent, ts: int, offset: int, now: int, themes: Set[str] = NO_THEME_IDS) -> bool:
+        """Count one event into one pane per step and dimension. False if too late for every window.
+
+        `themes`: those its comment mentions (RuleSet.tag); ignored without a comment."""
         values = [get(event) for _, get in self.dimensions]
         customer = event.customer
-        return self._add(event.survey, event.score, customer.id, customer.monthly_value, values, ts, offset, now)
+        mentions = themes if event.comment else None
+        return self._add(event.survey, event.score, customer.id, customer.monthly_value, mentions, values, ts, offset, now)
 
     def add_data(self, data: EventData, ts: int, offset: int, now: int) -> bool:
         """`add` for EventData (events.event_data), the worker's hot path. False if too late for every window."""
@@ -90,23 +100,35 @@ class PartitionMetrics:
         steps = self._open.get(bucket)
         if steps is None:  # the same decision as `_add`'s, once per bucket and `now`
             steps = self._open[bucket] = tuple(step for step, size in self.steps if now <= bucket - bucket % step + size + self.lateness)
+        themes = (data.get("themes") or NO_THEME_IDS) if data["comment"] else None
         if not steps or offset < self.resume_at:
             customer = data["customer"]
             values = [get(data) for _, get in self._data_dimensions]
-            return self._add(data["survey"], data["score"], customer["id"], customer["monthly_value"], values, ts, offset, now)
+            return self._add(data["survey"], data["score"], customer["id"], customer["monthly_value"], themes, values, ts, offset, now)
         survey, score = data["survey"], data["score"]
         where = (bucket, steps, self._dimension_key(data))
-        key = (where, survey, score)
+        key = (where, survey, score, themes)
         self._pending[key] = self._pending.get(key, 0) + 1
         if score in _UNHAPPY_SCORES[survey]:
             customer = data["customer"]
-            who, value = (where, customer["id"]), customer["monthly_value"]
+            who, value = (where, customer["id"], themes), customer["monthly_value"]
             seen = self._pending_unhappy.get(who)
             if seen is None or (ts, _num(value)) > (seen[0], _num(seen[1])):
                 self._pending_unhappy[who] = (ts, value)
         return True
 
-    def _add(self, survey: str, score: int, customer: str, value: float | None, values: list[Any], ts: int, offset: int, now: int) -> bool:
+    def _add(
+        self,
+        survey: str,
+        score: int,
+        customer: str,
+        value: float | None,
+        themes: Set[str] | None,
+        values: list[Any],
+        ts: int,
+        offset: int,
+        now: int,
+    ) -> bool:
         dims = [""] + [f"{path}={v}" for (path, _), v in zip(self.dimensions, values, strict=True) if v is not None]
         counted = False
         for step, size in self.steps:
@@ -117,7 +139,7 @@ class PartitionMetrics:
             for dim in dims:
                 pane = self._pane((step, start, dim))
                 if offset >= pane.stamp:
-                    pane.tally.add(survey, score, customer, ts, value)
+                    pane.tally.add(survey, score, customer, ts, value, themes)
                     pane.dirty = True
         if not counted and offset >= self.resume_at:
             self.late += 1
@@ -130,16 +152,25 @@ class PartitionMetrics:
         return counted
 
     def _fold(self) -> None:
-        """Add the pending counts of `add_data` to the panes."""
+        """Add the pending counts of `add_data` to the panes: summed per `where` first, then merged into its panes."""
+        sums: dict[tuple[Any, ...], Tally] = {}
         pending, self._pending = self._pending, {}
-        for (where, survey, score), n in pending.items():
-            for pane in self._panes_of(where):
-                pane.tally.count(survey, score, n)
-                pane.dirty = True
+        for (where, survey, score, themes), n in pending.items():
+            if (tally := sums.get(where)) is None:
+                tally = sums[where] = Tally()
+            tally.count(survey, score, n)
+            if themes is not None:
+                tally.commented(survey, score, n, themes)
         unhappy, self._pending_unhappy = self._pending_unhappy, {}
-        for (where, customer), (ts, value) in unhappy.items():
+        for (where, customer, themes), (ts, value) in unhappy.items():
+            tally = sums[where]  # its answer is in `pending` too
+            tally.unhappy_answer(customer, ts, value)
+            for theme in themes or ():
+                tally.theme(theme).unhappy.add(customer)
+        for where, tally in sums.items():
             for pane in self._panes_of(where):
-                pane.tally.unhappy_answer(customer, ts, value)
+                pane.tally.merge(tally)
+                pane.dirty = True
 
     def _panes_of(self, where: tuple[Any, ...]) -> list[Pane]:
         bucket, steps, dimension_key = where

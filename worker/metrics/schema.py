@@ -38,6 +38,26 @@ class CesFigures(BaseModel):
     high_effort: int = Field(description="Responses scoring 4-5.")
 
 
+class ThemeFigures(BaseModel):
+    """One comment theme in the window: the snapshot's figures over the answers whose comment mentions it
+    (docs/metrics.md "Themes")."""
+
+    responses: int = Field(description="Answers in the window whose comment mentions the theme (or one of its children).")
+    unhappy: int = Field(description="Distinct customers with an unhappy response mentioning the theme.")
+    nps: NpsFigures
+    csat: CsatFigures
+    ces: CesFigures
+    nps_impact: float | None = Field(
+        description="The window's NPS minus the NPS of its answers that do not mention the theme, in points: negative "
+        "when the theme pulls the score down. 0 when no NPS answer mentions it; null when the window has no NPS answer "
+        "or every one mentions it."
+    )
+    revenue_at_risk: float = Field(
+        description="Those unhappy customers' monthly_value, each as the snapshot counts it (from their latest unhappy "
+        "response in the window), x churn probability."
+    )
+
+
 class Percentiles(BaseModel):
     p50: float | None = Field(None, description="Median, in seconds; null without data.")
     p90: float | None = Field(None, description="90th percentile, in seconds; null without data.")
@@ -91,5 +111,12 @@ class MetricSnapshot(BaseModel):
     unhappy_customers: int = Field(description="Distinct customers with an unhappy response in the window.")
     revenue_at_risk: float = Field(description="Their latest monthly_value x churn probability.")
     late_events: int = Field(description="Responses that arrived in this window too late for any open window.")
+    comments: int = Field(0, description="Responses with a comment.")
+    tagged: int = Field(0, description="Responses whose comment mentions at least one theme (coverage: tagged / comments).")
+    themes: dict[str, ThemeFigures] = Field(
+        default_factory=dict,
+        description="Theme id -> its figures, for each theme some response in the window mentions; an absent id had "
+        "no response. A parent counts every answer mentioning it or a child. {} when the rules define no themes.",
+    )
     loop: LoopFigures = Field(default_factory=LoopFigures, description="Loop KPIs of the follow-up tasks.")
     root_causes: dict[str, int] = Field(default_factory=dict, description="Root cause -> distinct tasks resolved with it in the window.")
