@@ -146,6 +146,9 @@ def describe(case: Case) -> str:
         f"  opened     {_when(case.opened_at)}; acknowledge by {_when(case.sla.acknowledge_by)}; resolve by {_when(case.sla.resolve_by)}",
         f"  steps      {steps}",
     ]
+    if case.suggested_root_cause is not None and case.resolution is None:
+        likely = case.suggested_root_cause
+        lines.append(f"  likely     {likely.root_cause} ({likely.confidence:.0%}): {', '.join(likely.terms) or '—'}")
     if case.acknowledged_by is not None:
         lines.append(f"  taken by   {case.acknowledged_by.shown()} at {_when(case.acknowledged_at)}")
     for escalation in case.escalations:
