@@ -7,6 +7,7 @@ keyed `<size>|<start>|<dimension>`, the latest per key winning. Through the real
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -32,11 +33,17 @@ def snapshot(start: int, tally: Tally, dimension: dict[str, str] | None = None) 
 
 
 @pytest.fixture
-def metrics_topic(kafka_bootstrap: str, topics: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+def metrics_topic(kafka_bootstrap: str, topics: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """Two 24h windows an hour apart (the later one interim, then again with every answer) and one smb figure, a
     stray record, and a snapshot from before themes (no comments, tagged or themes)."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("METRICS_TOPIC", topics["METRICS_TOPIC"])
+    rules = tmp_path / "rules.yaml"  # the labels people read: from the rules' themes
+    rules.write_text(
+        "rules: [{id: r, when: {survey: nps}}]\nthemes:\n  - {id: delivery, label: Delivery}\n"
+        "  - {id: late, label: Late, parent: delivery, terms: {en: [late]}}\n  - {id: billing, label: Billing}\n"
+    )
+    monkeypatch.setenv("RULES_PATH", str(rules))
     older = json.loads(snapshot(DAY_START - 7200, tally_of(WINDOW[:2]))[1])
     for field in ("comments", "tagged", "themes"):
         del older[field]
@@ -64,9 +71,9 @@ def test_the_table_ranks_themes_by_the_size_of_their_nps_impact(metrics_topic: s
     assert lines[1] == "10 answer(s), 9 with a comment, 7 mentioning a theme (78% of the comments); NPS +16.7"
     assert lines[3].split() == ["theme", "answers", "of", "comments", "NPS", "impact", "CSAT", "CES", "revenue", "at", "risk"]
     assert [line.split() for line in lines[4:7]] == [
-        ["late", "3", "33%", "-100.0", "-58.33", "0%", "—", "$332.50"],  # 3 of the 9 comments
-        ["delivery", "4", "44%", "-33.3", "-50.00", "0%", "—", "$332.50"],
-        ["billing", "3", "33%", "+0.0", "-3.33", "100%", "5.0", "$380.00"],
+        ["Delivery", "›", "Late", "3", "33%", "-100.0", "-58.33", "0%", "—", "$332.50"],  # 3 of the 9 comments
+        ["Delivery", "4", "44%", "-33.3", "-50.00", "0%", "—", "$332.50"],
+        ["Billing", "3", "33%", "+0.0", "-3.33", "100%", "5.0", "$380.00"],
     ]
     assert f"note: 1 record(s) on {metrics_topic} are not metric snapshots: skipped" in err
 

@@ -28,8 +28,9 @@ from pydantic import ValidationError
 from ..broker import common_config
 from ..config import Settings, load_settings
 from ..keeper import TopicUnreadable, followup_records
-from ..metrics import MetricSnapshot, ThemeFigures
-from ..notation import format_duration, parse_duration
+from ..metrics import MetricSnapshot, percent, rank_themes, signed, themes_table
+from ..notation import SourceError, format_duration, parse_duration
+from ..rules import RulesError, load_rules
 from ..tasks import Period, cases_from_records, plain_table, root_cause_report, summary_line
 from .exits import EXIT_FAILED, EXIT_OK
 
@@ -135,20 +136,12 @@ def run_themes(args: argparse.Namespace) -> int:
         data["themes"] = [{"theme": theme} | figures.model_dump() for theme, figures in ranked]
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return EXIT_OK
-    print("\n".join(themes_report(snapshot, who)))
+    print("\n".join(themes_report(snapshot, who, theme_labels(settings))))
     return EXIT_OK
 
 
-def rank_themes(themes: dict[str, ThemeFigures]) -> list[tuple[str, ThemeFigures]]:
-    """Largest NPS impact first, either way (|impact|); then the themes without one; ties: more answers first, then id."""
-    return sorted(
-        themes.items(),
-        key=lambda item: (item[1].nps_impact is None, -abs(item[1].nps_impact or 0.0), -item[1].responses, item[0]),
-    )
-
-
-def themes_report(snapshot: MetricSnapshot, who: str) -> list[str]:
-    """The lines `report themes` prints: the window, its coverage, and the table."""
+def themes_report(snapshot: MetricSnapshot, who: str, label: Callable[[str], str] = str) -> list[str]:
+    """The lines `report themes` prints: the window, its coverage, and the table (metrics/themes_table.py)."""
     window = snapshot.window
     state = "final" if snapshot.final else f"interim, emitted {_when(datetime.fromisoformat(snapshot.emitted_at))} UTC"
     comments, tagged = snapshot.comments, snapshot.tagged
@@ -156,30 +149,13 @@ def themes_report(snapshot: MetricSnapshot, who: str) -> list[str]:
         f"Themes in the {window.size} window {_when(datetime.fromisoformat(window.start))} → "
         f"{_when(datetime.fromisoformat(window.end))} UTC, {who} ({state})",
         f"{snapshot.responses} answer(s), {comments} with a comment, {tagged} mentioning a theme"
-        f"{f' ({_percent(tagged / comments * 100)} of the comments)' if comments else ''}; NPS {_signed(snapshot.nps.score, 1)}",
+        f"{f' ({percent(tagged / comments * 100)} of the comments)' if comments else ''}; NPS {signed(snapshot.nps.score, 1)}",
         "",
     ]
     if not snapshot.themes:
         lines.append("No answer in this window mentions a theme.")
         return lines
-    rows = [("theme", "answers", "of comments", "NPS", "impact", "CSAT", "CES", "revenue at risk")]
-    for theme, f in rank_themes(snapshot.themes):
-        rows.append(
-            (
-                theme,
-                str(f.responses),
-                _percent(f.responses / comments * 100 if comments else None),
-                _signed(f.nps.score, 1),
-                _signed(f.nps_impact, 2),
-                _percent(f.csat.score),
-                "—" if f.ces.mean is None else f"{f.ces.mean:.1f}",
-                f"${f.revenue_at_risk:,.2f}",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(cells).rstrip())
+    lines += themes_table(snapshot, label)
     lines += [
         "",
         "Largest NPS impact first, either way. Impact: the window's NPS minus the NPS of its answers that do not mention",
@@ -187,6 +163,16 @@ def themes_report(snapshot: MetricSnapshot, who: str) -> list[str]:
         "—: no figure (no such answer; for the impact, no NPS answer without the theme).",
     ]
     return lines
+
+
+def theme_labels(settings: Settings) -> Callable[[str], str]:
+    """A theme id as people read it ("Delivery › Shipping delay"), from the rules' themes; the id where the rules do
+    not load or no longer define it (the snapshots may be older than the rules)."""
+    try:
+        themes = load_rules(settings.rules_path).themes
+    except (RulesError, SourceError):
+        return str
+    return lambda theme: themes.labels([theme])[0]
 
 
 def latest_snapshots(settings: Settings, idle_s: float = 1.5) -> tuple[dict[str, MetricSnapshot], int]:
@@ -248,14 +234,6 @@ def _dimension(text: str) -> dict[str, str]:
     if not sep or not path or not value:
         raise argparse.ArgumentTypeError(f"{text!r}: expected PATH=VALUE, e.g. customer.segment=smb")
     return {path: value}
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}%"
-
-
-def _signed(value: float | None, decimals: int) -> str:
-    return "—" if value is None else f"{value:+.{decimals}f}"
 
 
 def _duration(text: str) -> timedelta:

@@ -8,6 +8,7 @@
     emitter.py     merging partials and emitting snapshots, interim and final
     metric_rules.py  rules on rolling figures ("enterprise NPS below 0 over 24h")
     loop.py          loop KPIs per window, from the follow-up tasks' lifecycle (fed by tasks/kpis.py)
+    theme_costs.py   what each comment theme costs in one snapshot, as a table (`report themes`, the demo)
 
 What other subpackages use is exported here.
 """
@@ -29,6 +30,7 @@ from .metric_rules import (
 from .partials import GRACE_S, MetricState, PartitionMetrics
 from .schema import LoopFigures, MetricSnapshot, Percentiles, ThemeFigures, WindowRef
 from .tally import Tally, figures, nps_impact
+from .theme_costs import percent, rank_themes, signed, themes_table
 from .windows import MetricsConfig, WindowSpec, iso
 
 __all__ = [
@@ -61,6 +63,10 @@ __all__ = [
     "metric_value",
     "nearest_rank",
     "nps_impact",
+    "percent",
+    "rank_themes",
     "responses_for",
+    "signed",
     "snapshot_key",
+    "themes_table",
 ]
