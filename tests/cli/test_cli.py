@@ -25,13 +25,13 @@ def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) ->
 
 @pytest.mark.broker  # the demo starts its own embedded broker
 def test_demo_ends_with_a_summary_and_exit_0():
-    result = _run("demo", "--events", "120")
+    result = _run("demo", "--events", "160")  # enough resolved tasks (20) for its Diagnose step to suggest root causes
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "[alert → #" in out  # alerts are shown as they happen
     assert "Summary" in out
-    assert "events produced            120   (117 valid, 3 malformed)" in out
-    assert "dead-letter queue            3   (3 invalid events, 0 undeliverable alerts)" in out
+    assert "events produced            160   (156 valid, 4 malformed)" in out
+    assert "dead-letter queue            4   (4 invalid events, 0 undeliverable alerts)" in out
     assert "nps-detractor" in out
     # The loop closed for the tasks the teammate resolved: each customer answered the follow-up survey.
     answers = re.search(r"then (\d+) follow-up answers", out)
@@ -40,12 +40,19 @@ def test_demo_ends_with_a_summary_and_exit_0():
     # The last-24h metrics, read back from the snapshot topic, cover every valid answer, follow-ups included.
     assert "Metrics, last 24h" in out
     overall = re.search(r"^  all customers\s+(\d+)\s+([+-]\d+) ±(\d+)\s+(\d+)%", out, re.M)
-    assert overall and int(overall[1]) == 117 + int(answers[1]), out
+    assert overall and int(overall[1]) == 156 + int(answers[1]) + 2, out  # and the Diagnose step's two new answers
     loop = {name: re.search(rf"^  {name}\s+(\S+)", out, re.M) for name in ("resolved", "recovered", "recovery rate")}
     assert all(loop.values()), out
-    assert int(loop["resolved"][1]) == int(answers[1]), out  # type: ignore[index]
+    backlog = re.search(r"resolved (\d+) more tasks, each with the root cause its comment shows", out)
+    assert backlog and int(loop["resolved"][1]) == int(answers[1]) + int(backlog[1]), out  # type: ignore[index]
     recovered = int(loop["recovered"][1])  # type: ignore[index]
     assert loop["recovery rate"][1] == f"{recovered / int(answers[1]) * 100:.0f}%", out  # type: ignore[index]
+    # Diagnose: the resolved backlog taught the worker; new tasks' cards suggest the cause their words point to.
+    assert re.search(r"its card: Likely: Shipping delay \(\d+ %\): .*hilines", out), out
+    assert re.search(r"its card: Likely: Billing error \(\d+ %\): .*rechnung", out), out
+    # What each theme cost, from the same snapshot, largest impact first.
+    themes = out[out.index("Themes, last 24h") :].split("═")[0].splitlines()
+    assert themes[2].split()[:2] == ["theme", "answers"] and any(line.startswith("  Delivery › Shipping delay ") for line in themes), out
 
 
 def test_run_refuses_invalid_rules_with_file_and_line(tmp_path: Path):

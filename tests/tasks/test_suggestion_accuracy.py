@@ -1,12 +1,10 @@
 """How often the suggested root cause is the one the teammate then chooses, on the demo's data.
 
 The demo (`feedback-worker demo`, worker/demo/) sends 300 generated answers (samples.py, seed 7) through the
-shipped rules; its teammate (teammate.py) then resolves three tasks, with three fixed causes in turn
-(shipping-delay, billing-error, product-defect) whatever the comments say. Three resolutions are below
-`min_examples` (20), so the demo itself never shows a suggestion, and causes chosen by position are no
-standard to measure against. So this measures on the demo's tasks with a teammate who chooses by what the
-comment says (TEAMMATE below, one cause per comment the demo writes), as `feedback-worker demo` would with
-a real team:
+shipped rules; its teammate resolves three tasks with fixed causes (to show the loop closing), then, in its
+Diagnose step (demo/diagnose.py), the rest of the backlog with the cause each comment shows (CAUSE_OF_COMMENT,
+one cause per comment the demo writes); two new answers then get a suggestion on their cards. This measures,
+on the demo's tasks and that teammate:
 
 - *as it happens* (prequential): the demo's tasks in order, each suggested from the tasks resolved before it,
   then resolved by the teammate; counted from the 21st task on (the first 20 get none);
@@ -35,27 +33,15 @@ import random
 from dataclasses import dataclass
 
 from tests.conftest import ROOT
+from worker.demo.diagnose import CAUSE_OF_COMMENT
 from worker.demo.samples import FeedbackGenerator
 from worker.events import FeedbackEvent
 from worker.rules import load_rules
 from worker.tasks import DEFAULT_ROOT_CAUSES, comment_keywords, features
 from worker.themes import DEFAULT_MIN_EXAMPLES, CauseCounts
 
-#: The cause a teammate puts each demo comment down to (samples.py's comments of unhappy answers).
-TEAMMATE = {
-    "Printer ink arrived late again": "shipping-delay",
-    "Support took three days to answer, I want a refund": "support-experience",
-    "We are going to cancel our subscription": "pricing",
-    "De levering was weer te laat, ik wil mijn geld terug": "shipping-delay",
-    "Ik overweeg om mijn abonnement op te zeggen": "pricing",
-    "Tarne hilines ja keegi ei vastanud, tahan raha tagasi": "shipping-delay",
-    "Arve oli vale juba teist kuud järjest": "billing-error",
-    "El pedido llegó roto, quiero un reembolso": "product-defect",
-    "Die Rechnung war falsch und niemand hat zurückgerufen": "billing-error",
-    "Our lawyer will be in touch about the outage": "service-outage",
-    "Too many steps to change my billing address": "onboarding",
-    "<!channel> nobody reads these anyway <@U0123> {{ 7*7 }}": "communication",
-}
+#: The cause a teammate puts each demo comment down to: the demo's own (its Diagnose step resolves its backlog so).
+TEAMMATE = CAUSE_OF_COMMENT
 
 
 @dataclass(frozen=True)

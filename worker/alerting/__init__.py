@@ -10,7 +10,7 @@ Posting it, once, is the delivery core's (worker/delivery/).
     rootcauses.py the root-cause digest as its template sees it, and sample cases to preview it
 """
 
-from .cards import RESOLVE_VIEW, audit_line, card, is_card, new_card, resolve_view, with_card
+from .cards import RESOLVE_VIEW, audit_line, card, is_card, likely_line, new_card, resolve_view, with_card
 from .digest import Digest, Digests, Item
 from .escaping import fit, slack_escape
 from .preview import DigestPreview, Preview, PreviewError, read_event, render_preview, render_root_causes_preview
@@ -39,6 +39,7 @@ __all__ = [
     "audit_line",
     "card",
     "is_card",
+    "likely_line",
     "new_card",
     "resolve_view",
     "root_cause_context",

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -23,9 +24,11 @@ from kafka import KafkaConsumer, TopicPartition
 from ..broker import EmbeddedBroker, ensure_topics, make_producer
 from ..config import load_settings
 from ..logs import setup_logging
-from ..metrics import MetricsConfig, iso
+from ..metrics import MetricsConfig, MetricSnapshot, iso, themes_table
+from ..rules import load_rules
 from ..service import serve
 from ..stream import Stats
+from .diagnose import answer_again, resolve_backlog
 from .samples import FeedbackGenerator
 from .surveytool import answer_surveys, wait_for_outcomes
 from .teammate import ACK_WITHIN_S, POOL, RESOLUTIONS, rules_with_short_sla, status_line, wait_for_escalation, work_tasks
@@ -88,7 +91,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         say(f"▶ produced {sent} feedback events ({malformed} deliberately malformed) to {settings.feedback_topic}\n")
 
         caught_up = wait_until_committed(settings, end, stop, timeout_s)
-        statuses, decided = {}, 0
+        statuses, decided, again = {}, 0, 0
         if caught_up:
             say("\n▶ closing the loop: a teammate works some tasks through the same path as `feedback-worker task ...`")
             desk = work_tasks(settings, sla_task, say)
@@ -102,10 +105,14 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             answered = answer_surveys(settings, desk, len(RESOLUTIONS), say)
             for task_id, outcome in wait_for_outcomes(desk, answered).items():
                 say(f"  {task_id}: {outcome}")
+            say("\n▶ Diagnose: the team resolves its backlog by what each comment says, and the worker learns from it")
+            resolve_backlog(desk, {t for t in [sla_task, *answered] if t}, say)
+            say("  two customers write in again; their new tasks' cards suggest a root cause:")
+            again = answer_again(settings, desk, say)
             statuses = status_line(desk)
             desk.close()
             decided = len(answered)
-        snapshots = wait_for_snapshots(settings, sent - malformed + decided, stop, decided) if caught_up else {}
+        snapshots = wait_for_snapshots(settings, sent - malformed + decided + again, stop, decided) if caught_up else {}
         stop.set()
         worker.join(timeout=30)
         if failed:
@@ -115,6 +122,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
         dead = read_all(settings, settings.dlq_topic)
         print_summary(sent, malformed, tasks, dead, stats[0] if stats else None, statuses, decided)
         print_metrics(snapshots)
+        print_themes(snapshots, settings.rules_path)
         print_loop(snapshots)
         if not caught_up:
             say(f"✖ the worker did not commit all {sent} events within {timeout_s:.0f}s")
@@ -188,6 +196,26 @@ def print_metrics(snapshots: dict[str, dict[str, Any]]) -> None:
             f"  {who:<20}{snap['responses']:>8}{nps_text:>14}{csat_text:>8}{ces_text:>6}"
             f"{snap['unhappy_customers']:>9}{'$' + format(snap['revenue_at_risk'], ',.2f'):>17}"
         )
+    lines.append("═" * 64)
+    say("\n".join(lines))
+
+
+def print_themes(snapshots: dict[str, dict[str, Any]], rules_path: Path) -> None:
+    """What each comment theme cost over the same 24 hours (the snapshot's `themes`), largest NPS impact first."""
+    overall = next((s for key, s in snapshots.items() if key.endswith("|*")), None)
+    if overall is None or "themes" not in overall:
+        return
+    snapshot = MetricSnapshot.model_validate(overall)
+    themes = load_rules(rules_path).themes
+    lines = [
+        "Themes, last 24h (the `themes` of the same snapshot; `feedback-worker report themes` prints it any time)",
+        f"  {snapshot.comments} answers with a comment, {snapshot.tagged} mentioning a theme "
+        f"({snapshot.tagged / snapshot.comments:.0%} of them)"
+        if snapshot.comments
+        else "  no answer with a comment",
+    ]
+    lines += themes_table(snapshot, lambda theme: themes.labels([theme])[0], indent="  ")
+    lines.append("  impact: the NPS minus the NPS of the answers that do not mention the theme, in points")
     lines.append("═" * 64)
     say("\n".join(lines))
 

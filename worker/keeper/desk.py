@@ -57,19 +57,12 @@ class TaskDesk:
 
     def act(self, action: str, task_id: str, actor: dict[str, Any], wait_s: float = WAIT_S, **fields: Any) -> Verdict:
         """Check, send and await one action (acknowledge, assign, step, resolve, reopen) as `actor`."""
-        request = {"action": action, "task_id": task_id, "actor": actor, "action_id": f"{actor['source']}:{uuid.uuid4().hex}"} | fields
-        parsed = ACTION.validate_python(request)
+        sent = self.send(action, task_id, actor, **fields)
+        if isinstance(sent, Verdict):
+            return sent
         case = self.cases.get(task_id)
-        reason = (
-            f"unknown task {task_id!r} (see `feedback-worker task list`)"
-            if case is None
-            else refusal(case, parsed, self.settings.task_policy)
-        )
-        if reason is not None:  # said now, not after a round trip; the keeper checks again anyway
-            return Verdict(False, reason, case)
-        self._producer.send(self.settings.task_actions_topic, key=task_id.encode(), value=parsed.model_dump_json().encode()).get(timeout=30)
         deadline = time.monotonic() + wait_s
-        while (outcome := self.cases.outcomes.get(request["action_id"])) is None:
+        while (outcome := self.cases.outcomes.get(sent)) is None:
             if time.monotonic() > deadline:
                 return Verdict(
                     False,
@@ -81,6 +74,22 @@ class TaskDesk:
         if not outcome.applied:
             return Verdict(False, outcome.reason, self.cases.get(task_id))
         return Verdict(True, f"{action}: done", self.cases.get(task_id))
+
+    def send(self, action: str, task_id: str, actor: dict[str, Any], **fields: Any) -> str | Verdict:
+        """Check and send one action without awaiting it: its action id (`cases.outcomes` has its outcome once a
+        worker applied it), or the Verdict refusing it now."""
+        request = {"action": action, "task_id": task_id, "actor": actor, "action_id": f"{actor['source']}:{uuid.uuid4().hex}"} | fields
+        parsed = ACTION.validate_python(request)
+        case = self.cases.get(task_id)
+        reason = (
+            f"unknown task {task_id!r} (see `feedback-worker task list`)"
+            if case is None
+            else refusal(case, parsed, self.settings.task_policy)
+        )
+        if reason is not None:  # said now, not after a round trip; the keeper checks again anyway
+            return Verdict(False, reason, case)
+        self._producer.send(self.settings.task_actions_topic, key=task_id.encode(), value=parsed.model_dump_json().encode()).get(timeout=30)
+        return parsed.action_id or request["action_id"]
 
     def history(self, task_id: str, idle_s: float = 1.5) -> list[dict[str, Any]]:
         """The task's records on FOLLOWUP_TOPIC, in order: its partition only (keyed by task id), read to its end."""
