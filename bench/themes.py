@@ -268,11 +268,11 @@ def main() -> int:
         label = "given   " if given else "detected"
         print(f"{label}, {args.new_words:.0%} of words new (typos): {cpu_us(themed, typos, given):5.2f} µs per answer")
 
-    remembering = matcher(REMEMBERED)
+    remembering, repeats = matcher(REMEMBERED), batch[: REMEMBERED // 4]  # comments that come back, all remembered
     for given in (True, False):
-        cpu_us(remembering, batch, given)  # the first pass remembers
+        cpu_us(remembering, repeats, given)  # the first pass remembers
         label = "given   " if given else "detected"
-        repeat = min(cpu_us(remembering, batch, given) for _ in range(args.repeat))
+        repeat = min(cpu_us(remembering, repeats, given) for _ in range(args.repeat))
         print(f"{label}, a repeated short comment (remembered, as the worker does): {repeat:5.2f} µs per answer")
 
     fresh = StemCache("de")
