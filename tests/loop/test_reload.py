@@ -87,3 +87,32 @@ def test_edits_take_effect_without_restart_and_a_broken_edit_keeps_the_old_rules
         }
     )
     assert worker.thread.is_alive()  # still running
+
+
+THEMED = """\
+themes:
+  - {id: late, label: Late, terms: {en: [late]}}
+rules:
+  - id: on-a-theme
+    when: {comment.themes: late}
+    severity: high
+    alert: {channel: "#themed"}
+"""
+
+
+def test_an_edited_theme_takes_effect_without_restart(start_harness: Callable[..., Harness], fake_slack: FakeSlack) -> None:
+    worker = start_harness(THEMED, reload_interval_seconds=0.2)
+    rules = worker.settings.rules_path
+
+    def send(event_id: str, comment: str) -> None:
+        worker.send(event_bytes(event_id=event_id, score=8, comment=comment, language="en", customer={"id": event_id}), key=b"k")
+
+    send("late-1", "It arrived late")
+    send("slow-1", "The courier was slow")  # no theme says "slow" yet
+    wait_for(lambda: ("late-1", "#themed") in _alerts(fake_slack), 30, "the alert on the theme")
+    rules.write_text(THEMED.replace("terms: {en: [late]}", "terms: {en: [late, slow]}"))
+    wait_for(lambda: worker.worker.rules.themes["late"].terms["en"] == ["late", "slow"], 30, "the reload")
+    send("slow-2", "The courier was slow")
+    wait_for(lambda: worker.consumer.all_committed("fb"), 30, "everything committed")
+    wait_for(lambda: len(_alerts(fake_slack)) == 2, 30, "the alert under the edited theme")
+    assert _alerts(fake_slack) == Counter({("late-1", "#themed"): 1, ("slow-2", "#themed"): 1})
