@@ -21,6 +21,16 @@ from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 DEFAULT_SINCE = "7d"
 
 
+def add_history_options(parser: argparse.ArgumentParser) -> None:
+    """Where recorded answers come from: `--events FILE` or `--from-topic TOPIC [--since] [--bootstrap]` (`rules test`,
+    `themes suggest`)."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", type=Path, metavar="FILE.jsonl", help="one feedback event per line (.gz too)")
+    source.add_argument("--from-topic", metavar="TOPIC", help="read the topic itself (no consumer group, never commits)")
+    parser.add_argument("--since", metavar="DURATION", help=f"with --from-topic: records of the last DURATION (default {DEFAULT_SINCE})")
+    parser.add_argument("--bootstrap", metavar="HOST:PORT", help="with --from-topic: default KAFKA_BOOTSTRAP_SERVERS")
+
+
 def register(rules_commands: Any) -> None:
     """Add `test` to the `rules` sub-commands (an argparse sub-parsers action)."""
     test = rules_commands.add_parser(
@@ -29,11 +39,7 @@ def register(rules_commands: Any) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     test.add_argument("path", type=Path, help="a rules file or a directory of *.yaml")
-    source = test.add_mutually_exclusive_group(required=True)
-    source.add_argument("--events", type=Path, metavar="FILE.jsonl", help="one feedback event per line (.gz too)")
-    source.add_argument("--from-topic", metavar="TOPIC", help="read the topic itself (no consumer group, never commits)")
-    test.add_argument("--since", metavar="DURATION", help=f"with --from-topic: records of the last DURATION (default {DEFAULT_SINCE})")
-    test.add_argument("--bootstrap", metavar="HOST:PORT", help="with --from-topic: default KAFKA_BOOTSTRAP_SERVERS")
+    add_history_options(test)
     test.add_argument("--templates", type=Path, help="templates directory (default: TEMPLATES_PATH or templates/)")
     test.add_argument("--show", type=int, default=0, metavar="N", help="also render N sample alerts, spread over the rules")
     test.add_argument("--jobs", type=int, metavar="N", help="with --events: processes for a large file (default: the CPUs)")

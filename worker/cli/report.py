@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from ..broker import common_config
+from ..broker import TopicUnreadable, read_topic
 from ..config import Settings, load_settings
-from ..keeper import TopicUnreadable, followup_records
+from ..keeper import followup_records
 from ..metrics import MetricSnapshot, percent, rank_themes, signed, themes_table
 from ..notation import SourceError, format_duration, parse_duration
 from ..rules import RulesError, load_rules
@@ -100,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- report themes ----------------------------------------------------------------------------------------------
-
-CONNECT_TIMEOUT_S = 10.0  # kafka-python waits 30 s by default: long for someone at a terminal
 
 
 def run_themes(args: argparse.Namespace) -> int:
@@ -177,47 +172,7 @@ def theme_labels(settings: Settings) -> Callable[[str], str]:
 
 def latest_snapshots(settings: Settings, idle_s: float = 1.5) -> tuple[dict[str, MetricSnapshot], int]:
     """Every snapshot on METRICS_TOPIC, the latest per key; and how many records were not snapshots (skipped)."""
-    from kafka.errors import KafkaError
-
-    topic = settings.metrics_topic
-    try:
-        consumer = KafkaConsumer(
-            **(
-                common_config(settings)
-                | {
-                    "group_id": None,
-                    "enable_auto_commit": False,
-                    "max_poll_records": 5000,
-                    "bootstrap_timeout_ms": int(CONNECT_TIMEOUT_S * 1000),
-                }
-            )
-        )
-    except KafkaError as err:
-        raise TopicUnreadable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {CONNECT_TIMEOUT_S:g} s ({type(err).__name__})"
-        ) from None
-    try:
-        deadline = time.monotonic() + 5
-        while not (partitions := sorted(consumer.partitions_for_topic(topic) or ())):
-            if time.monotonic() > deadline:
-                raise TopicUnreadable(f"topic {topic!r} not found (is METRICS_TOPIC right?)")
-            consumer.poll(timeout_ms=100)  # metadata arrives in the background
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        latest: dict[bytes, Any] = {}
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:  # no end offsets (Tansu's are wrong): read until it stays quiet
-            batch = consumer.poll(timeout_ms=200)
-            if batch:
-                quiet_since = time.monotonic()
-            for records in batch.values():
-                for record in records:
-                    latest[record.key or b""] = record.value  # None: a tombstone
-    except KafkaError as err:
-        raise TopicUnreadable(f"reading {topic}: {type(err).__name__}: {err}") from None
-    finally:
-        consumer.close()
+    latest = {record.key or b"": record.value for record in read_topic(settings, settings.metrics_topic, "METRICS_TOPIC", idle_s)}
     snapshots, skipped = {}, 0
     for key, value in latest.items():
         if value is None:

@@ -22,7 +22,7 @@ from ..events import event_data, is_unhappy
 from ..notation import parse_duration
 from ..rules import RuleSet, load_rules
 from ..themes import Answer, discover, to_yaml
-from .backtest import DEFAULT_SINCE
+from .backtest import DEFAULT_SINCE, add_history_options
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 INVALID = "not a valid feedback event"
@@ -38,11 +38,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     suggest.add_argument("path", type=Path, help="a rules file or a directory of *.yaml: its `themes:` are the existing themes")
-    source = suggest.add_mutually_exclusive_group(required=True)
-    source.add_argument("--events", type=Path, metavar="FILE.jsonl", help="one feedback event per line (.gz too)")
-    source.add_argument("--from-topic", metavar="TOPIC", help="read the topic itself (no consumer group, never commits)")
-    suggest.add_argument("--since", metavar="DURATION", help=f"with --from-topic: records of the last DURATION (default {DEFAULT_SINCE})")
-    suggest.add_argument("--bootstrap", metavar="HOST:PORT", help="with --from-topic: default KAFKA_BOOTSTRAP_SERVERS")
+    add_history_options(suggest)
     suggest.add_argument("--min-count", type=int, default=3, metavar="N", help="comments a candidate needs (default 3)")
     suggest.add_argument("--max", type=int, default=10, metavar="N", help="candidates at most, largest first (default 10)")
     suggest.add_argument("--terms", type=int, default=5, metavar="N", help="top terms per candidate (default 5)")

@@ -9,7 +9,7 @@
 The task model itself (HEARD steps, the transition table, policies) is `worker.tasks`, below this.
 """
 
-from .desk import WAIT_S, TaskDesk, TopicUnreadable, followup_records
+from .desk import WAIT_S, TaskDesk, followup_records
 from .keeper import Keeper
 
-__all__ = ["WAIT_S", "Keeper", "TaskDesk", "TopicUnreadable", "followup_records"]
+__all__ = ["WAIT_S", "Keeper", "TaskDesk", "followup_records"]

@@ -18,13 +18,20 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from ..broker import common_config, ensure_topics, make_producer, make_state_consumer, state_topic
+from ..broker import (
+    CONNECT_TIMEOUT_S,
+    common_config,
+    ensure_topics,
+    make_producer,
+    make_state_consumer,
+    read_topic,
+    state_topic,
+)
 from ..config import Settings
 from ..stream import StateView
 from ..tasks import ACTION, TASK_RECORD, Case, Cases, refusal
 
 WAIT_S = 15.0
-CONNECT_TIMEOUT_S = 10.0  # kafka-python waits 30 s by default: long for someone at a terminal
 
 
 @dataclass(frozen=True)
@@ -116,57 +123,17 @@ class TaskDesk:
             consumer.close()
 
 
-class TopicUnreadable(Exception):
-    """FOLLOWUP_TOPIC cannot be read: the broker is unreachable, or the topic does not exist. Says which."""
-
-
 def followup_records(settings: Settings, idle_s: float = 1.5, connect_timeout_s: float | None = None) -> tuple[list[Any], int]:
     """Every record of FOLLOWUP_TOPIC, from the beginning, in order within each task (a task's records share a partition);
     and how many records were not task records (skipped). No group, no commits: reading cannot disturb the workers."""
-    from kafka.errors import KafkaError
     from pydantic import ValidationError
 
-    topic = settings.followup_topic
-    connect_timeout_s = CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s
-    try:
-        consumer = KafkaConsumer(
-            **(
-                common_config(settings)
-                | {
-                    "group_id": None,
-                    "enable_auto_commit": False,
-                    "max_poll_records": 5000,
-                    "bootstrap_timeout_ms": int(connect_timeout_s * 1000),
-                }
-            )
-        )
-    except KafkaError as err:
-        raise TopicUnreadable(
-            f"cannot reach Kafka at {settings.kafka_bootstrap_servers} within {connect_timeout_s:g} s ({type(err).__name__})"
-        ) from None
-    try:
-        deadline = time.monotonic() + 5
-        while not (partitions := sorted(consumer.partitions_for_topic(topic) or ())):
-            if time.monotonic() > deadline:
-                raise TopicUnreadable(f"topic {topic!r} not found (is FOLLOWUP_TOPIC right?)")
-            consumer.poll(timeout_ms=100)  # metadata arrives in the background
-        tps = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        skipped, quiet_since = 0, time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:  # no end offsets (Tansu's are wrong): read until it stays quiet
-            batch = consumer.poll(timeout_ms=200)
-            if batch:
-                quiet_since = time.monotonic()
-            for tp in sorted(batch):
-                for record in batch[tp]:
-                    try:
-                        records.append(TASK_RECORD.validate_json(record.value or b""))
-                    except ValidationError:
-                        skipped += 1
-        return records, skipped
-    except KafkaError as err:
-        raise TopicUnreadable(f"reading {topic}: {type(err).__name__}: {err}") from None
-    finally:
-        consumer.close()
+    timeout = CONNECT_TIMEOUT_S if connect_timeout_s is None else connect_timeout_s
+    records: list[Any] = []
+    skipped = 0
+    for record in read_topic(settings, settings.followup_topic, "FOLLOWUP_TOPIC", idle_s, timeout):
+        try:
+            records.append(TASK_RECORD.validate_json(record.value or b""))
+        except ValidationError:
+            skipped += 1
+    return records, skipped
