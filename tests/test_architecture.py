@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("themes", ["worker.themes"]),  # comment themes: tokens, stems, matching, the root-cause model
     ("stream", ["worker.stream"]),  # Kafka bookkeeping: checkpoint, dead letters, the state topic, counters
     ("metrics", ["worker.metrics"]),
+    ("rising", ["worker.rising"]),  # rising complaints' term counts per window, in the state topic
     ("tasks", ["worker.tasks"]),  # above metrics: a task's lifecycle feeds the loop KPIs (tasks/kpis.py)
     ("rules", ["worker.rules"]),
     ("alerting", ["worker.alerting"]),  # what a message says: render, cards, throttle, silences, digests

@@ -50,3 +50,10 @@ def test_the_emerging_block_is_checked_with_file_and_line(tmp_path: Path) -> Non
 def test_the_shipped_rules_turn_rising_complaints_on() -> None:
     spec = load_rules(Path(__file__).resolve().parents[2] / "rules").emerging
     assert spec is not None and spec.channel == "#cx-insights" and spec.windows == 28
+
+
+def test_a_window_is_whole_minutes_and_the_baseline_whole_windows() -> None:
+    assert EmergingSpec(channel="#x", window="1m", baseline="10m").windows == 10  # what the tests and the demo use
+    for window, baseline in [("30s", "10m"), ("90s", "15m"), ("10m", "25m")]:
+        with pytest.raises(ValueError, match="whole minutes|whole number of windows"):
+            EmergingSpec(channel="#x", window=window, baseline=baseline)

@@ -1,7 +1,7 @@
 """The worker state topic: what every replica must know, in one compacted log (STATE_TOPIC).
 
-Metric partials, throttle episodes, silences, metric-rule firing and what was posted to
-Slack all live here, so a
+Metric partials, throttle episodes, silences, metric-rule firing, rising complaints' term
+counts and what was posted to Slack all live here, so a
 restart or a second replica picks up exactly where the others are. The topic has one
 partition: every record written before another is read before it, which `sync` relies on.
 
@@ -23,6 +23,8 @@ None is a tombstone (compaction removes the key).
     pool       tasks/ (Cases)             <pool>
     outcome    tasks/ (Cases)             <action id>
     cause      tasks/ (CauseModel)        <root cause>: the words of the tasks resolved with it (tasks/learning.py)
+    terms      rising/counts.py           <partition>|<size s>|<start s>: a window's term counts (rising complaints)
+    terms-seen rising/counts.py           <partition>|<size s>: where the partition's counted history starts
     sync       this module                <token>
 """
 

@@ -47,8 +47,8 @@ class EmergingSpec(BaseModel):
 
     @model_validator(mode="after")
     def _whole_windows(self) -> EmergingSpec:
-        if self.window < timedelta(hours=1) or self.window.total_seconds() % 3600:
-            raise ValueError(f"window must be whole hours, at least 1h, got {format_duration(self.window)}")
+        if self.window < timedelta(minutes=1) or self.window.total_seconds() % 60:
+            raise ValueError(f"window must be whole minutes, at least 1m, got {format_duration(self.window)}")
         if self.baseline < self.window or self.baseline.total_seconds() % self.window.total_seconds():
             raise ValueError(
                 f"baseline must be a whole number of windows ({format_duration(self.window)}), got {format_duration(self.baseline)}"
