@@ -24,9 +24,10 @@ from .config import Settings, deprecations
 from .delivery import Observe, Outbox, Posts, Sink, SlackSink, StdoutSink
 from .interactions import SlackLink, actors_allowed
 from .keeper import Keeper
-from .loop import Loaded, MetricAlerts, Reloader, Rulebook, Tables, Worker, load_checked, make_router
+from .loop import Loaded, MetricAlerts, Reloader, RisingComplaints, Rulebook, Tables, Worker, load_checked, make_router
 from .metrics import LoopBook, Metering, MetricState, MetricWatch
 from .observability import Observability
+from .rising import TermState
 from .stream import StateView, Stats, Stream, check_kafka_internals
 from .tasks import Cases, follow_cases
 
@@ -89,7 +90,7 @@ def build_worker(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Worker:
     """The loop and everything it hands work to, wired once: the stream's bookkeeping, the state tables, the outbox
-    every Slack message goes through, the keeper of tasks, and the metric rules' alerts."""
+    every Slack message goes through, the keeper of tasks, the metric rules' alerts and rising complaints."""
     rules, renderer = loaded
     stream = Stream.open(consumer, producer, settings.commit_interval_seconds, settings.dlq_topic, settings.metrics_topic)
     tables = Tables(view, Throttle(view), Silences(view), cases)
@@ -111,7 +112,15 @@ def build_worker(
         alerts = MetricAlerts(outbox, tables.silences, lambda: book.renderer, settings.slack_default_channel, stream.stats, clock)
         book.watch = MetricWatch(rules.metric_rules, metering.state, metering.emitter.current_start, alerts.fire)
         metering.emitter.watchers.append(book.watch)
-    return Worker(settings, book, tables, stream, outbox, keeper, metering, reloader, link, clock)
+    # Rising complaints (`emerging:` in the rules): term counts published with each checkpoint, before its commit.
+    terms = TermState(view)
+    emerging = RisingComplaints(
+        terms, outbox, tables.silences, lambda: book.rules, lambda: book.renderer, consumer, settings.feedback_topic, clock
+    )
+    stream.checkpoint.before_flush.append(
+        lambda parts: emerging.checkpoint(stream.checkpoint.next_offsets(settings.feedback_topic), int(clock().timestamp()), parts)
+    )
+    return Worker(settings, book, tables, stream, outbox, keeper, metering, reloader, link, clock, emerging)
 
 
 def serve(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 
 from ..events import FeedbackEvent, score_in_words
 from ..metrics import MetricRule, MetricSnapshot, metric_value, responses_for
+from ..notation import format_duration
 from ..rules import Match
 from ..tasks import Case, CauseReport, FollowupAnswer, FollowUpTask
+from ..themes import EmergingSpec, RisingTerm
 from .digest import Digest
 from .escaping import fit, sandbox, slack_escape
 from .rootcauses import ROOT_CAUSES_TEMPLATE, root_cause_context, root_cause_payload
@@ -315,6 +318,49 @@ class AlertRenderer:
             rule_id="root-causes",
             severity="info",
             template=ROOT_CAUSES_TEMPLATE,
+        )
+
+    def render_emerging(
+        self,
+        spec: EmergingSpec,
+        term: RisingTerm,
+        start: int,
+        themes: Sequence[str] = (),
+        examples: Sequence[str] = (),
+        candidate: str | None = None,
+    ) -> Alert:
+        """A rising complaint (`emerging:`): the term, its count against the usual, the window (starting at `start`, unix
+        s), the labels of the themes that cover it, example comments and a candidate theme (YAML). Customer text is
+        escaped by the sandbox like every comment."""
+        size = int(spec.window.total_seconds())
+
+        def when(ts: int) -> str:
+            return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+        window = {"size": format_duration(spec.window), "start": when(start), "end": when(start + size)}
+        context = {
+            "term": term.written,
+            "count": term.count,
+            "usual": term.usual,
+            "ratio": term.ratio,
+            "window": window,
+            "baseline": format_duration(spec.baseline),
+            "themes": list(themes),
+            "examples": list(examples)[: spec.examples],
+            "candidate": candidate,
+        }
+        text, blocks = self.render_json(spec.template, context)
+        payload = {"term": term.key, "written": term.written, "count": term.count, "usual": round(term.usual, 4), "window": window}
+        return Alert(
+            channel=spec.channel,
+            text=text,
+            blocks=blocks,
+            metadata={"event_type": "feedback_rising_complaint", "event_payload": payload},
+            event_id="",
+            task_id="",
+            rule_id="emerging",
+            severity="info",
+            template=spec.template,
         )
 
     def render_json(self, template: str, context: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

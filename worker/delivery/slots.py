@@ -14,6 +14,7 @@ is the slot's name in both places. Every form in use:
     REOPENED      <task>/reopened:<round>                the customer's answer reopened the task, in its thread
     METRIC        metric:<rule id>|<dimension>@<unix s>  a metric rule fired
     ROOT_CAUSES   root-causes:<period end, ISO 8601>     a period's root-cause digest
+    EMERGING      emerging:<start s>|<size s>|<term>     a rising complaint: a term of a window (size s, from unix s)
 
 Task ids never hold "/" (tasks/records.py: "task-" and hex), so the first "/" splits.
 """
@@ -33,17 +34,18 @@ class For(StrEnum):
     REOPENED = "reopened"
     METRIC = "metric"
     ROOT_CAUSES = "root-causes"
+    EMERGING = "emerging"
 
 
 _TASK_NOTES = (For.CHANGE, For.ESCALATED, For.ESCALATION, For.REOPENED)  # <task>/<prefix>:<ref>
-_UNBOUND = (For.METRIC, For.ROOT_CAUSES)  # <prefix>:<ref>, tied to no task
+_UNBOUND = (For.METRIC, For.ROOT_CAUSES, For.EMERGING)  # <prefix>:<ref>, tied to no task
 
 
 @dataclass(frozen=True, slots=True)
 class Slot:
     stands_for: For
-    task_id: str = ""  # the task it belongs to ("" for METRIC and ROOT_CAUSES)
-    ref: str = ""  # the event id, change id, "<reason>:<round>", "<round>", metric key or period end
+    task_id: str = ""  # the task it belongs to ("" for METRIC, ROOT_CAUSES and EMERGING)
+    ref: str = ""  # the event id, change id, "<reason>:<round>", "<round>", metric key, period end or window and term
 
     @property
     def key(self) -> str:
@@ -108,3 +110,9 @@ def metric_slot(firing: str) -> Slot:
 
 def root_causes_slot(period_end: str) -> Slot:
     return Slot(For.ROOT_CAUSES, "", period_end)
+
+
+def emerging_slot(start: int, size: int, term: str) -> Slot:
+    """A rising complaint: `term` (its key: a stem, or two stems) in the window of `size` s starting at `start` (unix s).
+    Terms are runs of word characters and spaces, so the key never holds "/"."""
+    return Slot(For.EMERGING, "", f"{start}|{size}|{term}")

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from ..alerting import Alert, AlertRenderer, Digests, Episode, Item, Silences, Throttle, new_card, notice_alert, with_card
 from ..config import Settings
 from ..delivery import Form, Outbox, Outcome, Owed, Place, alert_slot, answer_slot, metric_slot
-from ..events import FUTURE_LIMIT_S, FeedbackEvent, epoch_seconds, event_data, is_unhappy
+from ..events import FUTURE_LIMIT_S, UNHAPPY, FeedbackEvent, epoch_seconds, event_data, is_unhappy
 from ..interactions import SlackLink
 from ..keeper import Keeper
 from ..metrics import Metering, MetricWatch
@@ -38,6 +38,7 @@ from ..rules import Match, Router, Rule, RuleSet
 from ..stream import Backpressure, PartitionState, StateView, Stats, Stream
 from ..tasks import Cases, FollowUpTask, open_task
 from ..themes import Tagging
+from .emerging import RisingComplaints
 from .rebalance import Rebalance
 from .reload import Reloader
 
@@ -88,8 +89,10 @@ class Worker:
         reloader: Reloader | None = None,
         link: SlackLink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        emerging: RisingComplaints | None = None,
     ) -> None:
         self.settings = settings
+        self.emerging = emerging  # rising complaints: counts the terms of unhappy comments (its checkpoint: service.py)
         self.book = book
         self.outbox = outbox
         self.keeper = keeper
@@ -219,6 +222,8 @@ class Worker:
                     occurred_at.isoformat(),
                     self.stats.late,
                 )
+        if self.emerging is not None and data["comment"] and (data["survey"], data["score"]) in UNHAPPY:
+            self.emerging.count(tp.partition, data, tagging, ts, record.offset, self.now)  # its terms, for rising complaints
         if data["customer"]["id"] in self.cases.answerable and self.keeper.answered(data):
             return  # the customer's answer after a resolution: it closes or reopens their task, and opens none
         match = self.rules.evaluate_data(data)
@@ -421,6 +426,8 @@ class Worker:
         if self.metering is not None:
             self.metering.tick(self.now)
         self.throttle.expire(self.now)
+        if self.emerging is not None:  # judge the current window (on one replica), post each rising term once
+            self.emerging.tick(self.now, {tp.partition for tp in self.owned if tp.topic == self.settings.feedback_topic})
         self.keeper.tick(self.clock())
         if self.link is not None:
             self.link.settle()
@@ -486,6 +493,8 @@ class Worker:
         self.view.sync()
         if self.metering is not None:
             self.metering.assigned(partitions)
+        if self.emerging is not None:
+            self.emerging.assigned(partitions)
         self.owned.update(partitions)
         self.keeper.assigned(partitions)
         self.backpressure.assigned(partitions)
@@ -525,3 +534,5 @@ class Worker:
         self.checkpoint.forget([tp for tp in partitions if tp in self.checkpoint.partitions], revoked)
         if self.metering is not None:
             self.metering.revoked(partitions)
+        if self.emerging is not None:
+            self.emerging.revoked(partitions)

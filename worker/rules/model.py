@@ -75,6 +75,11 @@ class RuleSet:
         object.__setattr__(self, "_data", _matchers(self.rules, "data"))
         object.__setattr__(self, "_tagger", ThemeMatcher(self.themes) if len(self.themes) else None)
 
+    @property
+    def matcher(self) -> ThemeMatcher | None:
+        """The themes' matcher (None: no themes): what `tag` uses, for whoever tags other text alike."""
+        return self._tagger
+
     def tag(self, data: EventData) -> Tagging | None:
         """The themes `data`'s comment mentions, set as `data["themes"]` for rules and metrics to read.
 
