@@ -290,17 +290,19 @@ def test_snapshots_are_exact_with_two_replicas_and_a_kill_9(kafka_bootstrap, top
     want = expected[key]
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     monkeypatch.setenv("METRICS_TOPIC", topics["METRICS_TOPIC"])
+    monkeypatch.setenv("RULES_PATH", str(rules))  # the labels people read come from the rules' themes
     assert main(["report", "themes", "--window", "24h", "--start", key.split("|")[1]]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith(f"{want['responses']} answer(s), {want['comments']} with a comment, {want['tagged']} mentioning a theme")
     header = lines.index(next(line for line in lines if line.startswith("theme ")))
-    rows = [line.split() for line in lines[header + 1 : header + 1 + len(want["themes"])]]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[header + 1 : header + 1 + len(want["themes"])]]
+    labels = {"delivery": "Delivery", "late": "Delivery › Late", "broken": "Delivery › Broken", "billing": "Billing", "praise": "Praise"}
     ranked = sorted(
         want["themes"].items(),
         key=lambda kv: (kv[1]["nps_impact"] is None, -abs(kv[1]["nps_impact"] or 0), -kv[1]["responses"], kv[0]),
     )
     assert [(r[0], r[1], r[4], r[7]) for r in rows] == [
-        (theme, str(t["responses"]), "—" if t["nps_impact"] is None else f"{t['nps_impact']:+.2f}", f"${t['revenue_at_risk']:,.2f}")
+        (labels[theme], str(t["responses"]), "—" if t["nps_impact"] is None else f"{t['nps_impact']:+.2f}", f"${t['revenue_at_risk']:,.2f}")
         for theme, t in ranked
     ]
 
