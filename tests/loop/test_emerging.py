@@ -35,6 +35,7 @@ themes:
 rules:
   - id: never
     when: {survey: ces, score: {gte: 5}}
+    alert: {channel: "#cx-alerts"}
 """
 #: Said every minute, all along: never rising.
 USUAL = ["The app is sluggish again", "Support never answered my email", "The app is sluggish", "Nobody answered my email"]

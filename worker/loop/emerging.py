@@ -97,6 +97,8 @@ class RisingComplaints:
         self._again = 0.0
         self._baseline: tuple[tuple[int, int, int], Totals] | None = None  # (size, start, baseline) → summed counts
         self.verdict: Verdict | None = None
+        self._last: EmergingSpec | None = None  # the spec of the last checkpoint
+        self.judging = False  # this replica is the judge (it owns the partition crc32(OWNER_KEY) mod partitions)
 
     # -- counting (the loop) ------------------------------------------------------------------------
 
@@ -116,8 +118,11 @@ class RisingComplaints:
 
     def checkpoint(self, next_offsets: dict[int, int], now: int, only: list[TopicPartition] | None) -> None:
         """Before the producer is flushed and offsets committed: publish the changed counts (stamped)."""
-        spec = self.rules().emerging
-        baseline = int(spec.baseline.total_seconds()) if spec is not None else 0
+        spec = self.rules().emerging or self._last  # turned off by a reload: what was counted is published all the same
+        if spec is None:
+            return
+        self._last = spec
+        baseline = int(spec.baseline.total_seconds())
         numbers = None if only is None else {tp.partition for tp in only if tp.topic == self.input_topic}
         self.state.checkpoint(next_offsets, now, baseline, numbers)
 
@@ -172,7 +177,11 @@ class RisingComplaints:
         """Is this replica the judge?"""
         if not self._partitions:
             self._partitions = len(self.consumer.partitions_for_topic(self.input_topic) or ())
-        return bool(self._partitions) and zlib.crc32(OWNER_KEY) % self._partitions in owned
+        judging = bool(self._partitions) and zlib.crc32(OWNER_KEY) % self._partitions in owned
+        if judging != self.judging:
+            self.judging = judging
+            log.info("rising complaints: %s", "this replica judges the current window" if judging else "judged by another replica")
+        return judging
 
     def _usual(self, size: int, start: int, baseline: int, changed: set[tuple[int, int]]) -> Totals:
         """The baseline windows' counts summed (kept until one of them changes, or the window moves on)."""
