@@ -32,6 +32,7 @@ from .diagnose import answer_again, resolve_backlog
 from .samples import FeedbackGenerator
 from .surveytool import answer_surveys, wait_for_outcomes
 from .teammate import ACK_WITHIN_S, POOL, RESOLUTIONS, rules_with_short_sla, status_line, wait_for_escalation, work_tasks
+from .wave import provoke, short_window
 
 PARTITIONS = 3
 
@@ -42,6 +43,7 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
     with EmbeddedBroker() as broker:
         shipped = load_settings(None)
         rules, sla_task = rules_with_short_sla(shipped.rules_path, stream)
+        short_window(rules)  # rising complaints judged over minutes, not days (wave.py)
         settings = load_settings(
             None,
             kafka_bootstrap_servers=broker.bootstrap_servers,
@@ -109,6 +111,9 @@ def run_demo(events: int = 300, seed: int = 7, timeout_s: float = 120.0) -> int:
             resolve_backlog(desk, {t for t in [sla_task, *answered] if t}, say)
             say("  two customers write in again; their new tasks' cards suggest a root cause:")
             again = answer_again(settings, desk, say)
+            say("\n▶ Rising complaints: a complaint nobody wrote a theme for, found by the worker and posted once")
+            rising = provoke(settings, say)
+            say(rising if rising is not None else "  ✖ no rising complaint was posted within 30 s")
             statuses = status_line(desk)
             desk.close()
             decided = len(answered)
