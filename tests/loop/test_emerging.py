@@ -137,12 +137,14 @@ def test_a_rising_term_is_posted_once_per_window_and_a_term_common_all_along_nev
 
         send(harness, answer(ZIPPER[5], START + timedelta(seconds=30)))  # more of the same window: no second post
         judged(harness, "zipper", 6)
+        wait_for(lambda: harness.sink.posted, 10, "the post, once owed")
         assert len(posts(harness)) == 1 and harness.sink.posted == ["#cx-insights"]
 
         harness.advance(WINDOW)  # the next window: the wave again, against a baseline that now holds it once
         send(harness, *(answer(comment, START + WINDOW + timedelta(seconds=5 + i)) for i, comment in enumerate(ZIPPER)))
         wait_for(lambda: len(posts(harness)) == 2, 15, "the next window's post")
         assert f"emerging:{int((START + WINDOW).timestamp())}|60|zipper" in posts(harness)
+        wait_for(lambda: len(harness.sink.posted) >= 2, 10, "the post, once owed")  # the OWED record is written first
         assert harness.sink.posted == ["#cx-insights"] * 2
     finally:
         harness.finish()
