@@ -8,8 +8,8 @@
            event opens a task and an alert (the shipped rules keep the events they own).
 
 The rule tests of the shipped files are left out of the derived copies: they describe the
-shipped rules, not these. The shipped themes (`themes:`) are kept; `themes=False` leaves them out,
-and the rules that test `comment.themes` with them: the cost of an answer without tagging.
+shipped rules, not these. The shipped themes (`themes:`) and rising complaints (`emerging:`) are kept;
+`themes=False` leaves them out, and the rules that test `comment.themes`: an answer without tagging.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def rules_for(mix: str, rules_dir: Path, metrics: bool = True, themes: bool = Tr
                     "alert": {"channel": BURST_CHANNEL},
                 }
             )
-        derived = {"rules": rules} | ({"themes": document["themes"]} if themes and document.get("themes") else {})
+        kept = ("themes", "emerging") if themes else ()  # rising complaints count the terms of unhappy comments
+        derived = {"rules": rules} | {key: document[key] for key in kept if document.get(key)}
         (out / path.name).write_text(yaml.safe_dump(derived, allow_unicode=True, sort_keys=False))
     return out
