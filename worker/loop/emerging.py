@@ -110,9 +110,12 @@ class RisingComplaints:
         comment, language = data["comment"], data.get("language")
         if tagging is None:
             tagging = self._matcher().tag(comment, language)
-        terms: dict[str, str] = {}
-        for key, written in term_forms(comment, tagging):
-            terms.setdefault(key, written)  # once per comment, as first written
+        terms = tagging.terms
+        if terms is None:  # once per tagging: a short comment seen before shares its tagging, and so these
+            terms = {}
+            for key, written in term_forms(comment, tagging):
+                terms.setdefault(key, written)  # once per comment, as first written
+            tagging.terms = terms
         size, baseline = int(spec.window.total_seconds()), int(spec.baseline.total_seconds())
         self.state.count(partition, terms, comment, language, ts, offset, now, size, baseline)
 

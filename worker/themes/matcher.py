@@ -76,6 +76,9 @@ class Tagging:
     words: tuple[str, ...]  # the tokens as written
     stems: tuple[str, ...]  # each token's stem (undecided: in the first candidate language), accents removed
     stop: frozenset[str] = field(default=NOTHING, repr=False, compare=False)  # the stop words of `language`
+    #: The comment's terms for rising complaints (key → as first written), worked out once per tagging: a remembered
+    #: comment's tagging is shared, so a repeat costs nothing more (loop/emerging.py fills it).
+    terms: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def keywords(self) -> tuple[str, ...]:
