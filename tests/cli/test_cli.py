@@ -40,7 +40,10 @@ def test_demo_ends_with_a_summary_and_exit_0():
     # The last-24h metrics, read back from the snapshot topic, cover every valid answer, follow-ups included.
     assert "Metrics, last 24h" in out
     overall = re.search(r"^  all customers\s+(\d+)\s+([+-]\d+) ±(\d+)\s+(\d+)%", out, re.M)
-    assert overall and int(overall[1]) == 156 + int(answers[1]) + 2, out  # and the Diagnose step's two new answers
+    wave = re.search(r"sent (\d+) answers with the usual comments .*, then (\d+) unhappy comments about a zipper", out)
+    assert wave, out
+    # ... and the Diagnose step's two new answers, and the rising complaint's history and wave
+    assert overall and int(overall[1]) == 156 + int(answers[1]) + 2 + int(wave[1]) + int(wave[2]), out
     loop = {name: re.search(rf"^  {name}\s+(\S+)", out, re.M) for name in ("resolved", "recovered", "recovery rate")}
     assert all(loop.values()), out
     backlog = re.search(r"resolved (\d+) more tasks, each with the root cause its comment shows", out)
@@ -50,6 +53,8 @@ def test_demo_ends_with_a_summary_and_exit_0():
     # Diagnose: the resolved backlog taught the worker; new tasks' cards suggest the cause their words point to.
     assert re.search(r"its card: Likely: Shipping delay \(\d+ %\): .*hilines", out), out
     assert re.search(r"its card: Likely: Billing error \(\d+ %\): .*rechnung", out), out
+    # A complaint no theme covers, rising: posted once, with the customers' words and a theme to paste.
+    assert out.count("Rising complaint: zipper") == 1 and "no theme covers it" in out and "id: zipper" in out, out
     # What each theme cost, from the same snapshot, largest impact first.
     themes = out[out.index("Themes, last 24h") :].split("═")[0].splitlines()
     assert themes[2].split()[:2] == ["theme", "answers"] and any(line.startswith("  Delivery › Shipping delay ") for line in themes), out
