@@ -115,7 +115,7 @@ def build_worker(
     # Rising complaints (`emerging:` in the rules): term counts published with each checkpoint, before its commit.
     terms = TermState(view)
     emerging = RisingComplaints(
-        terms, outbox, tables.silences, lambda: book.rules, lambda: book.renderer, consumer, settings.feedback_topic, clock
+        terms, outbox, tables.silences, lambda: book.rules, lambda: book.renderer, consumer, settings.feedback_topic, clock, stream.stats
     )
     stream.checkpoint.before_flush.append(
         lambda parts: emerging.checkpoint(stream.checkpoint.next_offsets(settings.feedback_topic), int(clock().timestamp()), parts)

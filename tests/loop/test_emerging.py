@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import wait_for
 from tests.harness import NOW, Harness
+from tests.harness import value as metric_value
 from worker.themes import build_themes
 
 WINDOW = timedelta(minutes=1)
@@ -146,6 +147,7 @@ def test_a_rising_term_is_posted_once_per_window_and_a_term_common_all_along_nev
         assert f"emerging:{int((START + WINDOW).timestamp())}|60|zipper" in posts(harness)
         wait_for(lambda: len(harness.sink.posted) >= 2, 10, "the post, once owed")  # the OWED record is written first
         assert harness.sink.posted == ["#cx-insights"] * 2
+        assert metric_value(harness.scrape(), "feedback_worker_rising_complaints_total") == 2  # what ops graph
     finally:
         harness.finish()
 

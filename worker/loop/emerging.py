@@ -37,6 +37,7 @@ from ..events import EventData
 from ..notation import format_duration
 from ..rising import TermState, Totals
 from ..rules import RuleSet
+from ..stream import Stats
 from ..themes import (
     NO_THEMES,
     Answer,
@@ -81,8 +82,10 @@ class RisingComplaints:
         consumer: KafkaConsumer,
         input_topic: str,
         clock: Callable[[], datetime],
+        stats: Stats | None = None,
     ) -> None:
         self.state = state
+        self.stats = stats or Stats()  # rising_complaints: posted by this replica (/metrics)
         self.outbox = outbox
         self.silences = silences
         self.rules = rules  # the current rule set and renderer (a hot reload swaps them; `emerging:` may change or vanish)
@@ -210,6 +213,7 @@ class RisingComplaints:
         if silence is not None:
             log.info("%s silenced by %s: %s", what, silence.id, silence.reason)
             return
+        self.stats.rising_complaints += 1
         log.warning(
             "rising complaint: %r in %d unhappy comments since %s (usually %.1f per %s)",
             term.written,

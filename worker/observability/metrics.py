@@ -164,6 +164,7 @@ class WorkerCollector(Collector):
             ("alerts_replayed", stats.replayed, "Replayed matches whose message was in Slack already: not posted again."),
             ("digests", stats.digests, "Digest and rate-limit summary messages posted."),
             ("metric_alerts", stats.metric_alerts, "Metric rules that fired."),
+            ("rising_complaints", stats.rising_complaints, "Rising complaints posted (a term far above its usual count)."),
             ("events_late", stats.late, "Valid events too late for every metric window."),
             ("matches_too_old", stats.too_old, "Matches older than ALERT_RECORD_RETENTION: no task, no alert (a replay alerts once)."),
             ("consumer_pauses", stats.pauses, "Times fetching paused because MAX_IN_FLIGHT_ALERTS events waited."),

@@ -41,6 +41,7 @@ class Stats:
     late: int = 0
     too_old: int = 0  # matches older than ALERT_RECORD_RETENTION: no task, no alert (a replay must not alert twice)
     metric_alerts: int = 0
+    rising_complaints: int = 0  # rising complaints this replica judged and posted (issue 22)
     pauses: int = 0  # times fetching paused for Slack to catch up
     reloads: int = 0
     reloads_rejected: int = 0  # edits of rules or templates refused (the old set stayed)
