@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         return _usage("--show must be 0 or more")
     if args.jobs is not None and (args.jobs < 1 or args.events is None):
         return _usage("--jobs must be 1 or more, and goes with --events")
-    if args.events is not None and (args.since is not None or args.bootstrap is not None):
-        return _usage("--since and --bootstrap go with --from-topic, not --events")
-    since = None
-    if args.from_topic is not None:
-        try:
-            since = parse_duration(args.since or DEFAULT_SINCE)
-        except ValueError as err:
-            return _usage(f"--since: {err}")
-    if args.events is not None and not args.events.is_file():
-        reason = "is a directory" if args.events.is_dir() else "not found"
-        return _usage(f"events file {reason}: {args.events}")
+    since = history_since(args)
+    if isinstance(since, str):
+        return _usage(since)
 
     # RulesError and ConfigError reach cli.main, which prints them as for `rules check`.
     settings = load_settings(None, rules_path=args.path, templates_path=args.templates, kafka_bootstrap_servers=args.bootstrap)
@@ -93,6 +86,21 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         print()
         print(render_samples(replay, renderer, args.show))
     return EXIT_OK
+
+
+def history_since(args: argparse.Namespace) -> timedelta | str | None:
+    """The history options (`add_history_options`) checked: how far back `--from-topic` reads (None with `--events`),
+    or the usage error to print."""
+    if args.events is not None and (args.since is not None or args.bootstrap is not None):
+        return "--since and --bootstrap go with --from-topic, not --events"
+    if args.events is not None and not args.events.is_file():
+        return f"events file {'is a directory' if args.events.is_dir() else 'not found'}: {args.events}"
+    if args.from_topic is None:
+        return None
+    try:
+        return parse_duration(args.since or DEFAULT_SINCE)
+    except ValueError as err:
+        return f"--since: {err}"
 
 
 def _usage(message: str) -> int:

@@ -19,10 +19,9 @@ from pathlib import Path
 
 from ..backtest import Progress, Replay, SourceUnavailable, run_file, run_topic
 from ..events import event_data, is_unhappy
-from ..notation import parse_duration
 from ..rules import RuleSet, load_rules
 from ..themes import Answer, discover, to_yaml
-from .backtest import DEFAULT_SINCE, add_history_options
+from .backtest import add_history_options, history_since
 from .exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 INVALID = "not a valid feedback event"
@@ -80,17 +79,9 @@ def cmd_themes_suggest(args: argparse.Namespace) -> int:
     for name, value in (("--min-count", args.min_count), ("--max", args.max), ("--terms", args.terms)):
         if value < 1:
             return _usage(f"{name} must be 1 or more")
-    if args.events is not None and (args.since is not None or args.bootstrap is not None):
-        return _usage("--since and --bootstrap go with --from-topic, not --events")
-    since = None
-    if args.from_topic is not None:
-        try:
-            since = parse_duration(args.since or DEFAULT_SINCE)
-        except ValueError as err:
-            return _usage(f"--since: {err}")
-    if args.events is not None and not args.events.is_file():
-        reason = "is a directory" if args.events.is_dir() else "not found"
-        return _usage(f"events file {reason}: {args.events}")
+    since = history_since(args)
+    if isinstance(since, str):
+        return _usage(since)
 
     rules = load_rules(args.path)  # a RulesError reaches cli.main, which prints it as `rules check` does (exit 2)
     themes = rules.themes
