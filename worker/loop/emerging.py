@@ -39,6 +39,7 @@ from ..rising import TermState, Totals
 from ..rules import RuleSet
 from ..stream import Stats
 from ..themes import (
+    DEFAULT_LANGUAGES,
     NO_THEMES,
     Answer,
     EmergingSpec,
@@ -57,8 +58,6 @@ log = logging.getLogger("worker")
 OWNER_KEY = b"emerging"  # the judge: the owner of feedback partition crc32(OWNER_KEY) mod partitions
 HANDLED_KEPT = 1024  # slots this process posted, is posting or held back: never asked again (bounded)
 AGAIN_S = 30.0  # an unchanged window is judged again this often (a post given up, a silence that ended)
-#: Tried for a comment without a language when the rules define no themes (themes/discovery.py's DEFAULT_LANGUAGES).
-PLAIN_LANGUAGES = ("en", "nl", "de", "es", "et")
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ class RisingComplaints:
         matcher = self.rules().matcher
         if matcher is None:
             if self._plain is None:
-                self._plain = ThemeMatcher(NO_THEMES, PLAIN_LANGUAGES)
+                self._plain = ThemeMatcher(NO_THEMES, DEFAULT_LANGUAGES)  # as themes suggest tries them
             matcher = self._plain
         return matcher
 

@@ -75,7 +75,7 @@ comment seen before (the latest REMEMBERED, up to REMEMBERED_LENGTH characters) 
 first MAX_WORDS words of a comment are tagged (customer text is untrusted).
 """
 
-from .discovery import Answer, Candidate, Discovery, candidate_for, discover, term_forms, to_yaml
+from .discovery import DEFAULT_LANGUAGES, Answer, Candidate, Discovery, candidate_for, discover, term_forms, to_yaml
 from .emerging import EmergingSpec, RisingTerm, covering, rising_terms
 from .language import LanguageGuesser
 from .matcher import Tagging, ThemeMatcher
@@ -97,6 +97,7 @@ __all__ = [
     "discover",
     "to_yaml",
     "CauseCounts",
+    "DEFAULT_LANGUAGES",
     "DEFAULT_MIN_EXAMPLES",
     "LANGUAGES",
     "LanguageGuesser",
