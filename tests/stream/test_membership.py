@@ -18,6 +18,7 @@ import kafka
 import pytest
 from packaging.requirements import Requirement
 
+from tests.conftest import produce, wait_for
 from worker.stream.membership import (
     PRIVATE_ATTRIBUTES,
     SUPPORTED_KAFKA_PYTHON,
@@ -141,3 +142,34 @@ def test_pyproject_pins_kafka_python_to_the_supported_range() -> None:
 
 
 async def _commit(offsets: object) -> None: ...
+
+
+def test_records_fetched_while_in_doubt_are_not_handled_but_fetched_again(
+    kafka_bootstrap: str, topics: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker perhaps evicted (its network stalled) must not decide about records another worker now owns: the batch
+    is put back, and the same records come again once the coordinator has answered."""
+    topic = topics["FEEDBACK_TOPIC"]
+    end = produce(kafka_bootstrap, topic, [(b"c-1", b"answer %d" % i) for i in range(5)])
+    (partition,) = end
+    reader = kafka.KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=topics["CONSUMER_GROUP"], enable_auto_commit=False)
+    try:
+        tp = kafka.TopicPartition(topic, partition)
+        reader.assign([tp])
+        reader.seek(tp, 0)
+        membership = Membership(reader)
+        first = wait_for(lambda: reader.poll(timeout_ms=200), 20, "the first fetch")
+        reader._coordinator.heartbeat.last_receive = time.monotonic() - 60  # no answer for more than half a session (45 s)
+        with caplog.at_level(logging.WARNING, logger="worker"):
+            assert membership.screen(first) == {}, "handed to the loop while in doubt"
+            assert membership.screen({}) == {}
+        assert membership.put_back == 5
+        assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+        assert "not handling fetched records" in caplog.text
+
+        reader._coordinator.heartbeat.last_receive = time.monotonic()  # the coordinator answered: still a member
+        again = wait_for(lambda: reader.poll(timeout_ms=200), 20, "the records fetched again")
+        assert membership.screen(again) == again
+        assert [r.value for r in again[tp]] == [b"answer %d" % i for i in range(5)]
+    finally:
+        reader.close()

@@ -154,6 +154,7 @@ class Worker:
                 batch = self.consumer.poll(timeout_ms=100)  # rebalances happen around here, without the lock
                 self.polled_at = time.monotonic()  # /healthz: the loop is alive
                 with self.lock:
+                    batch = self.membership.screen(batch)  # none while perhaps evicted: fetched again once it is known
                     self.now = self._wall_clock()
                     for tp, records in batch.items():
                         if tp not in self.owned:  # revoked since the fetch: the new owner handles these

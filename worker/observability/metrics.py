@@ -168,6 +168,11 @@ class WorkerCollector(Collector):
             ("events_late", stats.late, "Valid events too late for every metric window."),
             ("matches_too_old", stats.too_old, "Matches older than ALERT_RECORD_RETENTION: no task, no alert (a replay alerts once)."),
             ("consumer_pauses", stats.pauses, "Times fetching paused because MAX_IN_FLIGHT_ALERTS events waited."),
+            (
+                "records_put_back",
+                worker.membership.put_back,
+                "Records fetched while the group membership was in doubt: not handled, fetched again.",
+            ),
             ("snapshots_emitted", worker.metering.emitter.emitted if worker.metering else 0, "Metric snapshots emitted."),
         ):
             families.append(single(counter(name, help_text), value))

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import kafka
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 log = logging.getLogger("worker")
 
@@ -129,6 +129,9 @@ class Membership:
                 " and ".join(missing),
                 _installed(),
             )
+        self.consumer = consumer
+        self.put_back = 0  # records fetched while in doubt, not handled (/metrics)
+        self._said = False
         self._heartbeat = None if missing else consumer._coordinator.heartbeat  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
         self._limit_s = math.inf if missing else consumer._coordinator.heartbeat.config["session_timeout_ms"] / 2000  # type: ignore[attr-defined]  # kafka-python private, in membership.PRIVATE_ATTRIBUTES (checked at start-up)
         self._joined = -math.inf
@@ -144,3 +147,28 @@ class Membership:
         # nothing of the membership. Before any answer, just after subscribing, there is nothing to doubt.
         last = max(self._heartbeat.last_receive, self._joined)
         return math.isfinite(last) and time.monotonic() - last > self._limit_s
+
+    def screen(self, batch: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, list[Any]]:
+        """The fetched records to handle: all of them, or none while in doubt.
+
+        The group may have given the partitions to another worker, which handles their records; what this one would
+        decide and write about them (a task, what it owes Slack) is a second decision about the same answers, which
+        whoever takes the partition over next would post (found by the stalled-network fault test). So they are put
+        back: each partition is sought back to its first record, fetched again once the coordinator answers."""
+        if not batch or not self.in_doubt():
+            self._said = False
+            return batch
+        for tp, records in batch.items():
+            if records:
+                try:
+                    self.consumer.seek(tp, records[0].offset)
+                except ValueError:  # no longer assigned (kafka-python's word for it): nothing to fetch again
+                    pass
+                self.put_back += len(records)
+        if not self._said:
+            self._said = True
+            log.warning(
+                "no word from the Kafka group coordinator for half a session: not handling fetched records until it "
+                "answers (the group may have given this worker's partitions to another, which handles them)"
+            )
+        return {}
