@@ -79,12 +79,6 @@ def test_broker_unreachable_for_30s_in_the_middle_of_a_stream(
     assert_exactly_once(appearances(fake_slack), matching, fake_slack)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN REGRESSION, issue 18 left open for it (closing note of stop 23): since this stop's theme work, about "
-    "1 run in 2 puts 2 of 333 answers in Slack twice (the stalled worker's thread reply, and the new owner's own task "
-    "for the same replayed answer); it passed 4 of 4 at a6e57b4. Quarantined so the rest can land; fix it first.",
-)
 def test_one_worker_network_stalled_while_a_third_joins_the_group(
     broker_proxy: FaultProxy,
     kafka_bootstrap: str,

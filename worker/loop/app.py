@@ -500,8 +500,7 @@ class Worker:
         self.keeper.assigned(partitions)
         self.backpressure.assigned(partitions)
         self.checkpoint.assigned(partitions)
-        for line in self.outbox.take_over(partitions, lambda tp: self.checkpoint.partitions[tp].abandon):
-            self._list_again(line)
+        self.outbox.take_over(partitions, lambda tp: self.checkpoint.partitions[tp].abandon, self._list_again)
         self.joined = True
 
     def revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
