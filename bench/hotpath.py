@@ -98,7 +98,7 @@ class FakeProducer:
         self.state_topic = state_topic
         self.state: list[StateRecord] = []
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> _Sent:
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, partition: int | None = None) -> _Sent:
         self.sent += 1
         if topic == self.state_topic:
             self.state.append(StateRecord(key or b"", value))

@@ -122,7 +122,7 @@ class FakeProducer:
         self.sent: dict[str, int] = {}
         self.records: dict[str, list[tuple[bytes | None, bytes | None]]] = {}  # topic -> (key, value), in the order sent
 
-    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> _Sent:
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None, partition: int | None = None) -> _Sent:
         self.sent[topic] = self.sent.get(topic, 0) + 1
         self.records.setdefault(topic, []).append((key, value))
         if topic in self.routes:

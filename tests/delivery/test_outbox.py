@@ -65,7 +65,7 @@ class RecordingProducer(Fake):
         super().__init__()
         self.log = log
 
-    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         super().send(topic, key, value)
         state = json.loads(value)["state"] if value else "tombstone"
         if key.decode().startswith("post|"):

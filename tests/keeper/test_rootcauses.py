@@ -60,7 +60,7 @@ class Client:
 
     def flush(self) -> None: ...
 
-    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         self.log.records.append(_Record(key, value))
 
     def poll(self, timeout_ms: int = 0, max_records: int = 5000) -> dict[str, list[_Record]]:

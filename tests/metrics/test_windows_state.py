@@ -50,7 +50,7 @@ class Fake:
 
     def flush(self) -> None: ...
 
-    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         self.sent.append((topic, key, value))
 
 

@@ -96,7 +96,7 @@ class _LosingTopic:
     def __init__(self, lose: int) -> None:
         self.lose, self.records, self.read = lose, [], 0
 
-    def send(self, topic: str, key: bytes, value: bytes | None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         if self.lose:
             self.lose -= 1
             return

@@ -128,7 +128,7 @@ class Keeper:
 
     def ask(self, action: Action) -> None:
         """Send an action to the keeper (the commit of the event that asked waits for it to be in Kafka)."""
-        self.checkpoint.publish(self.topic, action.task_id.encode(), action.model_dump_json().encode())
+        self.checkpoint.publish(self.topic, action.task_id.encode(), action.model_dump_json().encode(), partition=0)  # its only one
 
     def open(
         self, task: FollowUpTask, spec: FollowupSpec, channel: str, event: FeedbackEvent, tagging: Tagging | None = None

@@ -73,7 +73,7 @@ class StateView:
 
     def publish(self, records: Iterable[tuple[bytes, bytes | None]]) -> None:
         for key, value in records:
-            future = self.producer.send(self.topic, key=key, value=value)
+            future = self.producer.send(self.topic, key=key, value=value, partition=0)  # one partition: no key hashing
             if self.on_send_error is not None:
                 future.add_errback(self.on_send_error)
 
@@ -97,7 +97,7 @@ class StateView:
 
         def write_marker() -> None:
             tokens.append(uuid.uuid4().hex)
-            self.producer.send(self.topic, key=self.key("sync", tokens[-1]), value=b"{}")
+            self.producer.send(self.topic, key=self.key("sync", tokens[-1]), value=b"{}", partition=0)
             self.producer.flush()
 
         write_marker()
@@ -116,7 +116,7 @@ class StateView:
         self._markers.difference_update(tokens)
         self.synced = True
         for token in tokens:  # let compaction remove the markers
-            self.producer.send(self.topic, key=self.key("sync", token), value=None)
+            self.producer.send(self.topic, key=self.key("sync", token), value=None, partition=0)
 
     def _apply(self, key: str, value: bytes | None) -> None:
         kind, topic, rest = (key.split("|", 2) + ["", ""])[:3]
