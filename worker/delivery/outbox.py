@@ -22,7 +22,8 @@ calls `Outbox.post_once`. The sequence, for slots with no record yet:
 5. **Doubt.** Nothing is released while the worker's group membership is in doubt (`in_doubt`: no
    word from the group coordinator for half a session), and the sink starts no post then. Its
    network may have stalled long enough for the group to give its partitions to another worker,
-   which redoes their events without the records this worker had not written yet.
+   which redoes their events without the records this worker had not written yet. Nor does the
+   loop handle what it fetches then (stream/membership.py, `Membership.screen`).
 
 A slot with a record never posts again from `post_once`: POSTED and DEAD are settled; an OWED one is
 this process's (queued, in flight, in a digest), or its partition owner's to take over. Only a slot
