@@ -77,8 +77,9 @@ def history(start: datetime) -> list[tuple[bytes, bytes]]:
     return answers + [answer(100 + n, comment, start + timedelta(seconds=n)) for n, comment in enumerate(USUAL[:2])]
 
 
-def provoke(settings: Settings, say: Callable[[str], None], timeout_s: float = 30.0) -> str | None:
-    """Send the history and the wave, wait for the rising complaint, and return it as text (None: not within timeout_s)."""
+def provoke(settings: Settings, say: Callable[[str], None], timeout_s: float = 30.0) -> tuple[int, str | None]:
+    """Send the history and the wave, wait for the rising complaint; return how many answers were sent (the metrics
+    count them too) and the message as text (None: not within timeout_s)."""
     now = datetime.now(UTC)
     size = int(WINDOW.total_seconds())
     start = datetime.fromtimestamp(now.timestamp() // size * size, UTC)
@@ -96,7 +97,7 @@ def provoke(settings: Settings, say: Callable[[str], None], timeout_s: float = 3
         f"{WINDOW.seconds // 60} minutes, then {len(WAVE)} unhappy comments about a zipper nobody wrote a theme for"
     )
     message = wait_for_message(settings, timeout_s)
-    return None if message is None else as_text(message)
+    return len(answers), None if message is None else as_text(message)
 
 
 def wait_for_message(settings: Settings, timeout_s: float) -> dict[str, Any] | None:
