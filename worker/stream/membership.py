@@ -155,8 +155,10 @@ class Membership:
         decide and write about them (a task, what it owes Slack) is a second decision about the same answers, which
         whoever takes the partition over next would post (found by the stalled-network fault test). So they are put
         back: each partition is sought back to its first record, fetched again once the coordinator answers."""
-        if not batch or not self.in_doubt():
-            self._said = False
+        if not batch:
+            return batch
+        if not self.in_doubt():
+            self._said = False  # the next spell of doubt is said again
             return batch
         for tp, records in batch.items():
             if records:
